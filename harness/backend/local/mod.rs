@@ -1,0 +1,709 @@
+//! The embedded cluster: a Deployment controller with a pod lifecycle, pods
+//! that are real HTTP servers on loopback, a gateway that routes by the
+//! HTTPRoute, a metrics pipeline, and the HPA controller from `autoscaler`.
+//! All of it runs on the experiment clock, so `--speed` compresses it whole.
+
+pub mod gateway;
+mod hpa;
+pub mod metrics;
+pub mod pod;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use rand::{Rng, SeedableRng};
+use tokio::sync::{watch, Notify};
+use tokio::task::{AbortHandle, JoinHandle};
+
+use super::{Backend, BoxFuture, LoadTarget, Observation};
+use crate::autoscaler::{parse_quantity_milli, ControllerConfig, Millis, PodInfo};
+use crate::clock::Clock;
+use crate::error::{InfraError, InputError};
+use crate::manifests::Manifests;
+use crate::recorder::{Event, HpaSample, PodSample, Replicas};
+use crate::scenario::Loaded;
+use gateway::{Endpoint, Gateway, GatewayOptions};
+use metrics::{History, PodCounters, Snapshot, Windows};
+use pod::{PodHandle, PodModel, PodSpecKind};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Pending,
+    Running,
+    Terminating,
+}
+
+struct PodEntry {
+    name: String,
+    created: f64,
+    phase: Phase,
+    started: Option<f64>,
+    ready_since: Option<f64>,
+    handle: Option<Arc<PodHandle>>,
+    startup: Option<AbortHandle>,
+}
+
+/// Everything the controllers share. Held briefly, never across an await.
+struct State {
+    spec_replicas: i32,
+    pods: Vec<PodEntry>,
+    /// Events in cluster time, waiting for the next observation.
+    events: Vec<Event>,
+    hpa_sample: Option<HpaSample>,
+    hpa_desired: i32,
+    hpa_active: bool,
+    history: History,
+    /// Why pods failed to start, for the infrastructure error.
+    failures: Vec<String>,
+    rng: rand::rngs::StdRng,
+}
+
+/// Fixed facts taken from the manifests and scenario.
+struct Config {
+    namespace: String,
+    deployment: String,
+    replica_set: String,
+    container: String,
+    cpu_request_milli: Option<i64>,
+    memory_request_milli: Option<i64>,
+    pod_kind: PodSpecKind,
+    startup_delay: Duration,
+    probe_path: String,
+    probe_period: Duration,
+    probe_initial_delay: Duration,
+    grace: Duration,
+    /// Services in front of the pods: (name, port).
+    services: Vec<(String, u16)>,
+    hpa: HorizontalPodAutoscaler,
+    controller: ControllerConfig,
+    sync_period: Duration,
+    scrape_interval: Duration,
+    windows: Windows,
+    routes: Vec<(String, BTreeMap<String, String>)>,
+}
+
+struct Shared {
+    clock: Clock,
+    cfg: Config,
+    st: Mutex<State>,
+    /// Wakes the Deployment controller.
+    kick: Notify,
+    gateway: Gateway,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic in one task must not take the whole run down with a poisoned lock.
+        self.st.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn event(&self, st: &mut State, type_: &str, reason: &str, object: String, source: &str, message: String) {
+        st.events.push(Event {
+            t: self.clock.now(),
+            type_: type_.into(),
+            reason: reason.into(),
+            object,
+            source: source.into(),
+            message,
+            ..Default::default()
+        });
+    }
+}
+
+pub struct LocalCluster {
+    shared: Arc<Shared>,
+    tasks: Vec<JoinHandle<()>>,
+    stop: watch::Sender<bool>,
+    host: Option<String>,
+    /// Cluster time at experiment t = 0.
+    origin: f64,
+    /// Per-pod counters at the previous observation: (requests, cpu_ns).
+    last: HashMap<String, (u64, u64)>,
+    last_t: f64,
+}
+
+impl LocalCluster {
+    /// Builds the cluster from the manifests and starts its controllers; the
+    /// first pods start at once. Call `wait_ready` before sending load.
+    pub async fn start(l: &Loaded, m: &Manifests, speed: f64, seed: u64) -> Result<Self> {
+        let s = &l.scenario;
+        let hpa = m.hpa(&l.path, s.target.hpa.as_deref())?.clone();
+        let hpa_spec = hpa.spec.clone().unwrap_or_default();
+        let deploy_name = hpa_spec.scale_target_ref.name.clone();
+        let (dm, deploy): (_, &Deployment) = m
+            .deployments()
+            .find(|(dm, _)| dm.name() == deploy_name)
+            .context("the HPA's scale target is not among the manifests")?;
+        let dspec = deploy.spec.clone().unwrap_or_default();
+        let template_labels = dspec
+            .template
+            .metadata
+            .as_ref()
+            .and_then(|md| md.labels.clone())
+            .unwrap_or_default();
+        let pod_spec = dspec.template.spec.clone().unwrap_or_default();
+        let Some(container) = pod_spec.containers.first().cloned() else {
+            return Err(InputError::new(&dm.file, "the pod template has no containers")
+                .field(format!("Deployment {deploy_name}: spec.template.spec.containers"))
+                .into());
+        };
+        let requests = container
+            .resources
+            .as_ref()
+            .and_then(|r| r.requests.clone())
+            .unwrap_or_default();
+        let cpu_request_milli = requests.get("cpu").and_then(|q| parse_quantity_milli(&q.0));
+        let memory_request_milli = requests.get("memory").and_then(|q| parse_quantity_milli(&q.0));
+        let probe = container.readiness_probe.clone();
+        let probe_path = s
+            .local
+            .pods
+            .readiness_path
+            .clone()
+            .or_else(|| probe.as_ref().and_then(|p| p.http_get.as_ref()).and_then(|g| g.path.clone()))
+            .unwrap_or_else(|| if s.local.pods.command.is_some() { "/".into() } else { "/health".into() });
+        let probe_period =
+            Duration::from_secs(probe.as_ref().and_then(|p| p.period_seconds).unwrap_or(10).max(1) as u64);
+        let probe_initial_delay =
+            Duration::from_secs(probe.as_ref().and_then(|p| p.initial_delay_seconds).unwrap_or(0).max(0) as u64);
+        let grace = pod_spec
+            .termination_grace_period_seconds
+            .map(|g| Duration::from_secs(g.max(0) as u64))
+            .unwrap_or(s.local.pods.termination_grace);
+
+        // Services whose selector picks the Deployment's pods.
+        let services: Vec<(String, u16)> = m
+            .services()
+            .filter(|(_, svc)| {
+                let sel = svc.spec.as_ref().and_then(|sp| sp.selector.clone()).unwrap_or_default();
+                !sel.is_empty() && sel.iter().all(|(k, v)| template_labels.get(k) == Some(v))
+            })
+            .flat_map(|(sm, svc)| {
+                let ports: Vec<u16> = svc
+                    .spec
+                    .as_ref()
+                    .and_then(|sp| sp.ports.clone())
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|p| p.port as u16)
+                    .collect();
+                let name = sm.name();
+                ports.into_iter().map(move |p| (name.clone(), p))
+            })
+            .collect();
+
+        let routes: Vec<_> = m.routes().map(|(_, r)| r.clone()).collect();
+        let route_meta: Vec<(String, BTreeMap<String, String>)> = routes
+            .iter()
+            .map(|r| {
+                (
+                    format!(
+                        "{}/{}",
+                        r.metadata.namespace.clone().unwrap_or_else(|| "default".into()),
+                        r.metadata.name.clone().unwrap_or_default()
+                    ),
+                    r.metadata.labels.clone().unwrap_or_default(),
+                )
+            })
+            .collect();
+        m.route(&l.path, &s.target.route)?;
+
+        let model = &s.local.pods.model;
+        let pod_kind = match &s.local.pods.command {
+            Some(cmd) => PodSpecKind::Command {
+                command: cmd.clone(),
+                env: Vec::new(),
+            },
+            None => PodSpecKind::Builtin(PodModel {
+                concurrency: model.concurrency,
+                service_time: model.service_time.div_f64(speed),
+                cpu_per_request: model.cpu_per_request.div_f64(speed),
+                memory_base_bytes: model.memory_base_mib << 20,
+                memory_per_inflight_bytes: 64 << 10,
+            }),
+        };
+
+        let c = &s.local.controller;
+        let controller = ControllerConfig {
+            tolerance_up: c.tolerance,
+            tolerance_down: c.tolerance,
+            cpu_initialization_period: c.cpu_initialization_period.as_millis() as Millis,
+            initial_readiness_delay: c.initial_readiness_delay.as_millis() as Millis,
+            downscale_stabilization: c.downscale_stabilization.as_millis() as Millis,
+            ..ControllerConfig::default()
+        };
+
+        let gateway = Gateway::start(
+            &routes,
+            GatewayOptions {
+                upstream_timeout: s.load.request.timeout.div_f64(speed) + Duration::from_secs(1),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| InfraError(format!("cannot start the gateway: {e:#}")))?;
+
+        let ns = deploy.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+        let replica_set = format!("{deploy_name}-{}", template_hash(&deploy_name));
+        let mt = &s.local.metrics;
+        let keep = mt.window.max(mt.resource_window).as_secs_f64() + 2.0 * mt.scrape_interval.as_secs_f64();
+        let initial = s.target.replicas.or(dspec.replicas).unwrap_or(1);
+        let shared = Arc::new(Shared {
+            clock: Clock::new(tokio::time::Instant::now(), speed),
+            cfg: Config {
+                namespace: ns,
+                deployment: deploy_name,
+                replica_set,
+                container: container.name.clone(),
+                cpu_request_milli,
+                memory_request_milli,
+                pod_kind,
+                startup_delay: s.local.pods.startup_delay,
+                probe_path,
+                probe_period,
+                probe_initial_delay,
+                grace,
+                services,
+                hpa,
+                controller,
+                sync_period: c.sync_period,
+                scrape_interval: mt.scrape_interval,
+                windows: Windows {
+                    rate: mt.window.as_secs_f64(),
+                    resource: mt.resource_window.as_secs_f64(),
+                    speed,
+                    container: container.name.clone(),
+                },
+                routes: route_meta,
+            },
+            st: Mutex::new(State {
+                spec_replicas: initial,
+                pods: Vec::new(),
+                events: Vec::new(),
+                hpa_sample: None,
+                hpa_desired: initial,
+                hpa_active: false,
+                history: History::new(keep),
+                failures: Vec::new(),
+                rng: rand::rngs::StdRng::seed_from_u64(seed),
+            }),
+            kick: Notify::new(),
+            gateway,
+        });
+
+        let (stop, stop_rx) = watch::channel(false);
+        let tasks = vec![
+            tokio::spawn(deployment_controller(shared.clone(), stop_rx.clone())),
+            tokio::spawn(scraper(shared.clone(), stop_rx.clone())),
+            tokio::spawn(hpa::controller(shared.clone(), stop_rx)),
+        ];
+        let host = s.target.host.clone().or_else(|| {
+            m.route(&l.path, &s.target.route)
+                .ok()
+                .and_then(|r| r.spec.hostnames.clone())
+                .and_then(|h| h.into_iter().find(|h| !h.starts_with('*')))
+        });
+        Ok(Self {
+            shared,
+            tasks,
+            stop,
+            host,
+            origin: 0.0,
+            last: HashMap::new(),
+            last_t: 0.0,
+        })
+    }
+
+    /// Waits, like `kubectl wait`, until every replica is ready and the HPA has
+    /// computed a replica count from its metrics; experiment time starts then.
+    pub async fn wait_ready(&mut self, timeout: Duration) -> Result<()> {
+        let sh = &self.shared;
+        let deadline = timeout.as_secs_f64();
+        loop {
+            {
+                let st = sh.lock();
+                let ready = st
+                    .pods
+                    .iter()
+                    .filter(|p| p.phase != Phase::Terminating && p.ready_since.is_some())
+                    .count() as i32;
+                if ready >= st.spec_replicas && st.hpa_active {
+                    break;
+                }
+                if sh.clock.now() > deadline {
+                    let why = if let Some(f) = st.failures.last() {
+                        f.clone()
+                    } else if ready < st.spec_replicas {
+                        format!(
+                            "{ready} of {} pods became ready (readiness probe GET {})",
+                            st.spec_replicas, sh.cfg.probe_path
+                        )
+                    } else {
+                        let cond = st
+                            .hpa_sample
+                            .as_ref()
+                            .and_then(|h| h.conditions.iter().find(|c| c.type_ == "ScalingActive"))
+                            .map(|c| format!("{}: {}", c.reason, c.message))
+                            .unwrap_or_else(|| "no status yet".into());
+                        format!("the HPA never reported ScalingActive=True ({cond})")
+                    };
+                    return Err(InfraError(format!(
+                        "the embedded cluster was not ready within {}: {why}",
+                        crate::scenario::fmt_dur(timeout)
+                    ))
+                    .into());
+                }
+                if let Some(f) = st.failures.last() {
+                    return Err(InfraError(format!("a pod failed to start: {f}")).into());
+                }
+            }
+            sh.clock.sleep(Duration::from_millis(500)).await;
+        }
+        self.origin = sh.clock.now();
+        self.last_t = self.origin;
+        let st = sh.lock();
+        for p in &st.pods {
+            if let Some(h) = &p.handle {
+                self.last.insert(p.name.clone(), (sh.gateway.pod_requests(&p.name), h.stats().cpu_busy_ns));
+            }
+        }
+        Ok(())
+    }
+
+    /// The gateway's Prometheus endpoint, for people who want to watch live.
+    pub fn metrics_url(&self) -> String {
+        format!("http://{}/metrics", self.shared.gateway.admin_addr())
+    }
+}
+
+impl Backend for LocalCluster {
+    fn target(&self) -> LoadTarget {
+        LoadTarget {
+            base_url: format!("http://{}", self.shared.gateway.addr()),
+            host: self.host.clone(),
+        }
+    }
+
+    fn observe(&mut self, _t: f64) -> Observation {
+        let sh = &self.shared;
+        let now = sh.clock.now();
+        let dt = (now - self.last_t).max(1e-9);
+        self.last_t = now;
+        let mut st = sh.lock();
+        let mut pods = Vec::new();
+        let mut next = HashMap::new();
+        for p in &st.pods {
+            let (requests, cpu_ns, memory, in_flight) = match &p.handle {
+                Some(h) => {
+                    let s = h.stats();
+                    (sh.gateway.pod_requests(&p.name), s.cpu_busy_ns, s.memory_bytes, s.in_flight)
+                }
+                None => (0, 0, 0, 0),
+            };
+            let (r0, c0) = self.last.get(&p.name).copied().unwrap_or((requests, cpu_ns));
+            next.insert(p.name.clone(), (requests, cpu_ns));
+            let cpu_millicores = cpu_ns.saturating_sub(c0) as f64 * sh.clock.speed() / 1e9 / dt * 1000.0;
+            pods.push(PodSample {
+                name: p.name.clone(),
+                phase: match p.phase {
+                    Phase::Pending => "Pending",
+                    Phase::Running => "Running",
+                    Phase::Terminating => "Terminating",
+                }
+                .into(),
+                ready: p.phase == Phase::Running && p.ready_since.is_some(),
+                qps: requests.saturating_sub(r0) as f64 / dt,
+                cpu_millicores,
+                cpu_utilization: sh
+                    .cfg
+                    .cpu_request_milli
+                    .filter(|r| *r > 0)
+                    .map(|r| cpu_millicores / r as f64 * 100.0),
+                memory_bytes: memory,
+                in_flight,
+            });
+        }
+        self.last = next;
+        let active: Vec<&PodEntry> = st.pods.iter().filter(|p| p.phase != Phase::Terminating).collect();
+        let replicas = Replicas {
+            spec: st.spec_replicas,
+            current: active.len() as i32,
+            ready: active.iter().filter(|p| p.ready_since.is_some()).count() as i32,
+            desired: st.hpa_desired,
+        };
+        let origin = self.origin;
+        let events = st
+            .events
+            .drain(..)
+            .map(|mut e| {
+                e.t -= origin;
+                e
+            })
+            .collect();
+        Observation {
+            replicas,
+            pods,
+            hpa: st.hpa_sample.clone(),
+            events,
+        }
+    }
+
+    fn shutdown(self: Box<Self>) -> BoxFuture<'static, Result<()>> {
+        Box::pin(async move {
+            let _ = self.stop.send(true);
+            for t in &self.tasks {
+                t.abort();
+            }
+            let handles: Vec<Arc<PodHandle>> = {
+                let mut st = self.shared.lock();
+                for p in &st.pods {
+                    if let Some(a) = &p.startup {
+                        a.abort();
+                    }
+                }
+                st.pods.drain(..).filter_map(|p| p.handle).collect()
+            };
+            // Short grace: the experiment is over, nothing is waiting for answers.
+            let grace = self.shared.clock.real(Duration::from_secs(2)).min(Duration::from_secs(2));
+            let stops = handles.into_iter().map(|h| async move { h.drain_and_stop(grace).await });
+            for s in stops {
+                s.await;
+            }
+            self.shared.gateway.shutdown().await;
+            Ok(())
+        })
+    }
+}
+
+/// Kubernetes' pod-template-hash is a short hash of the template; ours only needs to be stable.
+fn template_hash(name: &str) -> String {
+    let mut h: u32 = 2166136261;
+    for b in name.bytes() {
+        h = (h ^ b as u32).wrapping_mul(16777619);
+    }
+    let alphabet = b"bcdfghjklmnpqrstvwxz2456789";
+    (0..9).map(|i| alphabet[((h >> (i * 3)) as usize + i) % alphabet.len()] as char).collect()
+}
+
+fn random_suffix(rng: &mut rand::rngs::StdRng) -> String {
+    let alphabet = b"bcdfghjklmnpqrstvwxz2456789";
+    (0..5).map(|_| alphabet[rng.random_range(0..alphabet.len())] as char).collect()
+}
+
+/// Keeps the number of pods equal to spec.replicas, as the Deployment and
+/// ReplicaSet controllers do.
+async fn deployment_controller(sh: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    loop {
+        reconcile_pods(&sh);
+        tokio::select! {
+            _ = sh.kick.notified() => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+fn reconcile_pods(sh: &Arc<Shared>) {
+    let mut st = sh.lock();
+    let active = st.pods.iter().filter(|p| p.phase != Phase::Terminating).count() as i32;
+    let want = st.spec_replicas;
+    if active == want {
+        return;
+    }
+    let rs = sh.cfg.replica_set.clone();
+    let deploy = format!("Deployment/{}", sh.cfg.deployment);
+    if active < want {
+        for _ in active..want {
+            let name = format!("{rs}-{}", random_suffix(&mut st.rng));
+            let task = tokio::spawn(pod_lifecycle(sh.clone(), name.clone()));
+            st.pods.push(PodEntry {
+                name,
+                created: sh.clock.now(),
+                phase: Phase::Pending,
+                started: None,
+                ready_since: None,
+                handle: None,
+                startup: Some(task.abort_handle()),
+            });
+        }
+        let msg = format!("Scaled up replica set {rs} from {active} to {want}");
+        sh.event(&mut st, "Normal", "ScalingReplicaSet", deploy, "deployment-controller", msg);
+    } else {
+        // The ReplicaSet controller deletes pending before running, unready
+        // before ready, the most recently ready first, then the newest.
+        let mut order: Vec<usize> = (0..st.pods.len())
+            .filter(|&i| st.pods[i].phase != Phase::Terminating)
+            .collect();
+        order.sort_by(|&a, &b| {
+            let (pa, pb) = (&st.pods[a], &st.pods[b]);
+            let rank = |p: &PodEntry| (p.phase == Phase::Running, p.ready_since.is_some());
+            rank(pa)
+                .cmp(&rank(pb))
+                .then_with(|| {
+                    pb.ready_since
+                        .unwrap_or(0.0)
+                        .partial_cmp(&pa.ready_since.unwrap_or(0.0))
+                        .unwrap_or(std::cmp::Ordering::Equal)
+                })
+                .then_with(|| pb.created.partial_cmp(&pa.created).unwrap_or(std::cmp::Ordering::Equal))
+        });
+        for &i in order.iter().take((active - want) as usize) {
+            let p = &mut st.pods[i];
+            p.phase = Phase::Terminating;
+            if let Some(a) = p.startup.take() {
+                a.abort();
+            }
+            let name = p.name.clone();
+            let handle = p.handle.clone();
+            tokio::spawn(terminate(sh.clone(), name, handle));
+        }
+        let msg = format!("Scaled down replica set {rs} from {active} to {want}");
+        sh.event(&mut st, "Normal", "ScalingReplicaSet", deploy, "deployment-controller", msg);
+        drop(st);
+        update_endpoints(sh);
+        return;
+    }
+}
+
+/// Pending → (start-up delay) → Running → (readiness probe) → Ready.
+async fn pod_lifecycle(sh: Arc<Shared>, name: String) {
+    sh.clock.sleep(sh.cfg.startup_delay).await;
+    let handle = match PodHandle::start(&name, &sh.cfg.pod_kind, sh.clock.speed()).await {
+        Ok(h) => Arc::new(h),
+        Err(e) => {
+            let mut st = sh.lock();
+            let msg = format!("pod {name} failed to start: {e:#}");
+            st.failures.push(msg.clone());
+            sh.event(&mut st, "Warning", "Failed", format!("Pod/{name}"), "kubelet", msg);
+            return;
+        }
+    };
+    {
+        let mut st = sh.lock();
+        let Some(p) = st.pods.iter_mut().find(|p| p.name == name) else {
+            return;
+        };
+        p.phase = Phase::Running;
+        p.started = Some(sh.clock.now());
+        p.handle = Some(handle.clone());
+    }
+    sh.clock.sleep(sh.cfg.probe_initial_delay).await;
+    // Probe until the first success; the built-in server answers health
+    // probes outside its capacity model, so a ready pod stays ready.
+    while !handle.probe(&sh.cfg.probe_path).await {
+        sh.clock.sleep(sh.cfg.probe_period).await;
+    }
+    {
+        let mut st = sh.lock();
+        if let Some(p) = st.pods.iter_mut().find(|p| p.name == name && p.phase == Phase::Running) {
+            p.ready_since = Some(sh.clock.now());
+            p.startup = None;
+        }
+    }
+    update_endpoints(&sh);
+}
+
+/// Out of the endpoints at once, then drain in-flight requests and stop.
+async fn terminate(sh: Arc<Shared>, name: String, handle: Option<Arc<PodHandle>>) {
+    update_endpoints(&sh);
+    if let Some(h) = handle {
+        h.drain_and_stop(sh.clock.real(sh.cfg.grace)).await;
+    }
+    sh.lock().pods.retain(|p| p.name != name);
+}
+
+fn update_endpoints(sh: &Arc<Shared>) {
+    let eps: Vec<Endpoint> = {
+        let st = sh.lock();
+        st.pods
+            .iter()
+            .filter(|p| p.phase == Phase::Running && p.ready_since.is_some())
+            .filter_map(|p| {
+                p.handle.as_ref().map(|h| Endpoint {
+                    pod: p.name.clone(),
+                    addr: h.addr(),
+                })
+            })
+            .collect()
+    };
+    for (svc, port) in &sh.cfg.services {
+        sh.gateway.set_endpoints(svc, *port, eps.clone());
+    }
+}
+
+/// Scrapes counters every scrape interval for the metrics pipeline.
+async fn scraper(sh: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let mut k = 0u64;
+    loop {
+        let t = k as f64 * sh.cfg.scrape_interval.as_secs_f64();
+        tokio::select! {
+            _ = sh.clock.sleep_until(t) => {}
+            _ = stop.changed() => return,
+        }
+        let handles: Vec<(String, Arc<PodHandle>)> = sh
+            .lock()
+            .pods
+            .iter()
+            .filter_map(|p| p.handle.clone().map(|h| (p.name.clone(), h)))
+            .collect();
+        let pods = handles
+            .iter()
+            .map(|(name, h)| {
+                let s = h.stats();
+                PodCounters {
+                    name: name.clone(),
+                    cpu_ns: s.cpu_busy_ns,
+                    requests: sh.gateway.pod_requests(name),
+                    memory: s.memory_bytes,
+                }
+            })
+            .collect();
+        let routes = sh
+            .cfg
+            .routes
+            .iter()
+            .map(|(r, _)| (r.clone(), sh.gateway.route_requests(r)))
+            .collect();
+        sh.lock().history.scrape(sh.clock.now(), pods, routes);
+        k += 1;
+    }
+}
+
+/// The pods as the HPA sees them.
+fn pod_infos(sh: &Shared, st: &State) -> Vec<PodInfo> {
+    let ms = |t: f64| (t * 1000.0).round() as Millis;
+    st.pods
+        .iter()
+        .map(|p| {
+            let mut requests = BTreeMap::new();
+            if let Some(c) = sh.cfg.cpu_request_milli {
+                requests.insert("cpu".to_string(), c);
+            }
+            if let Some(m) = sh.cfg.memory_request_milli {
+                requests.insert("memory".to_string(), m);
+            }
+            PodInfo::running(
+                &p.name,
+                match p.phase {
+                    Phase::Pending => "Pending",
+                    _ => "Running",
+                },
+                p.phase == Phase::Terminating,
+                p.started.map(ms),
+                p.started.map(|s| (p.ready_since.is_some(), ms(p.ready_since.unwrap_or(s)))),
+                &sh.cfg.container,
+                requests,
+            )
+        })
+        .collect()
+}
+
+fn snapshot(sh: &Shared, st: &State) -> Snapshot {
+    Snapshot::build(&st.history, &sh.cfg.windows, &sh.cfg.routes)
+}
+
+fn _unused(_: SocketAddr) {}

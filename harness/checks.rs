@@ -1,0 +1,473 @@
+//! Expectations evaluated over a recorded run. Pure: data in, verdict out.
+
+use serde::{Deserialize, Serialize};
+
+/// The outcome of one expectation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckResult {
+    /// Short identifier, e.g. `scale_out 2→3`.
+    pub name: String,
+    /// The bound as a person reads it, e.g. `between 10m-14m at 40-50 QPS offered`.
+    pub bound: String,
+    /// What was measured, e.g. `at 11m42s with 46.1 QPS offered`.
+    pub measured: String,
+    pub passed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    pub checks: Vec<CheckResult>,
+}
+
+impl Verdict {
+    pub fn passed(&self) -> bool {
+        self.checks.iter().all(|c| c.passed)
+    }
+}
+
+use crate::recorder::{decode_hist, Event, RunData, Sample};
+use crate::scenario::{fmt_dur, Expectation, Window};
+use std::time::Duration;
+
+/// Evaluates every expectation over the recorded run.
+pub fn evaluate(expect: &[Expectation], run: &RunData) -> Verdict {
+    Verdict {
+        checks: expect.iter().map(|e| check(e, run)).collect(),
+    }
+}
+
+fn check(e: &Expectation, run: &RunData) -> CheckResult {
+    let rescales: Vec<&Event> = run.events.iter().filter(|e| e.is_rescale()).collect();
+    match e {
+        Expectation::ScaleOut(so) => {
+            let name = match so.from {
+                Some(f) => format!("scale_out {f}→{}", so.to),
+                None => format!("scale_out to {}", so.to),
+            };
+            let mut bound = Vec::new();
+            if let Some(w) = &so.between {
+                bound.push(format!("between {}", fmt_window(w)));
+            }
+            if let Some(r) = &so.offered_qps {
+                bound.push(format!("at {}-{} QPS offered", num(r.low), num(r.high)));
+            }
+            let bound = if bound.is_empty() {
+                "happens".to_string()
+            } else {
+                bound.join(" ")
+            };
+            // The first upward rescale that reaches `to` (from `from`, if given).
+            let hit = rescales.iter().find(|ev| {
+                let (Some(a), Some(b)) = (ev.from_replicas, ev.to_replicas) else {
+                    return false;
+                };
+                b > a && b >= so.to && so.from.is_none_or(|f| a == f)
+            });
+            match hit {
+                None => CheckResult {
+                    name,
+                    bound,
+                    measured: "no such scale-out happened".into(),
+                    passed: false,
+                },
+                Some(ev) => {
+                    let offered = ev.offered_qps.unwrap_or(f64::NAN);
+                    let in_time = so.between.is_none_or(|w| in_window(&w, ev.t));
+                    let in_rate = so.offered_qps.is_none_or(|r| r.contains(offered));
+                    CheckResult {
+                        name,
+                        bound,
+                        measured: format!(
+                            "{}→{} at {} with {:.1} QPS offered",
+                            ev.from_replicas.unwrap_or(0),
+                            ev.to_replicas.unwrap_or(0),
+                            fmt_t(ev.t),
+                            offered
+                        ),
+                        passed: in_time && in_rate,
+                    }
+                }
+            }
+        }
+        Expectation::ScaleIn(si) => {
+            let anchor = run.meta.load_stop_s;
+            let name = format!("scale_in to {}", si.to);
+            let bound = format!("within {} after load stop", fmt_dur(si.within));
+            let at_stop = spec_at(&run.samples, anchor);
+            let hit = rescales
+                .iter()
+                .find(|ev| ev.t >= anchor && ev.to_replicas.is_some_and(|n| n <= si.to));
+            let (measured, passed) = match (hit, at_stop) {
+                (Some(ev), _) => {
+                    let after = ev.t - anchor;
+                    (
+                        format!(
+                            "{}→{} {} after load stop (at {})",
+                            ev.from_replicas.unwrap_or(0),
+                            ev.to_replicas.unwrap_or(0),
+                            fmt_t(after),
+                            fmt_t(ev.t)
+                        ),
+                        after <= si.within.as_secs_f64(),
+                    )
+                }
+                (None, Some(n)) if n <= si.to => (format!("already at {n} when the load stopped"), true),
+                (None, Some(n)) => {
+                    let end = run.samples.last().map(|s| s.t).unwrap_or(anchor);
+                    (
+                        format!("still at {n}, {} after load stop", fmt_t((end - anchor).max(0.0))),
+                        false,
+                    )
+                }
+                (None, None) => ("the run ended before the load stopped".into(), false),
+            };
+            CheckResult {
+                name,
+                bound,
+                measured,
+                passed,
+            }
+        }
+        Expectation::MaxReplicas(n) => {
+            let peak = run
+                .samples
+                .iter()
+                .map(|s| s.replicas.spec)
+                .chain(rescales.iter().filter_map(|e| e.to_replicas))
+                .max();
+            CheckResult {
+                name: "max_replicas".into(),
+                bound: format!("never above {n}"),
+                measured: peak.map_or("no samples".into(), |p| format!("peak {p}")),
+                passed: peak.is_some_and(|p| p <= *n),
+            }
+        }
+        Expectation::MinReplicas(n) => {
+            let low = run
+                .samples
+                .iter()
+                .map(|s| s.replicas.spec)
+                .chain(rescales.iter().filter_map(|e| e.to_replicas))
+                .min();
+            CheckResult {
+                name: "min_replicas".into(),
+                bound: format!("never below {n}"),
+                measured: low.map_or("no samples".into(), |p| format!("lowest {p}")),
+                passed: low.is_some_and(|p| p >= *n),
+            }
+        }
+        Expectation::ErrorRatio(r) => {
+            let (mut bad, mut all) = (0u64, 0u64);
+            for s in &run.samples {
+                bad += s.status.errors() + s.dropped;
+                all += s.status.total() + s.dropped;
+            }
+            let ratio = if all == 0 { 0.0 } else { bad as f64 / all as f64 };
+            CheckResult {
+                name: "error_ratio".into(),
+                bound: format!("below {} (errors and dropped over all requests)", num(r.below)),
+                measured: format!("{:.4} ({bad} of {all})", ratio),
+                passed: all > 0 && ratio < r.below,
+            }
+        }
+        Expectation::Latency(l) => {
+            let samples: Vec<&Sample> = run
+                .samples
+                .iter()
+                .filter(|s| l.during.is_none_or(|w| in_window(&w, s.t)))
+                .collect();
+            let name = format!("latency p{}", num(l.percentile));
+            let mut bound = format!("below {}", fmt_ms(l.below.as_secs_f64() * 1e3));
+            if let Some(w) = &l.during {
+                bound.push_str(&format!(" during {}", fmt_window(w)));
+            }
+            match merged_percentile(&samples, l.percentile) {
+                Some(ms) => CheckResult {
+                    name,
+                    bound,
+                    measured: format!("{} (from intended send time)", fmt_ms(ms)),
+                    passed: ms < l.below.as_secs_f64() * 1e3,
+                },
+                None => CheckResult {
+                    name,
+                    bound,
+                    measured: "no completed requests".into(),
+                    passed: false,
+                },
+            }
+        }
+        Expectation::PodQps(p) => {
+            let name = "pod_qps".to_string();
+            let bound = format!(
+                "{}-{} QPS per ready pod during {}",
+                num(p.between.low),
+                num(p.between.high),
+                fmt_window(&p.during)
+            );
+            let window: Vec<&Sample> = run
+                .samples
+                .iter()
+                .filter(|s| in_window(&p.during, s.t))
+                .collect();
+            // Mean per pod over the samples where it was ready.
+            let mut per_pod: std::collections::BTreeMap<&str, (f64, u32)> = Default::default();
+            for s in &window {
+                for pod in s.pods.iter().filter(|p| p.ready) {
+                    let e = per_pod.entry(pod.name.as_str()).or_default();
+                    e.0 += pod.qps;
+                    e.1 += 1;
+                }
+            }
+            // Pods that were ready for under half the window are transients.
+            let half = (window.len() as u32).div_ceil(2);
+            let means: Vec<f64> = per_pod
+                .values()
+                .filter(|(_, n)| *n >= half.max(1))
+                .map(|(sum, n)| sum / *n as f64)
+                .collect();
+            if means.is_empty() {
+                return CheckResult {
+                    name,
+                    bound,
+                    measured: "no ready pods in the window".into(),
+                    passed: false,
+                };
+            }
+            let lo = means.iter().cloned().fold(f64::INFINITY, f64::min);
+            let hi = means.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let mean = means.iter().sum::<f64>() / means.len() as f64;
+            CheckResult {
+                name,
+                bound,
+                measured: format!(
+                    "mean {:.1} over {} pods (each {:.1}-{:.1})",
+                    mean,
+                    means.len(),
+                    lo,
+                    hi
+                ),
+                passed: p.between.contains(lo) && p.between.contains(hi),
+            }
+        }
+    }
+}
+
+/// Spec replicas at time `t` (the last sample at or before it).
+fn spec_at(samples: &[Sample], t: f64) -> Option<i32> {
+    samples
+        .iter()
+        .take_while(|s| s.t <= t + 1e-9)
+        .last()
+        .map(|s| s.replicas.spec)
+}
+
+/// Exact percentile over the samples' merged histograms (ms of experiment
+/// time); falls back to the worst per-sample value when histograms are missing.
+fn merged_percentile(samples: &[&Sample], pct: f64) -> Option<f64> {
+    let mut merged: Option<hdrhistogram::Histogram<u64>> = None;
+    for s in samples {
+        if let Some(h) = s.latency_hdr.as_deref().and_then(decode_hist) {
+            match &mut merged {
+                Some(m) => {
+                    let _ = m.add(&h);
+                }
+                None => merged = Some(h),
+            }
+        }
+    }
+    if let Some(m) = merged.filter(|m| !m.is_empty()) {
+        return Some(m.value_at_quantile(pct / 100.0) as f64 / 1e3);
+    }
+    let pick = |s: &&&Sample| -> f64 {
+        if pct >= 99.9 {
+            s.latency_ms.p999
+        } else if pct >= 99.0 {
+            s.latency_ms.p99
+        } else if pct >= 90.0 {
+            s.latency_ms.p90
+        } else {
+            s.latency_ms.p50
+        }
+    };
+    samples
+        .iter()
+        .filter(|s| s.completed > 0)
+        .map(|s| pick(&s))
+        .fold(None, |a: Option<f64>, v| Some(a.map_or(v, |a| a.max(v))))
+}
+
+fn in_window(w: &Window, t: f64) -> bool {
+    t >= w.from.as_secs_f64() && t <= w.to.as_secs_f64()
+}
+
+fn fmt_window(w: &Window) -> String {
+    format!("{}-{}", fmt_dur(w.from), fmt_dur(w.to))
+}
+
+/// Experiment seconds as `11m42s`.
+pub fn fmt_t(t: f64) -> String {
+    fmt_dur(Duration::from_secs(t.max(0.0).round() as u64))
+}
+
+fn fmt_ms(ms: f64) -> String {
+    if ms >= 1000.0 {
+        format!("{:.2}s", ms / 1000.0)
+    } else {
+        format!("{:.1}ms", ms)
+    }
+}
+
+fn num(x: f64) -> String {
+    if x.fract() == 0.0 {
+        format!("{x:.0}")
+    } else {
+        format!("{x}")
+    }
+}
+
+/// The verdict as a fixed-width table for the terminal.
+pub fn table(v: &Verdict) -> String {
+    let w_name = v.checks.iter().map(|c| c.name.chars().count()).max().unwrap_or(0).max(11);
+    let w_bound = v.checks.iter().map(|c| c.bound.chars().count()).max().unwrap_or(0).max(5);
+    let w_meas = v.checks.iter().map(|c| c.measured.chars().count()).max().unwrap_or(0).max(8);
+    let pad = |s: &str, w: usize| format!("{s}{}", " ".repeat(w.saturating_sub(s.chars().count())));
+    let mut out = format!(
+        "{}  {}  {}  RESULT\n",
+        pad("EXPECTATION", w_name),
+        pad("BOUND", w_bound),
+        pad("MEASURED", w_meas)
+    );
+    for c in &v.checks {
+        out.push_str(&format!(
+            "{}  {}  {}  {}\n",
+            pad(&c.name, w_name),
+            pad(&c.bound, w_bound),
+            pad(&c.measured, w_meas),
+            if c.passed { "pass" } else { "FAIL" }
+        ));
+    }
+    let failed = v.checks.iter().filter(|c| !c.passed).count();
+    out.push_str(&if v.checks.is_empty() {
+        "no expectations: nothing was asserted\n".to_string()
+    } else if failed == 0 {
+        format!("PASSED: {} of {} expectations held\n", v.checks.len(), v.checks.len())
+    } else {
+        format!("FAILED: {failed} of {} expectations did not hold\n", v.checks.len())
+    });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recorder::{PodSample, Replicas};
+    use crate::scenario::{Range, ScaleIn, ScaleOut};
+
+    fn rescale(t: f64, from: i32, to: i32, offered: f64) -> Event {
+        Event {
+            t,
+            type_: "Normal".into(),
+            reason: "SuccessfulRescale".into(),
+            from_replicas: Some(from),
+            to_replicas: Some(to),
+            offered_qps: Some(offered),
+            ..Default::default()
+        }
+    }
+
+    fn run() -> RunData {
+        let mut r = RunData::default();
+        r.meta.load_stop_s = 1680.0;
+        for t in 0..2100 {
+            let spec = if (700..2040).contains(&t) { 3 } else { 2 };
+            r.samples.push(Sample {
+                t: t as f64,
+                replicas: Replicas {
+                    spec,
+                    current: spec,
+                    ready: spec,
+                    desired: spec,
+                },
+                pods: (0..spec)
+                    .map(|i| PodSample {
+                        name: format!("p{i}"),
+                        ready: true,
+                        qps: 36.0,
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            });
+        }
+        r.events = vec![rescale(700.0, 2, 3, 45.3), rescale(2040.0, 3, 2, 0.0)];
+        r
+    }
+
+    fn so(between: Option<(u64, u64)>, qps: Option<(f64, f64)>) -> Expectation {
+        Expectation::ScaleOut(ScaleOut {
+            from: Some(2),
+            to: 3,
+            between: between.map(|(a, b)| Window {
+                from: Duration::from_secs(a),
+                to: Duration::from_secs(b),
+            }),
+            offered_qps: qps.map(|(low, high)| Range { low, high }),
+        })
+    }
+
+    #[test]
+    fn scale_out_bounds_both_ways() {
+        let r = run();
+        let v = evaluate(&[so(Some((600, 840)), Some((40.0, 50.0)))], &r);
+        assert!(v.passed(), "{}", table(&v));
+        assert_eq!(v.checks[0].measured, "2→3 at 11m40s with 45.3 QPS offered");
+        assert!(!evaluate(&[so(Some((720, 840)), None)], &r).passed());
+        assert!(!evaluate(&[so(None, Some((46.0, 50.0)))], &r).passed());
+    }
+
+    #[test]
+    fn scale_in_measures_from_load_stop() {
+        let r = run();
+        let si = |mins| {
+            Expectation::ScaleIn(ScaleIn {
+                to: 2,
+                within: Duration::from_secs(mins * 60),
+                after: Default::default(),
+            })
+        };
+        let v = evaluate(&[si(7)], &r);
+        assert!(v.passed());
+        assert!(v.checks[0].measured.starts_with("3→2 6m after"), "{}", v.checks[0].measured);
+        assert!(!evaluate(&[si(5)], &r).passed());
+    }
+
+    #[test]
+    fn replica_bounds_and_pod_qps() {
+        let r = run();
+        assert!(evaluate(&[Expectation::MaxReplicas(3), Expectation::MinReplicas(2)], &r).passed());
+        assert!(!evaluate(&[Expectation::MaxReplicas(2)], &r).passed());
+        let pq = |low, high| {
+            Expectation::PodQps(crate::scenario::PodQps {
+                during: Window {
+                    from: Duration::from_secs(1500),
+                    to: Duration::from_secs(1600),
+                },
+                between: Range { low, high },
+            })
+        };
+        assert!(evaluate(&[pq(30.0, 40.0)], &r).passed());
+        assert!(!evaluate(&[pq(37.0, 40.0)], &r).passed());
+    }
+
+    #[test]
+    fn error_ratio_counts_dropped_and_needs_traffic() {
+        let mut r = run();
+        let er = Expectation::ErrorRatio(crate::scenario::ErrorRatio { below: 0.01 });
+        assert!(!evaluate(std::slice::from_ref(&er), &r).passed(), "no traffic must not pass");
+        r.samples[0].status.s2xx = 990;
+        r.samples[0].dropped = 10;
+        assert!(!evaluate(std::slice::from_ref(&er), &r).passed());
+        r.samples[0].status.s2xx = 2000;
+        assert!(evaluate(&[er], &r).passed());
+    }
+}

@@ -1,0 +1,98 @@
+//! Command line: `experiment`, `validate`, `report`.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+use crate::backend::Kind;
+use crate::checks;
+use crate::error::exit;
+use crate::run::{self, Options};
+
+#[derive(Debug, Parser)]
+#[command(name = "autoscale-harness", version, about = "Proves a service autoscales correctly: deploys it with its HPA, drives ramped load through a gateway route, asserts scale-out and scale-in, and writes a report.")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a scenario end to end and print the verdict.
+    Experiment {
+        /// Scenario file; `ramp.yaml` or `ramp` also finds `scenarios/ramp.yaml`.
+        scenario: PathBuf,
+        /// Where the scenario runs.
+        #[arg(long, value_enum, default_value_t = Kind::Local)]
+        backend: Kind,
+        /// Compress experiment time N-fold (request rates rise N-fold in real time).
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+        /// Run directory (default: reports/<scenario>-<UTC timestamp>/).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Plain progress lines instead of the live bar.
+        #[arg(long)]
+        no_progress: bool,
+        /// Seed for pod names, Poisson spacing and anything else random.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Check a scenario and its manifests without running anything.
+    Validate { scenario: PathBuf },
+    /// Re-render report.html, summary.json and junit.xml from a run directory.
+    Report { run_dir: PathBuf },
+}
+
+/// Runs the CLI and returns the process exit code.
+pub async fn run(cli: Cli) -> Result<i32> {
+    match cli.command {
+        Command::Experiment {
+            scenario,
+            backend,
+            speed,
+            out,
+            no_progress,
+            seed,
+        } => {
+            let o = run::experiment(&Options {
+                scenario,
+                backend,
+                speed,
+                out,
+                progress: !no_progress,
+                seed,
+            })
+            .await?;
+            println!("\n{}", checks::table(&o.verdict));
+            println!("report: {}", o.dir.join("report.html").display());
+            Ok(if o.interrupted {
+                eprintln!("interrupted: the run above is partial");
+                exit::INTERRUPTED
+            } else if o.verdict.passed() {
+                exit::PASSED
+            } else {
+                exit::FAILED
+            })
+        }
+        Command::Validate { scenario } => {
+            let (l, m) = run::prepare(&scenario)?;
+            println!(
+                "{}: valid ({} stages, {} manifests with {} objects, {} expectations)",
+                l.path.display(),
+                l.scenario.load.stages.len(),
+                l.scenario.manifests.len(),
+                m.items.len(),
+                l.scenario.expect.len()
+            );
+            Ok(exit::PASSED)
+        }
+        Command::Report { run_dir } => {
+            let v = run::rerender(&run_dir)?;
+            println!("{}", checks::table(&v));
+            println!("report: {}", run_dir.join("report.html").display());
+            Ok(if v.passed() { exit::PASSED } else { exit::FAILED })
+        }
+    }
+}

@@ -1,0 +1,46 @@
+//! Experiment time. Under `--speed N` one experiment-second lasts 1/N real
+//! seconds; everything that waits (stages, sync periods, start-up delays)
+//! waits on this clock so that events do not depend on N.
+
+use std::time::Duration;
+use tokio::time::Instant;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    t0: Instant,
+    speed: f64,
+}
+
+impl Clock {
+    pub fn new(t0: Instant, speed: f64) -> Self {
+        Self { t0, speed }
+    }
+    pub fn start(&self) -> Instant {
+        self.t0
+    }
+    pub fn speed(&self) -> f64 {
+        self.speed
+    }
+    /// Experiment seconds since the start.
+    pub fn now(&self) -> f64 {
+        self.t0.elapsed().as_secs_f64() * self.speed
+    }
+    /// Experiment milliseconds since the start (the autoscaler's time unit).
+    pub fn now_ms(&self) -> i64 {
+        (self.now() * 1000.0).floor() as i64
+    }
+    /// Real duration of an experiment duration.
+    pub fn real(&self, d: Duration) -> Duration {
+        d.div_f64(self.speed)
+    }
+    /// The real instant of experiment time `t` seconds.
+    pub fn instant(&self, t: f64) -> Instant {
+        self.t0 + Duration::from_secs_f64(t.max(0.0) / self.speed)
+    }
+    pub async fn sleep(&self, d: Duration) {
+        tokio::time::sleep(self.real(d)).await
+    }
+    pub async fn sleep_until(&self, t: f64) {
+        tokio::time::sleep_until(self.instant(t)).await
+    }
+}

@@ -1,0 +1,355 @@
+//! Kubernetes manifests decoded into the real API types (k8s-openapi and
+//! gateway-api), the same files a real cluster gets. Validation here covers
+//! what the API server would reject and what the harness needs to run.
+
+use std::path::{Path, PathBuf};
+
+use gateway_api::apis::standard::httproutes::HttpRoute;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::Service;
+use serde::Deserialize;
+
+use crate::error::InputError;
+use crate::yaml;
+
+/// One decoded object and where it came from.
+#[derive(Debug, Clone)]
+pub enum Object {
+    Deployment(Box<Deployment>),
+    Service(Box<Service>),
+    Hpa(Box<HorizontalPodAutoscaler>),
+    HttpRoute(Box<HttpRoute>),
+}
+
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    pub object: Object,
+    pub file: PathBuf,
+    /// 1-based line where the document starts in `file`.
+    pub line: usize,
+    /// The document's own text (for line look-ups and `--dry-run`).
+    pub text: String,
+}
+
+impl Manifest {
+    pub fn kind(&self) -> &'static str {
+        match self.object {
+            Object::Deployment(_) => "Deployment",
+            Object::Service(_) => "Service",
+            Object::Hpa(_) => "HorizontalPodAutoscaler",
+            Object::HttpRoute(_) => "HTTPRoute",
+        }
+    }
+    pub fn name(&self) -> String {
+        let m = match &self.object {
+            Object::Deployment(o) => &o.metadata,
+            Object::Service(o) => &o.metadata,
+            Object::Hpa(o) => &o.metadata,
+            Object::HttpRoute(o) => &o.metadata,
+        };
+        m.name.clone().unwrap_or_default()
+    }
+    fn err(&self, field: &str, msg: impl Into<String>) -> InputError {
+        let line = yaml::line_of(&self.text, field).map(|l| l + self.line - 1);
+        InputError::new(&self.file, msg)
+            .field(format!("{} {}: {field}", self.kind(), self.name()))
+            .at(line.or(Some(self.line)), None)
+    }
+}
+
+/// Every object of a scenario, in manifest order.
+#[derive(Debug, Clone, Default)]
+pub struct Manifests {
+    pub items: Vec<Manifest>,
+}
+
+const SUPPORTED: &str = "apps/v1 Deployment, v1 Service, autoscaling/v2 HorizontalPodAutoscaler, \
+gateway.networking.k8s.io/v1 HTTPRoute";
+
+#[derive(Deserialize)]
+struct TypeMeta {
+    #[serde(rename = "apiVersion")]
+    api_version: Option<String>,
+    kind: Option<String>,
+}
+
+impl Manifests {
+    pub fn load(paths: &[PathBuf]) -> Result<Self, InputError> {
+        let mut items = Vec::new();
+        for p in paths {
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| InputError::new(p, format!("cannot read manifest: {e}")))?;
+            items.extend(parse_file(p, &text)?);
+        }
+        let m = Manifests { items };
+        m.validate()?;
+        Ok(m)
+    }
+
+    pub fn deployments(&self) -> impl Iterator<Item = (&Manifest, &Deployment)> {
+        self.items.iter().filter_map(|m| match &m.object {
+            Object::Deployment(d) => Some((m, d.as_ref())),
+            _ => None,
+        })
+    }
+    pub fn services(&self) -> impl Iterator<Item = (&Manifest, &Service)> {
+        self.items.iter().filter_map(|m| match &m.object {
+            Object::Service(d) => Some((m, d.as_ref())),
+            _ => None,
+        })
+    }
+    pub fn hpas(&self) -> impl Iterator<Item = (&Manifest, &HorizontalPodAutoscaler)> {
+        self.items.iter().filter_map(|m| match &m.object {
+            Object::Hpa(d) => Some((m, d.as_ref())),
+            _ => None,
+        })
+    }
+    pub fn routes(&self) -> impl Iterator<Item = (&Manifest, &HttpRoute)> {
+        self.items.iter().filter_map(|m| match &m.object {
+            Object::HttpRoute(d) => Some((m, d.as_ref())),
+            _ => None,
+        })
+    }
+
+    /// The HPA the scenario watches: by name, or the only one.
+    pub fn hpa(
+        &self,
+        scenario: &Path,
+        name: Option<&str>,
+    ) -> Result<&HorizontalPodAutoscaler, InputError> {
+        let all: Vec<_> = self.hpas().map(|(_, h)| h).collect();
+        let names: Vec<String> = all
+            .iter()
+            .map(|h| h.metadata.name.clone().unwrap_or_default())
+            .collect();
+        match name {
+            Some(n) => all
+                .into_iter()
+                .find(|h| h.metadata.name.as_deref() == Some(n))
+                .ok_or_else(|| {
+                    InputError::new(scenario, format!("no HorizontalPodAutoscaler named `{n}` in the manifests (found: {})", names.join(", ")))
+                        .field("target.hpa")
+                }),
+            None if all.len() == 1 => Ok(all[0]),
+            None => Err(InputError::new(
+                scenario,
+                format!(
+                    "the manifests hold {} HorizontalPodAutoscalers ({}); name the one to watch",
+                    all.len(),
+                    names.join(", ")
+                ),
+            )
+            .field("target.hpa")),
+        }
+    }
+
+    pub fn route(&self, scenario: &Path, name: &str) -> Result<&HttpRoute, InputError> {
+        self.routes()
+            .map(|(_, r)| r)
+            .find(|r| r.metadata.name.as_deref() == Some(name))
+            .ok_or_else(|| {
+                let names: Vec<String> = self.routes().map(|(m, _)| m.name()).collect();
+                InputError::new(
+                    scenario,
+                    format!(
+                        "no HTTPRoute named `{name}` in the manifests (found: {})",
+                        if names.is_empty() { "none".into() } else { names.join(", ") }
+                    ),
+                )
+                .field("target.route")
+            })
+    }
+
+    fn validate(&self) -> Result<(), InputError> {
+        for (m, d) in self.deployments() {
+            let spec = d.spec.as_ref().ok_or_else(|| m.err("spec", "is required"))?;
+            if spec.replicas.is_some_and(|r| r < 0) {
+                return Err(m.err("spec.replicas", "must be ≥ 0"));
+            }
+            let sel = spec.selector.match_labels.clone().unwrap_or_default();
+            let labels = spec
+                .template
+                .metadata
+                .as_ref()
+                .and_then(|md| md.labels.clone())
+                .unwrap_or_default();
+            if sel.is_empty() || sel.iter().any(|(k, v)| labels.get(k) != Some(v)) {
+                return Err(m.err(
+                    "spec.selector",
+                    "matchLabels must be non-empty and match spec.template.metadata.labels",
+                ));
+            }
+        }
+        for (m, h) in self.hpas() {
+            let spec = h.spec.as_ref().ok_or_else(|| m.err("spec", "is required"))?;
+            let min = spec.min_replicas.unwrap_or(1);
+            if min < 1 {
+                return Err(m.err(
+                    "spec.minReplicas",
+                    format!("{min} is not allowed: minReplicas must be ≥ 1"),
+                ));
+            }
+            if spec.max_replicas < 1 {
+                return Err(m.err("spec.maxReplicas", "must be ≥ 1"));
+            }
+            if spec.max_replicas < min {
+                return Err(m.err(
+                    "spec.maxReplicas",
+                    format!(
+                        "{} is below spec.minReplicas {min}: maxReplicas must be ≥ minReplicas",
+                        spec.max_replicas
+                    ),
+                ));
+            }
+            let r = &spec.scale_target_ref;
+            if r.kind != "Deployment" {
+                return Err(m.err(
+                    "spec.scaleTargetRef.kind",
+                    format!("`{}`: the harness scales a Deployment", r.kind),
+                ));
+            }
+            if !self.deployments().any(|(dm, _)| dm.name() == r.name) {
+                return Err(m.err(
+                    "spec.scaleTargetRef.name",
+                    format!("no Deployment named `{}` in the manifests", r.name),
+                ));
+            }
+            if let Some(b) = &spec.behavior {
+                for (dir, rules) in [("scaleUp", &b.scale_up), ("scaleDown", &b.scale_down)] {
+                    let Some(rules) = rules else { continue };
+                    let f = |k: &str| format!("spec.behavior.{dir}.{k}");
+                    if rules
+                        .stabilization_window_seconds
+                        .is_some_and(|w| !(0..=3600).contains(&w))
+                    {
+                        return Err(m.err(&f("stabilizationWindowSeconds"), "must be 0-3600"));
+                    }
+                    if let Some(p) = &rules.select_policy {
+                        if !["Max", "Min", "Disabled"].contains(&p.as_str()) {
+                            return Err(m.err(
+                                &f("selectPolicy"),
+                                format!("`{p}`: allowed are Max, Min, Disabled"),
+                            ));
+                        }
+                    }
+                    for (i, p) in rules.policies.iter().flatten().enumerate() {
+                        if p.value <= 0 || !(1..=1800).contains(&p.period_seconds) {
+                            return Err(m.err(
+                                &f(&format!("policies[{i}]")),
+                                "value must be > 0 and periodSeconds 1-1800",
+                            ));
+                        }
+                        if p.type_ != "Pods" && p.type_ != "Percent" {
+                            return Err(m.err(
+                                &f(&format!("policies[{i}].type")),
+                                format!("`{}`: allowed are Pods, Percent", p.type_),
+                            ));
+                        }
+                    }
+                }
+            }
+            for (i, metric) in spec.metrics.iter().flatten().enumerate() {
+                let allowed = ["Resource", "ContainerResource", "Pods", "Object", "External"];
+                if !allowed.contains(&metric.type_.as_str()) {
+                    return Err(m.err(
+                        &format!("spec.metrics[{i}].type"),
+                        format!("`{}`: allowed are {}", metric.type_, allowed.join(", ")),
+                    ));
+                }
+            }
+        }
+        for (m, r) in self.routes() {
+            for (i, rule) in r.spec.rules.iter().flatten().enumerate() {
+                for (j, b) in rule.backend_refs.iter().flatten().enumerate() {
+                    if b.kind.as_deref().is_some_and(|k| k != "Service") {
+                        return Err(m.err(
+                            &format!("spec.rules[{i}].backendRefs[{j}].kind"),
+                            "only Service backends are supported",
+                        ));
+                    }
+                    if !self.services().any(|(sm, _)| sm.name() == b.name) {
+                        return Err(m.err(
+                            &format!("spec.rules[{i}].backendRefs[{j}].name"),
+                            format!("no Service named `{}` in the manifests", b.name),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Splits a multi-document file and decodes each document by its apiVersion/kind.
+pub fn parse_file(path: &Path, text: &str) -> Result<Vec<Manifest>, InputError> {
+    let mut out = Vec::new();
+    for (start, doc) in split_documents(text) {
+        let shift = |mut e: InputError| {
+            e.line = e.line.map(|l| l + start - 1);
+            e
+        };
+        let tm: TypeMeta = yaml::from_str(path, &doc).map_err(shift)?;
+        let (api, kind) = match (&tm.api_version, &tm.kind) {
+            (Some(a), Some(k)) => (a.as_str(), k.as_str()),
+            _ => {
+                return Err(InputError::new(
+                    path,
+                    format!("each document needs apiVersion and kind; supported: {SUPPORTED}"),
+                )
+                .at(Some(start), None))
+            }
+        };
+        let object = match (api, kind) {
+            ("apps/v1", "Deployment") => {
+                Object::Deployment(Box::new(yaml::from_str(path, &doc).map_err(shift)?))
+            }
+            ("v1", "Service") => Object::Service(Box::new(yaml::from_str(path, &doc).map_err(shift)?)),
+            ("autoscaling/v2", "HorizontalPodAutoscaler") => {
+                Object::Hpa(Box::new(yaml::from_str(path, &doc).map_err(shift)?))
+            }
+            ("gateway.networking.k8s.io/v1", "HTTPRoute") => {
+                Object::HttpRoute(Box::new(yaml::from_str(path, &doc).map_err(shift)?))
+            }
+            _ => {
+                return Err(InputError::new(
+                    path,
+                    format!("{api} {kind} is not supported; supported: {SUPPORTED}"),
+                )
+                .field("kind")
+                .at(Some(start), None))
+            }
+        };
+        out.push(Manifest {
+            object,
+            file: path.to_path_buf(),
+            line: start,
+            text: doc,
+        });
+    }
+    Ok(out)
+}
+
+/// Documents separated by `---` lines, with the 1-based line each starts on;
+/// empty documents (comments only) are skipped.
+fn split_documents(text: &str) -> Vec<(usize, String)> {
+    let mut docs = Vec::new();
+    let mut cur = String::new();
+    let mut start = 1;
+    for (i, line) in text.lines().enumerate() {
+        if line.trim_end() == "---" || line.starts_with("--- ") {
+            docs.push((start, std::mem::take(&mut cur)));
+            start = i + 2;
+            continue;
+        }
+        cur.push_str(line);
+        cur.push('\n');
+    }
+    docs.push((start, cur));
+    docs.into_iter()
+        .filter(|(_, d)| {
+            d.lines()
+                .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        })
+        .collect()
+}

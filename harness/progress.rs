@@ -1,0 +1,111 @@
+//! Live progress: an indicatif bar on a terminal, plain lines otherwise.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::checks::fmt_t;
+use crate::recorder::{Event, Sample};
+
+pub struct Progress {
+    bar: Option<ProgressBar>,
+    total: f64,
+    /// Plain mode prints a line every `every` experiment seconds.
+    every: f64,
+    next: f64,
+}
+
+impl Progress {
+    pub fn new(total_s: f64, fancy: bool) -> Self {
+        let bar = (fancy && std::io::stdout().is_terminal()).then(|| {
+            let b = ProgressBar::new(total_s.ceil() as u64);
+            b.set_style(
+                ProgressStyle::with_template(
+                    "{spinner:.cyan} {prefix:>9} [{bar:30.cyan/blue}] {msg}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            b.enable_steady_tick(Duration::from_millis(120));
+            b
+        });
+        // About 60 lines for a whole run, never more than one per 10 s.
+        let every = (total_s / 60.0).max(10.0);
+        Self {
+            bar,
+            total: total_s,
+            every,
+            next: 0.0,
+        }
+    }
+
+    pub fn message(&self, msg: &str) {
+        match &self.bar {
+            Some(b) => b.println(msg),
+            None => println!("{msg}"),
+        }
+    }
+
+    pub fn sample(&mut self, s: &Sample, interval: f64) {
+        let errors = s.status.errors() + s.dropped;
+        let line = format!(
+            "{:<22} │ {:>6.1} QPS (offered {:>6.1}) │ pods {}/{} ready, desired {} │ p99 {:>7} │ errors {}",
+            truncate(&s.stage, 22),
+            s.completed as f64 / interval,
+            s.offered_qps,
+            s.replicas.ready,
+            s.replicas.spec,
+            s.replicas.desired,
+            fmt_ms(s.latency_ms.p99),
+            errors
+        );
+        match &self.bar {
+            Some(b) => {
+                b.set_position(s.t.max(0.0) as u64);
+                b.set_prefix(format!("{}/{}", fmt_t(s.t), fmt_t(self.total)));
+                b.set_message(line);
+            }
+            None => {
+                if s.t + 1e-9 >= self.next {
+                    println!("{:>7}/{} {line}", fmt_t(s.t), fmt_t(self.total));
+                    self.next += self.every;
+                }
+            }
+        }
+    }
+
+    pub fn event(&self, e: &Event) {
+        if e.type_ == "Warning" || e.is_rescale() {
+            self.message(&format!(
+                "  {:>7} {:<7} {:<18} {}",
+                fmt_t(e.t.max(0.0)),
+                e.type_,
+                e.reason,
+                e.message
+            ));
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        s.chars().take(n - 1).chain(std::iter::once('…')).collect()
+    }
+}
+
+fn fmt_ms(ms: f64) -> String {
+    if ms >= 1000.0 {
+        format!("{:.2}s", ms / 1000.0)
+    } else {
+        format!("{ms:.1}ms")
+    }
+}

@@ -1,0 +1,407 @@
+//! The run record: one `Sample` per experiment-second in `timeline.jsonl`, every
+//! event in `events.jsonl`. Both are written as they happen and flushed each
+//! line, so a crash loses at most the sample being built and `report RUN_DIR`
+//! can re-render any run from these two files alone.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+/// Requests by outcome. Transport failures are kept apart from HTTP statuses
+/// because they mean different things (the server answered vs. it could not).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusCounts {
+    #[serde(rename = "2xx")]
+    pub s2xx: u64,
+    #[serde(rename = "3xx")]
+    pub s3xx: u64,
+    #[serde(rename = "4xx")]
+    pub s4xx: u64,
+    #[serde(rename = "5xx")]
+    pub s5xx: u64,
+    pub timeout: u64,
+    pub connect_error: u64,
+    pub other: u64,
+}
+
+impl StatusCounts {
+    pub fn total(&self) -> u64 {
+        self.s2xx
+            + self.s3xx
+            + self.s4xx
+            + self.s5xx
+            + self.timeout
+            + self.connect_error
+            + self.other
+    }
+    /// Everything that is not a 2xx or 3xx answer counts as an error.
+    pub fn errors(&self) -> u64 {
+        self.s4xx + self.s5xx + self.timeout + self.connect_error + self.other
+    }
+    pub fn add(&mut self, o: &StatusCounts) {
+        self.s2xx += o.s2xx;
+        self.s3xx += o.s3xx;
+        self.s4xx += o.s4xx;
+        self.s5xx += o.s5xx;
+        self.timeout += o.timeout;
+        self.connect_error += o.connect_error;
+        self.other += o.other;
+    }
+}
+
+/// Latency percentiles in milliseconds of experiment time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Percentiles {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+}
+
+/// One pod as seen during a sample.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PodSample {
+    pub name: String,
+    /// Pending, Running, Terminating.
+    pub phase: String,
+    pub ready: bool,
+    /// Requests per experiment-second the gateway sent to this pod in the sample.
+    pub qps: f64,
+    /// CPU usage in millicores over the sample.
+    pub cpu_millicores: f64,
+    /// CPU usage as percent of the pod's CPU request (None without a request).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_utilization: Option<f64>,
+    #[serde(default)]
+    pub memory_bytes: u64,
+    #[serde(default)]
+    pub in_flight: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Replicas {
+    /// The scale target's spec.replicas.
+    pub spec: i32,
+    /// Pods that exist and are not terminating (status.replicas).
+    pub current: i32,
+    pub ready: i32,
+    /// The HPA's status.desiredReplicas.
+    pub desired: i32,
+}
+
+/// One HPA metric as the controller last read it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MetricSample {
+    /// The upstream metric name, e.g. `cpu resource utilization (percentage of request)`.
+    pub name: String,
+    pub current: f64,
+    pub target: f64,
+    /// `%` for utilization, empty for plain quantities.
+    #[serde(default)]
+    pub unit: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConditionSample {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub status: String,
+    pub reason: String,
+    #[serde(default)]
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HpaSample {
+    pub name: String,
+    pub metrics: Vec<MetricSample>,
+    #[serde(default)]
+    pub conditions: Vec<ConditionSample>,
+}
+
+/// One line of timeline.jsonl: what happened during `(t - interval, t]`.
+/// Counts are per sample; with the default 1 s interval they read as rates.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    /// End of the sample interval, experiment seconds since the start.
+    pub t: f64,
+    /// Name of the load stage active at `t` (e.g. `ramp_to 110 over 27m`).
+    pub stage: String,
+    /// Offered load: the scenario's intended rate at `t`, requests per experiment-second.
+    pub offered_qps: f64,
+    /// Requests due in the interval.
+    pub intended: u64,
+    /// Requests actually sent.
+    pub sent: u64,
+    /// Requests completed (any outcome) in the interval; `completed / interval` is achieved QPS.
+    pub completed: u64,
+    /// Requests not sent because the in-flight cap was reached.
+    pub dropped: u64,
+    /// Requests sent more than 1 ms (real time) after their intended time.
+    #[serde(default)]
+    pub late: u64,
+    pub status: StatusCounts,
+    /// Response time measured from each request's intended send time.
+    pub latency_ms: Percentiles,
+    /// Service time measured from the actual send.
+    pub service_ms: Percentiles,
+    /// The sample's response-time histogram (microseconds of experiment time,
+    /// HdrHistogram V2 deflate, base64), so any window's percentiles can be
+    /// computed exactly later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_hdr: Option<String>,
+    pub replicas: Replicas,
+    pub pods: Vec<PodSample>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hpa: Option<HpaSample>,
+}
+
+impl Sample {
+    /// Sum of the QPS the ready pods served: the per-pod view of achieved load.
+    pub fn pods_qps(&self) -> f64 {
+        self.pods.iter().map(|p| p.qps).sum()
+    }
+}
+
+/// Encodes a histogram for `Sample::latency_hdr`.
+pub fn encode_hist(h: &hdrhistogram::Histogram<u64>) -> Option<String> {
+    use base64::Engine;
+    use hdrhistogram::serialization::Serializer;
+    let mut buf = Vec::new();
+    hdrhistogram::serialization::V2DeflateSerializer::new()
+        .serialize(h, &mut buf)
+        .ok()?;
+    Some(base64::engine::general_purpose::STANDARD.encode(buf))
+}
+
+/// Decodes `Sample::latency_hdr`; `None` if it is damaged.
+pub fn decode_hist(s: &str) -> Option<hdrhistogram::Histogram<u64>> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(s).ok()?;
+    hdrhistogram::serialization::Deserializer::new()
+        .deserialize(&mut bytes.as_slice())
+        .ok()
+}
+
+/// One line of events.jsonl, shaped like a Kubernetes Event.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Experiment seconds since the start.
+    pub t: f64,
+    /// `Normal` or `Warning`.
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub reason: String,
+    /// `HorizontalPodAutoscaler/httpbin`, `Deployment/httpbin`, `Pod/httpbin-x`, `Harness/run`.
+    pub object: String,
+    /// The component that emitted it, e.g. `horizontal-pod-autoscaler`.
+    pub source: String,
+    pub message: String,
+    /// For SuccessfulRescale: the size before and after.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_replicas: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_replicas: Option<i32>,
+    /// Offered load (scenario rate) at the moment of the event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offered_qps: Option<f64>,
+}
+
+impl Event {
+    pub fn is_rescale(&self) -> bool {
+        self.reason == "SuccessfulRescale"
+    }
+}
+
+/// Facts about a run that are not per-sample, written to `run.json`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunMeta {
+    pub scenario_name: String,
+    /// Path of the scenario file as given.
+    pub scenario_path: String,
+    /// The scenario file's text, verbatim.
+    pub scenario_text: String,
+    pub backend: String,
+    pub speed: f64,
+    pub seed: u64,
+    /// Wall-clock start, RFC 3339 UTC.
+    pub started_at: String,
+    /// Planned experiment duration, seconds.
+    pub duration_s: f64,
+    /// When the load stops (last instant of non-zero offered rate), experiment seconds.
+    pub load_stop_s: f64,
+    /// Sample interval, experiment seconds.
+    pub interval_s: f64,
+    /// The HPA being watched (`namespace/name`) and its bounds, for the report.
+    pub hpa_name: String,
+    pub min_replicas: i32,
+    pub max_replicas: i32,
+    /// True when the run ended early (Ctrl-C, infrastructure failure).
+    #[serde(default)]
+    pub interrupted: bool,
+    #[serde(default)]
+    pub ended_at_s: f64,
+    /// harness version, host, etc.
+    #[serde(default)]
+    pub environment: BTreeMap<String, String>,
+}
+
+/// Everything recorded about one run.
+#[derive(Debug, Clone, Default)]
+pub struct RunData {
+    pub meta: RunMeta,
+    pub samples: Vec<Sample>,
+    pub events: Vec<Event>,
+}
+
+pub const TIMELINE: &str = "timeline.jsonl";
+pub const EVENTS: &str = "events.jsonl";
+pub const RUN_META: &str = "run.json";
+
+/// Streams samples and events to the run directory, one flushed line each.
+pub struct Recorder {
+    dir: PathBuf,
+    timeline: BufWriter<File>,
+    events: BufWriter<File>,
+    data: RunData,
+}
+
+impl Recorder {
+    pub fn create(dir: &Path, meta: RunMeta) -> Result<Self> {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create run directory {}", dir.display()))?;
+        let open = |name: &str| -> Result<BufWriter<File>> {
+            let p = dir.join(name);
+            Ok(BufWriter::new(
+                File::create(&p).with_context(|| format!("cannot create {}", p.display()))?,
+            ))
+        };
+        let rec = Self {
+            dir: dir.to_path_buf(),
+            timeline: open(TIMELINE)?,
+            events: open(EVENTS)?,
+            data: RunData {
+                meta,
+                ..Default::default()
+            },
+        };
+        rec.write_meta()?;
+        Ok(rec)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn data(&self) -> &RunData {
+        &self.data
+    }
+
+    pub fn meta_mut(&mut self) -> &mut RunMeta {
+        &mut self.data.meta
+    }
+
+    pub fn write_meta(&self) -> Result<()> {
+        let p = self.dir.join(RUN_META);
+        let text = serde_json::to_string_pretty(&self.data.meta)?;
+        std::fs::write(&p, text).with_context(|| format!("cannot write {}", p.display()))
+    }
+
+    pub fn sample(&mut self, s: Sample) -> Result<()> {
+        write_line(&mut self.timeline, &s)?;
+        self.data.samples.push(s);
+        Ok(())
+    }
+
+    pub fn event(&mut self, e: Event) -> Result<()> {
+        write_line(&mut self.events, &e)?;
+        self.data.events.push(e);
+        Ok(())
+    }
+
+    pub fn finish(mut self) -> Result<RunData> {
+        self.timeline.flush()?;
+        self.events.flush()?;
+        self.write_meta()?;
+        Ok(self.data)
+    }
+}
+
+fn write_line<T: Serialize>(w: &mut BufWriter<File>, v: &T) -> Result<()> {
+    serde_json::to_writer(&mut *w, v)?;
+    w.write_all(b"\n")?;
+    w.flush()?;
+    Ok(())
+}
+
+/// Reads a run directory back. A torn last line (the process died mid-write)
+/// is skipped rather than failing the whole run.
+pub fn load_run(dir: &Path) -> Result<RunData> {
+    let meta_path = dir.join(RUN_META);
+    let meta: RunMeta = serde_json::from_str(
+        &std::fs::read_to_string(&meta_path)
+            .with_context(|| format!("cannot read {}", meta_path.display()))?,
+    )
+    .with_context(|| format!("{} is not a valid run record", meta_path.display()))?;
+    Ok(RunData {
+        meta,
+        samples: read_jsonl(&dir.join(TIMELINE))?,
+        events: read_jsonl(&dir.join(EVENTS))?,
+    })
+}
+
+fn read_jsonl<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<T>> {
+    let f = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let lines: Vec<String> = BufReader::new(f).lines().collect::<Result<_, _>>()?;
+    let n = lines.len();
+    let mut out = Vec::with_capacity(n);
+    for (i, line) in lines.iter().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str(line) {
+            Ok(v) => out.push(v),
+            Err(_) if i + 1 == n => break,
+            Err(e) => anyhow::bail!("{}:{}: {}", path.display(), i + 1, e),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_tolerates_a_torn_last_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rec = Recorder::create(dir.path(), RunMeta::default()).unwrap();
+        rec.sample(Sample {
+            t: 1.0,
+            completed: 5,
+            ..Default::default()
+        })
+        .unwrap();
+        rec.event(Event {
+            t: 1.0,
+            reason: "SuccessfulRescale".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        let data = rec.finish().unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join(TIMELINE))
+            .unwrap()
+            .write_all(b"{\"t\": 2.0, \"sta")
+            .unwrap();
+        let back = load_run(dir.path()).unwrap();
+        assert_eq!(back.samples, data.samples);
+        assert_eq!(back.events, data.events);
+    }
+}

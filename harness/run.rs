@@ -1,0 +1,352 @@
+//! One experiment end to end: scenario → backend → load + recorder → checks
+//! → report. Interrupts and failures still clean up and write what was recorded.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use hdrhistogram::Histogram;
+
+use crate::backend::{self, local::LocalCluster, Backend, Kind};
+use crate::checks::{self, Verdict};
+use crate::clock::Clock;
+use crate::error::{InfraError, Interrupted, UsageError};
+use crate::load::{self, IntervalStats, LoadConfig, RateCurve, RequestSpec, Segment, Spacing};
+use crate::manifests::Manifests;
+use crate::progress::Progress;
+use crate::recorder::{self, Percentiles, Recorder, RunData, RunMeta, Sample, StatusCounts};
+use crate::report;
+use crate::scenario::{self, Loaded};
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub scenario: PathBuf,
+    pub backend: Kind,
+    pub speed: f64,
+    pub out: Option<PathBuf>,
+    pub progress: bool,
+    pub seed: u64,
+}
+
+pub struct Outcome {
+    pub verdict: Verdict,
+    pub dir: PathBuf,
+    pub interrupted: bool,
+}
+
+/// How long the embedded cluster may take to become ready, in experiment time.
+const READY_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Loads and cross-checks a scenario and its manifests (the `validate` command).
+pub fn prepare(path: &Path) -> Result<(Loaded, Manifests)> {
+    let loaded = scenario::load(path)?;
+    let manifests = Manifests::load(&loaded.manifest_paths())?;
+    manifests.hpa(&loaded.path, loaded.scenario.target.hpa.as_deref())?;
+    manifests.route(&loaded.path, &loaded.scenario.target.route)?;
+    Ok((loaded, manifests))
+}
+
+pub fn default_out_dir(name: &str) -> PathBuf {
+    let ts = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string();
+    PathBuf::from("reports").join(format!("{name}-{ts}"))
+}
+
+pub async fn experiment(opts: &Options) -> Result<Outcome> {
+    let (loaded, manifests) = prepare(&opts.scenario)?;
+    if !(opts.speed.is_finite() && opts.speed > 0.0 && opts.speed <= 1000.0) {
+        return Err(UsageError(format!(
+            "--speed {}: must be a number in (0, 1000]",
+            opts.speed
+        ))
+        .into());
+    }
+    match opts.backend {
+        Kind::Local => {}
+        other => {
+            return Err(UsageError(format!(
+                "the `{}` backend is not built yet; use `--backend local` (the default)",
+                other.name()
+            ))
+            .into())
+        }
+    }
+    let s = &loaded.scenario;
+    let name = loaded.name();
+    let dir = opts.out.clone().unwrap_or_else(|| default_out_dir(&name));
+    let hpa = manifests.hpa(&loaded.path, s.target.hpa.as_deref())?;
+    let hpa_spec = hpa.spec.clone().unwrap_or_default();
+    let meta = RunMeta {
+        scenario_name: name.clone(),
+        scenario_path: loaded.path.display().to_string(),
+        scenario_text: loaded.text.clone(),
+        backend: opts.backend.name().into(),
+        speed: opts.speed,
+        seed: opts.seed,
+        started_at: jiff::Timestamp::now().to_string(),
+        duration_s: s.duration.as_secs_f64(),
+        load_stop_s: s.load.load_stop(),
+        interval_s: s.sample_interval.as_secs_f64(),
+        hpa_name: format!(
+            "{}/{}",
+            hpa.metadata.namespace.as_deref().unwrap_or("default"),
+            hpa.metadata.name.as_deref().unwrap_or_default()
+        ),
+        min_replicas: hpa_spec.min_replicas.unwrap_or(1),
+        max_replicas: hpa_spec.max_replicas,
+        interrupted: false,
+        ended_at_s: 0.0,
+        environment: environment(),
+    };
+    let mut rec = Recorder::create(&dir, meta)?;
+    let mut progress = Progress::new(s.duration.as_secs_f64(), opts.progress);
+    progress.message(&format!(
+        "autoscale-harness: {name} on the {} backend at speed {}×, {} of experiment time; run dir {}",
+        opts.backend.name(),
+        opts.speed,
+        scenario::fmt_dur(s.duration),
+        dir.display()
+    ));
+
+    let mut signal = std::pin::pin!(shutdown_signal());
+    let mut cluster = LocalCluster::start(&loaded, &manifests, opts.speed, opts.seed).await?;
+    progress.message(&format!(
+        "embedded cluster: gateway {} (metrics {}); waiting for pods and HPA",
+        cluster.target().base_url,
+        cluster.metrics_url()
+    ));
+    let ready = tokio::select! {
+        r = cluster.wait_ready(READY_TIMEOUT) => r,
+        _ = &mut signal => Err(Interrupted.into()),
+    };
+    let mut backend: Box<dyn Backend> = Box::new(cluster);
+    if let Err(e) = ready {
+        // Keep what the cluster said (failed pods, metric errors) for the report.
+        let obs = backend.observe(0.0);
+        for ev in obs.events {
+            rec.event(ev)?;
+        }
+        backend.shutdown().await.ok();
+        rec.meta_mut().interrupted = true;
+        let run = rec.finish()?;
+        let verdict = checks::evaluate(&s.expect, &run);
+        report::write(&dir, &run, &verdict).ok();
+        return Err(e.context(format!("partial record in {}", dir.display())));
+    }
+
+    let target = backend.target();
+    let load_cfg = load_config(&loaded, &target, opts)?;
+    let clock = Clock::new(tokio::time::Instant::now(), opts.speed);
+    let engine = load::start(load_cfg, clock.start())
+        .map_err(|e| InfraError(format!("cannot start the load engine: {e}")))?;
+
+    let interval = s.sample_interval.as_secs_f64();
+    let n = (s.duration.as_secs_f64() / interval).ceil() as u64;
+    let mut interrupted = false;
+    for k in 1..=n {
+        let t = (k as f64 * interval).min(s.duration.as_secs_f64());
+        tokio::select! {
+            _ = clock.sleep_until(t) => {}
+            _ = &mut signal => { interrupted = true; }
+        }
+        let t = if interrupted { clock.now().min(t) } else { t };
+        let stats = engine.take_interval();
+        let obs = backend.observe(t);
+        for mut ev in obs.events {
+            if ev.offered_qps.is_none() {
+                ev.offered_qps = Some(s.load.rate_at(ev.t.max(0.0)).0);
+            }
+            progress.event(&ev);
+            rec.event(ev)?;
+        }
+        let sample = build_sample(t, interval, &loaded, &stats, opts.speed, obs.replicas, obs.pods, obs.hpa);
+        progress.sample(&sample, interval);
+        rec.sample(sample)?;
+        if interrupted {
+            break;
+        }
+    }
+    progress.finish();
+    engine.stop();
+    // In-flight requests get their timeout to finish; they are not counted in samples.
+    let _ = tokio::time::timeout(clock.real(s.load.request.timeout) + Duration::from_secs(1), engine.join()).await;
+    let last = rec.data().samples.last().map(|s| s.t).unwrap_or(0.0);
+    backend.shutdown().await.context("cleaning up the embedded cluster")?;
+    rec.meta_mut().interrupted = interrupted;
+    rec.meta_mut().ended_at_s = last;
+    let run = rec.finish()?;
+    let verdict = finish(&dir, &run, &s.expect)?;
+    Ok(Outcome {
+        verdict,
+        dir,
+        interrupted,
+    })
+}
+
+/// Checks and report for a recorded run (also `report RUN_DIR`).
+pub fn finish(dir: &Path, run: &RunData, expect: &[scenario::Expectation]) -> Result<Verdict> {
+    let verdict = checks::evaluate(expect, run);
+    report::write(dir, run, &verdict)
+        .with_context(|| format!("cannot write the report in {}", dir.display()))?;
+    Ok(verdict)
+}
+
+/// Re-renders report.html, summary.json and junit.xml from a run directory.
+pub fn rerender(dir: &Path) -> Result<Verdict> {
+    let run = recorder::load_run(dir)?;
+    let path = PathBuf::from(&run.meta.scenario_path);
+    let scenario: scenario::Scenario = crate::yaml::from_str(&path, &run.meta.scenario_text)
+        .context("the scenario stored in run.json no longer parses")?;
+    finish(dir, &run, &scenario.expect)
+}
+
+fn load_config(l: &Loaded, target: &backend::LoadTarget, opts: &Options) -> Result<LoadConfig> {
+    let s = &l.scenario;
+    let segments = s
+        .load
+        .pieces()
+        .into_iter()
+        .map(|p| Segment {
+            start: p.start,
+            end: p.end,
+            from_rate: p.from,
+            to_rate: p.to,
+        })
+        .collect();
+    let curve = RateCurve::new(segments).map_err(|e| {
+        crate::error::InputError::new(&l.path, e.to_string()).field("load.stages")
+    })?;
+    let req = &s.load.request;
+    let url: hyper::Uri = format!("{}{}", target.base_url, req.path)
+        .parse()
+        .map_err(|e| crate::error::InputError::new(&l.path, format!("not a valid URL path: {e}")).field("load.request.path"))?;
+    let mut headers: Vec<(String, String)> = req.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    if let Some(h) = &target.host {
+        if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+            headers.push(("host".into(), h.clone()));
+        }
+    }
+    Ok(LoadConfig {
+        curve,
+        spacing: match s.load.spacing {
+            scenario::Spacing::Uniform => Spacing::Uniform,
+            scenario::Spacing::Poisson => Spacing::Poisson { seed: opts.seed },
+        },
+        speed: opts.speed,
+        request: RequestSpec {
+            method: hyper::Method::from_bytes(req.method.as_bytes()).unwrap_or(hyper::Method::GET),
+            url,
+            headers,
+            body: req.body.clone().map(bytes::Bytes::from),
+            timeout: req.timeout,
+        },
+        max_in_flight: s.load.max_in_flight,
+        http2: false,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_sample(
+    t: f64,
+    interval: f64,
+    l: &Loaded,
+    st: &IntervalStats,
+    speed: f64,
+    replicas: crate::recorder::Replicas,
+    pods: Vec<crate::recorder::PodSample>,
+    hpa: Option<crate::recorder::HpaSample>,
+) -> Sample {
+    let (offered, stage) = l.scenario.load.rate_at((t - interval / 2.0).max(0.0));
+    let stage = if t > l.scenario.load.total() + interval / 2.0 {
+        "after load".to_string()
+    } else {
+        stage
+    };
+    let latency = scaled(&st.response_time, speed);
+    Sample {
+        t,
+        stage,
+        offered_qps: offered,
+        intended: st.intended,
+        sent: st.sent,
+        completed: st.completed,
+        dropped: st.dropped,
+        late: st.late,
+        status: StatusCounts {
+            s2xx: st.status.s2xx,
+            s3xx: st.status.s3xx,
+            s4xx: st.status.s4xx,
+            s5xx: st.status.s5xx,
+            timeout: st.status.timeout,
+            connect_error: st.status.connect_error,
+            other: st.status.other,
+        },
+        latency_ms: percentiles(&latency),
+        service_ms: percentiles(&scaled(&st.service_time, speed)),
+        latency_hdr: (!latency.is_empty()).then(|| recorder::encode_hist(&latency)).flatten(),
+        replicas,
+        pods,
+        hpa,
+    }
+}
+
+/// The engine records real microseconds; reports are in experiment time.
+fn scaled(h: &Histogram<u64>, speed: f64) -> Histogram<u64> {
+    let mut out = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("static bounds are valid");
+    for v in h.iter_recorded() {
+        let x = ((v.value_iterated_to() as f64) * speed).round().max(1.0) as u64;
+        let _ = out.record_n(x.min(3_600_000_000), v.count_at_value());
+    }
+    out
+}
+
+fn percentiles(h: &Histogram<u64>) -> Percentiles {
+    if h.is_empty() {
+        return Percentiles::default();
+    }
+    let q = |p: f64| h.value_at_quantile(p) as f64 / 1000.0;
+    Percentiles {
+        p50: q(0.5),
+        p90: q(0.9),
+        p99: q(0.99),
+        p999: q(0.999),
+        max: h.max() as f64 / 1000.0,
+    }
+}
+
+fn environment() -> std::collections::BTreeMap<String, String> {
+    let mut m = std::collections::BTreeMap::new();
+    m.insert("harness_version".into(), env!("CARGO_PKG_VERSION").into());
+    m.insert("os".into(), std::env::consts::OS.into());
+    m.insert("arch".into(), std::env::consts::ARCH.into());
+    m.insert(
+        "cpus".into(),
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).to_string(),
+    );
+    if let Ok(h) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+        m.insert("host".into(), h.trim().into());
+    }
+    m
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

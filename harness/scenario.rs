@@ -1,0 +1,867 @@
+//! The scenario file: which manifests, the local cluster model, the load
+//! profile, the expectations and report options. Decoded with serde (unknown
+//! fields rejected) and validated; every error names file, line and field.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::InputError;
+use crate::yaml;
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Defaults to the file name without extension.
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Total experiment length; observation goes on after the load stops.
+    #[serde(with = "humantime_serde")]
+    pub duration: Duration,
+    /// Sample interval of timeline.jsonl (experiment time).
+    #[serde(default = "one_second", with = "humantime_serde")]
+    pub sample_interval: Duration,
+    /// Kubernetes manifests, applied in this order; paths relative to the scenario file.
+    pub manifests: Vec<PathBuf>,
+    pub target: Target,
+    pub load: Load,
+    /// Settings of the embedded cluster (`--backend local`).
+    #[serde(default)]
+    pub local: Local,
+    #[serde(default)]
+    pub expect: Vec<Expectation>,
+    #[serde(default)]
+    pub report: ReportOptions,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    /// The HTTPRoute that load goes through (metadata.name).
+    pub route: String,
+    /// The HPA to watch (metadata.name); may be omitted when the manifests hold one HPA.
+    #[serde(default)]
+    pub hpa: Option<String>,
+    /// Gateway URL for the `kube` backend; the local backend uses its own gateway.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Host header to send; defaults to the route's first hostname.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Start the scale target at this many replicas (overrides the Deployment's spec.replicas).
+    #[serde(default)]
+    pub replicas: Option<i32>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Load {
+    /// `open` (arrival rate, default). The closed `users` model comes with the Goose engine.
+    #[serde(default)]
+    pub model: LoadModel,
+    #[serde(default)]
+    pub spacing: Spacing,
+    /// Requests outstanding at once; beyond it requests are counted as dropped.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+    #[serde(default)]
+    pub request: Request,
+    pub stages: Vec<Stage>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoadModel {
+    #[default]
+    Open,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Spacing {
+    #[default]
+    Uniform,
+    Poisson,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Request {
+    #[serde(default = "default_method")]
+    pub method: String,
+    #[serde(default = "default_path")]
+    pub path: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub body: Option<String>,
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for Request {
+    fn default() -> Self {
+        Self {
+            method: default_method(),
+            path: default_path(),
+            headers: BTreeMap::new(),
+            body: None,
+            timeout: default_timeout(),
+        }
+    }
+}
+
+/// A request rate in requests per experiment-second: finite and ≥ 0.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Serialize, Deserialize)]
+#[serde(try_from = "f64", into = "f64")]
+pub struct Rate(pub f64);
+
+impl TryFrom<f64> for Rate {
+    type Error = String;
+    fn try_from(v: f64) -> Result<Self, String> {
+        if v.is_finite() && v >= 0.0 {
+            Ok(Rate(v))
+        } else {
+            Err(format!(
+                "invalid rate {v}: expected a number of requests per second ≥ 0"
+            ))
+        }
+    }
+}
+
+impl From<Rate> for f64 {
+    fn from(r: Rate) -> f64 {
+        r.0
+    }
+}
+
+/// One load stage. Written as one of:
+/// `{ramp_to: 110, over: 27m}` (linear from the current rate),
+/// `{hold: 1m}` (keep the current rate),
+/// `{rate: 50, for: 2m}` (instant step, then constant).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "StageFields", into = "StageFields")]
+pub enum Stage {
+    Ramp { to: Rate, over: Duration },
+    Hold { duration: Duration },
+    Step { rate: Rate, duration: Duration },
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StageFields {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ramp_to: Option<Rate>,
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    over: Option<Duration>,
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    hold: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rate: Option<Rate>,
+    #[serde(
+        default,
+        rename = "for",
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    for_: Option<Duration>,
+}
+
+impl TryFrom<StageFields> for Stage {
+    type Error = String;
+    fn try_from(f: StageFields) -> Result<Self, String> {
+        const ALLOWED: &str =
+            "a stage is one of {ramp_to: R, over: D}, {hold: D} or {rate: R, for: D}";
+        match (f.ramp_to, f.over, f.hold, f.rate, f.for_) {
+            (Some(to), Some(over), None, None, None) => Ok(Stage::Ramp { to, over }),
+            (Some(_), None, None, None, None) => Err(format!("`ramp_to` needs `over`; {ALLOWED}")),
+            (None, None, Some(d), None, None) => Ok(Stage::Hold { duration: d }),
+            (None, None, None, Some(rate), Some(d)) => Ok(Stage::Step { rate, duration: d }),
+            (None, None, None, Some(_), None) => Err(format!("`rate` needs `for`; {ALLOWED}")),
+            _ => Err(format!("unexpected combination of keys; {ALLOWED}")),
+        }
+    }
+}
+
+impl From<Stage> for StageFields {
+    fn from(s: Stage) -> Self {
+        match s {
+            Stage::Ramp { to, over } => StageFields {
+                ramp_to: Some(to),
+                over: Some(over),
+                ..Default::default()
+            },
+            Stage::Hold { duration } => StageFields {
+                hold: Some(duration),
+                ..Default::default()
+            },
+            Stage::Step { rate, duration } => StageFields {
+                rate: Some(rate),
+                for_: Some(duration),
+                ..Default::default()
+            },
+        }
+    }
+}
+
+impl Stage {
+    pub fn duration(&self) -> Duration {
+        match self {
+            Stage::Ramp { over, .. } => *over,
+            Stage::Hold { duration } | Stage::Step { duration, .. } => *duration,
+        }
+    }
+    pub fn label(&self) -> String {
+        match self {
+            Stage::Ramp { to, over } => format!("ramp_to {} over {}", to.0, fmt_dur(*over)),
+            Stage::Hold { duration } => format!("hold {}", fmt_dur(*duration)),
+            Stage::Step { rate, duration } => format!("rate {} for {}", rate.0, fmt_dur(*duration)),
+        }
+    }
+}
+
+/// A linear piece of the offered-rate curve, in experiment seconds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RatePiece {
+    pub start: f64,
+    pub end: f64,
+    pub from: f64,
+    pub to: f64,
+    pub label: String,
+}
+
+impl Load {
+    /// The stages as contiguous linear pieces from t = 0 and rate 0.
+    pub fn pieces(&self) -> Vec<RatePiece> {
+        let mut t = 0.0;
+        let mut rate = 0.0;
+        let mut out = Vec::new();
+        for s in &self.stages {
+            let d = s.duration().as_secs_f64();
+            let (from, to) = match s {
+                Stage::Ramp { to, .. } => (rate, to.0),
+                Stage::Hold { .. } => (rate, rate),
+                Stage::Step { rate: r, .. } => (r.0, r.0),
+            };
+            out.push(RatePiece {
+                start: t,
+                end: t + d,
+                from,
+                to,
+                label: s.label(),
+            });
+            t += d;
+            rate = to;
+        }
+        out
+    }
+
+    /// When the load stops: the last instant the offered rate is above zero.
+    pub fn load_stop(&self) -> f64 {
+        self.pieces()
+            .iter()
+            .rev()
+            .find(|p| p.from > 0.0 || p.to > 0.0)
+            .map(|p| p.end)
+            .unwrap_or(0.0)
+    }
+
+    pub fn total(&self) -> f64 {
+        self.pieces().last().map(|p| p.end).unwrap_or(0.0)
+    }
+
+    /// Offered rate and stage label at experiment time `t`.
+    pub fn rate_at(&self, t: f64) -> (f64, String) {
+        for p in self.pieces() {
+            if t < p.end || (p.end == p.start && t <= p.end) {
+                if t < p.start {
+                    break;
+                }
+                let f = if p.end > p.start {
+                    (t - p.start) / (p.end - p.start)
+                } else {
+                    1.0
+                };
+                return (p.from + (p.to - p.from) * f, p.label);
+            }
+        }
+        (0.0, "after load".into())
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Local {
+    #[serde(default)]
+    pub pods: Pods,
+    #[serde(default)]
+    pub metrics: Metrics,
+    #[serde(default)]
+    pub controller: Controller,
+}
+
+/// How the embedded cluster runs a pod.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pods {
+    /// Capacity model of the built-in httpbin-compatible server.
+    #[serde(default)]
+    pub model: PodModel,
+    /// Run this program per pod instead (`{port}` is replaced), e.g.
+    /// `gunicorn httpbin:app -b 127.0.0.1:{port}`.
+    #[serde(default)]
+    pub command: Option<String>,
+    /// Time from creation until the container is started and probed.
+    #[serde(default = "default_startup", with = "humantime_serde")]
+    pub startup_delay: Duration,
+    /// Readiness probe path; default: the Deployment's readinessProbe, else `/health`
+    /// (`/` for a command pod).
+    #[serde(default)]
+    pub readiness_path: Option<String>,
+    /// How long a terminating pod may take to finish in-flight requests.
+    #[serde(default = "default_grace", with = "humantime_serde")]
+    pub termination_grace: Duration,
+}
+
+impl Default for Pods {
+    fn default() -> Self {
+        Self {
+            model: PodModel::default(),
+            command: None,
+            startup_delay: default_startup(),
+            readiness_path: None,
+            termination_grace: default_grace(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PodModel {
+    /// Requests served at once; more wait in a queue.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// Time a request holds a slot.
+    #[serde(default = "default_service_time", with = "humantime_serde")]
+    pub service_time: Duration,
+    /// CPU time a request costs; utilization = CPU time / (wall time × CPU request).
+    #[serde(default = "default_cpu_per_request", with = "humantime_serde")]
+    pub cpu_per_request: Duration,
+    #[serde(default = "default_memory_base")]
+    pub memory_base_mib: u64,
+}
+
+impl Default for PodModel {
+    fn default() -> Self {
+        Self {
+            concurrency: default_concurrency(),
+            service_time: default_service_time(),
+            cpu_per_request: default_cpu_per_request(),
+            memory_base_mib: default_memory_base(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Metrics {
+    /// Window of rate-type metrics (pods QPS, route QPS), like Prometheus `rate(...[60s])`.
+    #[serde(default = "default_window", with = "humantime_serde")]
+    pub window: Duration,
+    /// Window of CPU usage as metrics-server reports it.
+    #[serde(default = "default_resource_window", with = "humantime_serde")]
+    pub resource_window: Duration,
+    /// How often counters are scraped.
+    #[serde(default = "default_scrape", with = "humantime_serde")]
+    pub scrape_interval: Duration,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            window: default_window(),
+            resource_window: default_resource_window(),
+            scrape_interval: default_scrape(),
+        }
+    }
+}
+
+/// kube-controller-manager's HPA flags.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Controller {
+    #[serde(default = "default_sync", with = "humantime_serde")]
+    pub sync_period: Duration,
+    #[serde(default = "default_tolerance")]
+    pub tolerance: f64,
+    #[serde(default = "default_downscale", with = "humantime_serde")]
+    pub downscale_stabilization: Duration,
+    #[serde(default = "default_cpu_init", with = "humantime_serde")]
+    pub cpu_initialization_period: Duration,
+    #[serde(default = "default_readiness_delay", with = "humantime_serde")]
+    pub initial_readiness_delay: Duration,
+}
+
+impl Default for Controller {
+    fn default() -> Self {
+        Self {
+            sync_period: default_sync(),
+            tolerance: default_tolerance(),
+            downscale_stabilization: default_downscale(),
+            cpu_initialization_period: default_cpu_init(),
+            initial_readiness_delay: default_readiness_delay(),
+        }
+    }
+}
+
+/// A closed time window `[from, to]` in experiment time, written `[10m, 14m]`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "Vec<humantime_serde::Serde<Duration>>")]
+pub struct Window {
+    pub from: Duration,
+    pub to: Duration,
+}
+
+impl TryFrom<Vec<humantime_serde::Serde<Duration>>> for Window {
+    type Error = String;
+    fn try_from(v: Vec<humantime_serde::Serde<Duration>>) -> Result<Self, String> {
+        match v.as_slice() {
+            [a, b] if **a <= **b => Ok(Window { from: **a, to: **b }),
+            [_, _] => Err("the window's start is after its end; write [from, to]".into()),
+            _ => Err(format!(
+                "expected two durations [from, to], e.g. [10m, 14m]; got {} values",
+                v.len()
+            )),
+        }
+    }
+}
+
+/// A closed numeric range `[low, high]`, written `[40, 50]`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "Vec<f64>")]
+pub struct Range {
+    pub low: f64,
+    pub high: f64,
+}
+
+impl TryFrom<Vec<f64>> for Range {
+    type Error = String;
+    fn try_from(v: Vec<f64>) -> Result<Self, String> {
+        match v.as_slice() {
+            [a, b] if a.is_finite() && b.is_finite() && a <= b => Ok(Range { low: *a, high: *b }),
+            [_, _] => Err("expected [low, high] with low ≤ high".into()),
+            _ => Err(format!(
+                "expected two numbers [low, high], e.g. [40, 50]; got {} values",
+                v.len()
+            )),
+        }
+    }
+}
+
+impl Range {
+    pub fn contains(&self, x: f64) -> bool {
+        x >= self.low && x <= self.high
+    }
+}
+
+/// What the run must show. Each entry is a map with one key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Expectation {
+    /// The first rescale from `from` to `to` happens inside the window, at an offered rate inside the range.
+    ScaleOut(ScaleOut),
+    /// After the anchor, the target reaches `to` replicas within the given time.
+    ScaleIn(ScaleIn),
+    /// Spec replicas never exceed this.
+    MaxReplicas(i32),
+    /// Spec replicas never fall below this.
+    MinReplicas(i32),
+    /// Failed requests (non-2xx/3xx, timeouts, connection errors) over completed.
+    ErrorRatio(ErrorRatio),
+    /// A response-time percentile (from intended send time) over the run or a window.
+    Latency(Latency),
+    /// Mean QPS per ready pod over a window lies in a range.
+    PodQps(PodQps),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScaleOut {
+    #[serde(default)]
+    pub from: Option<i32>,
+    pub to: i32,
+    #[serde(default)]
+    pub between: Option<Window>,
+    #[serde(default)]
+    pub offered_qps: Option<Range>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScaleIn {
+    pub to: i32,
+    #[serde(with = "humantime_serde")]
+    pub within: Duration,
+    #[serde(default)]
+    pub after: Anchor,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Anchor {
+    #[default]
+    LoadStop,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorRatio {
+    pub below: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Latency {
+    /// 50, 90, 99 or 99.9.
+    pub percentile: f64,
+    #[serde(with = "humantime_serde")]
+    pub below: Duration,
+    #[serde(default)]
+    pub during: Option<Window>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PodQps {
+    pub during: Window,
+    pub between: Range,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportOptions {
+    #[serde(default)]
+    pub title: Option<String>,
+}
+
+fn one_second() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_max_in_flight() -> usize {
+    2000
+}
+fn default_method() -> String {
+    "GET".into()
+}
+fn default_path() -> String {
+    "/get".into()
+}
+fn default_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_startup() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_grace() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_concurrency() -> usize {
+    4
+}
+fn default_service_time() -> Duration {
+    Duration::from_millis(20)
+}
+fn default_cpu_per_request() -> Duration {
+    Duration::from_millis(2)
+}
+fn default_memory_base() -> u64 {
+    24
+}
+fn default_window() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_resource_window() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_scrape() -> Duration {
+    Duration::from_secs(15)
+}
+fn default_sync() -> Duration {
+    Duration::from_secs(15)
+}
+fn default_tolerance() -> f64 {
+    0.1
+}
+fn default_downscale() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_cpu_init() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_readiness_delay() -> Duration {
+    Duration::from_secs(30)
+}
+
+/// `humantime` prints `1m 30s`; we want the compact `1m30s` as kubectl does.
+pub fn fmt_dur(d: Duration) -> String {
+    humantime::format_duration(d).to_string().replace(' ', "")
+}
+
+/// A scenario together with where it came from.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub scenario: Scenario,
+    pub path: PathBuf,
+    pub text: String,
+}
+
+impl Loaded {
+    pub fn name(&self) -> String {
+        self.scenario.name.clone().unwrap_or_else(|| {
+            self.path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "scenario".into())
+        })
+    }
+
+    /// Manifest paths resolved against the scenario's folder.
+    pub fn manifest_paths(&self) -> Vec<PathBuf> {
+        let base = self.path.parent().unwrap_or(Path::new("."));
+        self.scenario
+            .manifests
+            .iter()
+            .map(|m| if m.is_absolute() { m.clone() } else { base.join(m) })
+            .collect()
+    }
+
+    fn err(&self, field: &str, msg: impl Into<String>) -> InputError {
+        InputError::new(&self.path, msg)
+            .field(field)
+            .at(yaml::line_of(&self.text, field), None)
+    }
+}
+
+/// Finds a scenario: the path as given, else under `scenarios/` (with or without `.yaml`).
+pub fn resolve(arg: &Path) -> Result<PathBuf, InputError> {
+    if arg.is_file() {
+        return Ok(arg.to_path_buf());
+    }
+    let mut tried = vec![arg.to_path_buf()];
+    for cand in [
+        Path::new("scenarios").join(arg),
+        Path::new("scenarios").join(arg).with_extension("yaml"),
+    ] {
+        if cand.is_file() {
+            return Ok(cand);
+        }
+        tried.push(cand);
+    }
+    let list: Vec<String> = tried.iter().map(|p| p.display().to_string()).collect();
+    Err(InputError::new(
+        arg,
+        format!("scenario file not found (looked for {})", list.join(", ")),
+    ))
+}
+
+/// Reads, decodes and validates a scenario file.
+pub fn load(arg: &Path) -> Result<Loaded, InputError> {
+    let path = resolve(arg)?;
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| InputError::new(&path, format!("cannot read: {e}")))?;
+    let scenario: Scenario = yaml::from_str(&path, &text)?;
+    let loaded = Loaded {
+        scenario,
+        path,
+        text,
+    };
+    validate(&loaded)?;
+    Ok(loaded)
+}
+
+fn validate(l: &Loaded) -> Result<(), InputError> {
+    let s = &l.scenario;
+    if s.duration.is_zero() {
+        return Err(l.err("duration", "must be longer than 0s, e.g. `35m`"));
+    }
+    if s.sample_interval.is_zero() || s.sample_interval > s.duration {
+        return Err(l.err(
+            "sample_interval",
+            "must be more than 0s and no longer than `duration`",
+        ));
+    }
+    if s.manifests.is_empty() {
+        return Err(l.err(
+            "manifests",
+            "list at least one manifest file (Deployment, Service, HPA, HTTPRoute)",
+        ));
+    }
+    if s.load.stages.is_empty() {
+        return Err(l.err(
+            "load.stages",
+            "list at least one stage: {ramp_to: R, over: D}, {hold: D} or {rate: R, for: D}",
+        ));
+    }
+    let total = s.load.total();
+    if total > s.duration.as_secs_f64() + 1e-9 {
+        return Err(l.err(
+            "duration",
+            format!(
+                "is {} but the load stages last {}; make `duration` at least as long",
+                fmt_dur(s.duration),
+                fmt_dur(Duration::from_secs_f64(total))
+            ),
+        ));
+    }
+    if s.target.replicas.is_some_and(|n| n < 1) {
+        return Err(l.err("target.replicas", "must be ≥ 1"));
+    }
+    if s.load.max_in_flight == 0 {
+        return Err(l.err("load.max_in_flight", "must be at least 1"));
+    }
+    if s.load.request.timeout.is_zero() {
+        return Err(l.err("load.request.timeout", "must be more than 0s"));
+    }
+    if !s.load.request.path.starts_with('/') {
+        return Err(l.err("load.request.path", "must start with `/`, e.g. `/get`"));
+    }
+    if hyper::Method::from_bytes(s.load.request.method.as_bytes()).is_err() {
+        return Err(l.err(
+            "load.request.method",
+            format!(
+                "`{}` is not an HTTP method (GET, POST, PUT, ...)",
+                s.load.request.method
+            ),
+        ));
+    }
+    let m = &s.local.pods.model;
+    if m.concurrency == 0 {
+        return Err(l.err("local.pods.model.concurrency", "must be at least 1"));
+    }
+    if m.service_time.is_zero() {
+        return Err(l.err("local.pods.model.service_time", "must be more than 0s"));
+    }
+    if let Some(cmd) = &s.local.pods.command {
+        if !cmd.contains("{port}") {
+            return Err(l.err(
+                "local.pods.command",
+                "must contain `{port}`, where the pod's port is put",
+            ));
+        }
+    }
+    let c = &s.local.controller;
+    if c.sync_period.is_zero() {
+        return Err(l.err("local.controller.sync_period", "must be more than 0s"));
+    }
+    if !(c.tolerance.is_finite() && c.tolerance >= 0.0) {
+        return Err(l.err("local.controller.tolerance", "must be a number ≥ 0, e.g. 0.1"));
+    }
+    let mt = &s.local.metrics;
+    for (f, d) in [
+        ("local.metrics.window", mt.window),
+        ("local.metrics.resource_window", mt.resource_window),
+        ("local.metrics.scrape_interval", mt.scrape_interval),
+    ] {
+        if d.is_zero() {
+            return Err(l.err(f, "must be more than 0s"));
+        }
+    }
+    for (i, e) in s.expect.iter().enumerate() {
+        let f = |k: &str| format!("expect[{i}].{k}");
+        match e {
+            Expectation::ScaleOut(so) => {
+                if so.to < 1 || so.from.is_some_and(|f| f < 0 || f >= so.to) {
+                    return Err(l.err(
+                        &f("scale_out"),
+                        "needs `to` ≥ 1 and, when given, 0 ≤ `from` < `to`",
+                    ));
+                }
+            }
+            Expectation::ScaleIn(si) if si.to < 0 => {
+                return Err(l.err(&f("scale_in.to"), "must be ≥ 0"));
+            }
+            Expectation::MaxReplicas(n) | Expectation::MinReplicas(n) if *n < 0 => {
+                return Err(l.err(&format!("expect[{i}]"), "replica bounds must be ≥ 0"));
+            }
+            Expectation::ErrorRatio(r) if !(0.0..=1.0).contains(&r.below) => {
+                return Err(l.err(&f("error_ratio.below"), "must be between 0 and 1"));
+            }
+            Expectation::Latency(lat) if !(lat.percentile > 0.0 && lat.percentile <= 100.0) => {
+                return Err(l.err(
+                    &f("latency.percentile"),
+                    "must be in (0, 100], e.g. 99 or 99.9",
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Loaded, InputError> {
+        let path = PathBuf::from("t.yaml");
+        let scenario: Scenario = yaml::from_str(&path, text)?;
+        let l = Loaded {
+            scenario,
+            path,
+            text: text.into(),
+        };
+        validate(&l)?;
+        Ok(l)
+    }
+
+    const BASE: &str = "\
+duration: 10m
+manifests: [a.yaml]
+target: { route: httpbin }
+load:
+  stages:
+    - ramp_to: 10
+      over: 1m
+    - hold: 1m
+    - rate: 0
+      for: 1m
+";
+
+    #[test]
+    fn pieces_and_load_stop() {
+        let l = parse(BASE).unwrap();
+        let p = l.scenario.load.pieces();
+        assert_eq!(p.len(), 3);
+        assert_eq!((p[0].from, p[0].to), (0.0, 10.0));
+        assert_eq!((p[1].start, p[1].end, p[1].from), (60.0, 120.0, 10.0));
+        assert_eq!(l.scenario.load.load_stop(), 120.0);
+        assert_eq!(l.scenario.load.rate_at(30.0).0, 5.0);
+        assert_eq!(l.scenario.load.rate_at(150.0).0, 0.0);
+    }
+
+    #[test]
+    fn negative_rate_names_field_and_line() {
+        let e = parse(&BASE.replace("ramp_to: 10", "ramp_to: -5")).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("load.stages[0].ramp_to"));
+        assert_eq!(e.line, Some(6));
+        assert!(e.message.contains("≥ 0"), "{}", e.message);
+    }
+
+    #[test]
+    fn stage_with_missing_key_is_explained() {
+        let e = parse(&BASE.replace("      over: 1m\n", "")).unwrap_err();
+        assert!(e.message.contains("`ramp_to` needs `over`"), "{e}");
+    }
+}
