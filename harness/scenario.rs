@@ -32,7 +32,8 @@ pub struct Scenario {
     /// Settings of the embedded cluster (`--backend local`).
     #[serde(default)]
     pub local: Local,
-    #[serde(default)]
+    /// Written as a list of one-key maps (`- scale_out: {...}`), not YAML tags.
+    #[serde(default, with = "serde_norway::with::singleton_map_recursive")]
     pub expect: Vec<Expectation>,
     #[serde(default)]
     pub report: ReportOptions,

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
-use crate::autoscaler::{Millis, PodResourceMetric};
+use crate::autoscaler::{ContainerUsage, Millis, PodMetricValue, PodResourceMetric};
 
 /// One scrape of one counter set.
 #[derive(Debug, Clone, Copy)]
@@ -122,13 +122,19 @@ impl Snapshot {
                     pod: name.clone(),
                     timestamp: ts,
                     window: win,
-                    containers: vec![(w.container.clone(), (cores * 1000.0).round() as i64)],
+                    containers: vec![ContainerUsage {
+                        name: w.container.clone(),
+                        usage: [("cpu".to_string(), (cores * 1000.0).round() as i64)].into(),
+                    }],
                 });
                 memory.push(PodResourceMetric {
                     pod: name.clone(),
                     timestamp: ts,
                     window: win,
-                    containers: vec![(w.container.clone(), (b.memory as i64).saturating_mul(1000))],
+                    containers: vec![ContainerUsage {
+                        name: w.container.clone(),
+                        usage: [("memory".to_string(), (b.memory as i64).saturating_mul(1000))].into(),
+                    }],
                 });
             }
             if let Some((a, b)) = History::span(q, w.rate, |p| p.t) {
@@ -204,21 +210,24 @@ impl crate::autoscaler::MetricsSource for Snapshot {
         &self,
         metric: &str,
         _selector: Option<&LabelSelector>,
-    ) -> Result<Vec<(String, i64)>, String> {
+    ) -> Result<Vec<PodMetricValue>, String> {
         if !is_qps_metric(metric) {
             return Err(format!(
-                "unable to fetch metrics from custom metrics API: the server could not find the metric {metric} for pods"
+                "the server could not find the metric {metric} for pods"
             ));
         }
         if self.pod_qps.is_empty() {
             return Err(format!(
-                "unable to fetch metrics from custom metrics API: no metrics returned for {metric}"
+                "no metrics returned for {metric}"
             ));
         }
         Ok(self
             .pod_qps
             .iter()
-            .map(|(p, q)| (p.clone(), milli(*q)))
+            .map(|(p, q)| PodMetricValue {
+                pod: p.clone(),
+                value: milli(*q),
+            })
             .collect())
     }
 
@@ -297,8 +306,9 @@ mod tests {
             },
             &[("default/r".into(), labels)],
         );
-        assert_eq!(s.pods_metric("http_requests_per_second", None).unwrap(), vec![("p".into(), 30_000)]);
-        assert_eq!(s.cpu[0].containers[0].1, 100);
+        let pm = s.pods_metric("http_requests_per_second", None).unwrap();
+        assert_eq!((pm[0].pod.as_str(), pm[0].value), ("p", 30_000));
+        assert_eq!(s.cpu[0].containers[0].usage["cpu"], 100);
         assert_eq!(s.cpu[0].window, 30_000);
         assert_eq!(s.external_metric("sls_ingress_qps", None).unwrap(), vec![60_000]);
         let sel = LabelSelector {

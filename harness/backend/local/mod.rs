@@ -9,7 +9,6 @@ pub mod metrics;
 pub mod pod;
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,7 +20,10 @@ use tokio::sync::{watch, Notify};
 use tokio::task::{AbortHandle, JoinHandle};
 
 use super::{Backend, BoxFuture, LoadTarget, Observation};
-use crate::autoscaler::{parse_quantity_milli, ControllerConfig, Millis, PodInfo};
+use crate::autoscaler::{
+    parse_quantity_milli, ConditionStatus, ContainerInfo, ControllerConfig, Millis, PodInfo, PodPhase,
+    ReadyCondition,
+};
 use crate::clock::Clock;
 use crate::error::{InfraError, InputError};
 use crate::manifests::Manifests;
@@ -65,7 +67,6 @@ struct State {
 
 /// Fixed facts taken from the manifests and scenario.
 struct Config {
-    namespace: String,
     deployment: String,
     replica_set: String,
     container: String,
@@ -80,6 +81,8 @@ struct Config {
     /// Services in front of the pods: (name, port).
     services: Vec<(String, u16)>,
     hpa: HorizontalPodAutoscaler,
+    /// The scale subresource's selector, e.g. `app=httpbin`.
+    selector: String,
     controller: ControllerConfig,
     sync_period: Duration,
     scrape_interval: Duration,
@@ -97,6 +100,16 @@ struct Shared {
 }
 
 impl Shared {
+    /// Requests the gateway has sent to each pod so far.
+    fn pod_requests(&self) -> HashMap<String, u64> {
+        self.gateway
+            .stats()
+            .pods
+            .into_iter()
+            .map(|p| (p.pod, p.requests_total))
+            .collect()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // A panic in one task must not take the whole run down with a poisoned lock.
         self.st.lock().unwrap_or_else(|e| e.into_inner())
@@ -157,8 +170,8 @@ impl LocalCluster {
             .as_ref()
             .and_then(|r| r.requests.clone())
             .unwrap_or_default();
-        let cpu_request_milli = requests.get("cpu").and_then(|q| parse_quantity_milli(&q.0));
-        let memory_request_milli = requests.get("memory").and_then(|q| parse_quantity_milli(&q.0));
+        let cpu_request_milli = requests.get("cpu").and_then(|q| parse_quantity_milli(&q.0).ok());
+        let memory_request_milli = requests.get("memory").and_then(|q| parse_quantity_milli(&q.0).ok());
         let probe = container.readiness_probe.clone();
         let probe_path = s
             .local
@@ -230,11 +243,11 @@ impl LocalCluster {
 
         let c = &s.local.controller;
         let controller = ControllerConfig {
-            tolerance_up: c.tolerance,
-            tolerance_down: c.tolerance,
+            sync_period: c.sync_period.as_millis() as Millis,
+            tolerance: c.tolerance,
             cpu_initialization_period: c.cpu_initialization_period.as_millis() as Millis,
             initial_readiness_delay: c.initial_readiness_delay.as_millis() as Millis,
-            downscale_stabilization: c.downscale_stabilization.as_millis() as Millis,
+            downscale_stabilization_window: c.downscale_stabilization.as_millis() as Millis,
             ..ControllerConfig::default()
         };
 
@@ -242,13 +255,13 @@ impl LocalCluster {
             &routes,
             GatewayOptions {
                 upstream_timeout: s.load.request.timeout.div_f64(speed) + Duration::from_secs(1),
+                time_scale: speed,
                 ..Default::default()
             },
         )
         .await
         .map_err(|e| InfraError(format!("cannot start the gateway: {e:#}")))?;
 
-        let ns = deploy.metadata.namespace.clone().unwrap_or_else(|| "default".into());
         let replica_set = format!("{deploy_name}-{}", template_hash(&deploy_name));
         let mt = &s.local.metrics;
         let keep = mt.window.max(mt.resource_window).as_secs_f64() + 2.0 * mt.scrape_interval.as_secs_f64();
@@ -256,7 +269,6 @@ impl LocalCluster {
         let shared = Arc::new(Shared {
             clock: Clock::new(tokio::time::Instant::now(), speed),
             cfg: Config {
-                namespace: ns,
                 deployment: deploy_name,
                 replica_set,
                 container: container.name.clone(),
@@ -270,6 +282,15 @@ impl LocalCluster {
                 grace,
                 services,
                 hpa,
+                selector: dspec
+                    .selector
+                    .match_labels
+                    .clone()
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
                 controller,
                 sync_period: c.sync_period,
                 scrape_interval: mt.scrape_interval,
@@ -366,10 +387,12 @@ impl LocalCluster {
         }
         self.origin = sh.clock.now();
         self.last_t = self.origin;
+        let counts = sh.pod_requests();
         let st = sh.lock();
         for p in &st.pods {
             if let Some(h) = &p.handle {
-                self.last.insert(p.name.clone(), (sh.gateway.pod_requests(&p.name), h.stats().cpu_busy_ns));
+                let r = counts.get(&p.name).copied().unwrap_or(0);
+                self.last.insert(p.name.clone(), (r, h.stats().cpu_busy_ns));
             }
         }
         Ok(())
@@ -394,6 +417,7 @@ impl Backend for LocalCluster {
         let now = sh.clock.now();
         let dt = (now - self.last_t).max(1e-9);
         self.last_t = now;
+        let counts = sh.pod_requests();
         let mut st = sh.lock();
         let mut pods = Vec::new();
         let mut next = HashMap::new();
@@ -401,7 +425,8 @@ impl Backend for LocalCluster {
             let (requests, cpu_ns, memory, in_flight) = match &p.handle {
                 Some(h) => {
                     let s = h.stats();
-                    (sh.gateway.pod_requests(&p.name), s.cpu_busy_ns, s.memory_bytes, s.in_flight)
+                    let r = counts.get(&p.name).copied().unwrap_or(0);
+                    (r, s.cpu_busy_ns, s.memory_bytes, s.in_flight)
                 }
                 None => (0, 0, 0, 0),
             };
@@ -470,9 +495,10 @@ impl Backend for LocalCluster {
             };
             // Short grace: the experiment is over, nothing is waiting for answers.
             let grace = self.shared.clock.real(Duration::from_secs(2)).min(Duration::from_secs(2));
-            let stops = handles.into_iter().map(|h| async move { h.drain_and_stop(grace).await });
-            for s in stops {
-                s.await;
+            for h in handles {
+                if let Some(h) = sole_owner(h).await {
+                    h.drain_and_stop(grace).await;
+                }
             }
             self.shared.gateway.shutdown().await;
             Ok(())
@@ -611,9 +637,25 @@ async fn pod_lifecycle(sh: Arc<Shared>, name: String) {
 async fn terminate(sh: Arc<Shared>, name: String, handle: Option<Arc<PodHandle>>) {
     update_endpoints(&sh);
     if let Some(h) = handle {
-        h.drain_and_stop(sh.clock.real(sh.cfg.grace)).await;
+        if let Some(h) = sole_owner(h).await {
+            h.drain_and_stop(sh.clock.real(sh.cfg.grace)).await;
+        }
     }
     sh.lock().pods.retain(|p| p.name != name);
+}
+
+/// Waits briefly for other holders (a scrape, an aborted probe) to let go of
+/// a pod so it can be drained. If one never does, the pod stops when that
+/// holder drops it.
+async fn sole_owner(mut h: Arc<PodHandle>) -> Option<PodHandle> {
+    for _ in 0..200 {
+        match Arc::try_unwrap(h) {
+            Ok(p) => return Some(p),
+            Err(a) => h = a,
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    None
 }
 
 fn update_endpoints(sh: &Arc<Shared>) {
@@ -631,7 +673,12 @@ fn update_endpoints(sh: &Arc<Shared>) {
             .collect()
     };
     for (svc, port) in &sh.cfg.services {
-        sh.gateway.set_endpoints(svc, *port, eps.clone());
+        if let Err(e) = sh.gateway.set_endpoints(svc, *port, eps.clone()) {
+            let mut st = sh.lock();
+            let msg = format!("cannot update endpoints of Service {svc}: {e:#}");
+            st.failures.push(msg.clone());
+            sh.event(&mut st, "Warning", "FailedToUpdateEndpoint", format!("Service/{svc}"), "endpoint-controller", msg);
+        }
     }
 }
 
@@ -650,6 +697,7 @@ async fn scraper(sh: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             .iter()
             .filter_map(|p| p.handle.clone().map(|h| (p.name.clone(), h)))
             .collect();
+        let gw = sh.gateway.stats();
         let pods = handles
             .iter()
             .map(|(name, h)| {
@@ -657,16 +705,19 @@ async fn scraper(sh: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                 PodCounters {
                     name: name.clone(),
                     cpu_ns: s.cpu_busy_ns,
-                    requests: sh.gateway.pod_requests(name),
+                    requests: gw
+                        .pods
+                        .iter()
+                        .find(|p| &p.pod == name)
+                        .map_or(0, |p| p.requests_total),
                     memory: s.memory_bytes,
                 }
             })
             .collect();
-        let routes = sh
-            .cfg
+        let routes = gw
             .routes
             .iter()
-            .map(|(r, _)| (r.clone(), sh.gateway.route_requests(r)))
+            .map(|r| (r.route.clone(), r.requests_total))
             .collect();
         sh.lock().history.scrape(sh.clock.now(), pods, routes);
         k += 1;
@@ -686,18 +737,29 @@ fn pod_infos(sh: &Shared, st: &State) -> Vec<PodInfo> {
             if let Some(m) = sh.cfg.memory_request_milli {
                 requests.insert("memory".to_string(), m);
             }
-            PodInfo::running(
-                &p.name,
-                match p.phase {
-                    Phase::Pending => "Pending",
-                    _ => "Running",
+            PodInfo {
+                name: p.name.clone(),
+                phase: match p.phase {
+                    Phase::Pending => PodPhase::Pending,
+                    _ => PodPhase::Running,
                 },
-                p.phase == Phase::Terminating,
-                p.started.map(ms),
-                p.started.map(|s| (p.ready_since.is_some(), ms(p.ready_since.unwrap_or(s)))),
-                &sh.cfg.container,
-                requests,
-            )
+                deletion_timestamp_set: p.phase == Phase::Terminating,
+                start_time: p.started.map(ms),
+                ready: p.started.map(|s| ReadyCondition {
+                    status: if p.ready_since.is_some() {
+                        ConditionStatus::True
+                    } else {
+                        ConditionStatus::False
+                    },
+                    last_transition: ms(p.ready_since.unwrap_or(s)),
+                }),
+                containers: vec![ContainerInfo {
+                    name: sh.cfg.container.clone(),
+                    requests,
+                }],
+                pod_requests: None,
+                labels: None,
+            }
         })
         .collect()
 }
@@ -705,5 +767,3 @@ fn pod_infos(sh: &Shared, st: &State) -> Vec<PodInfo> {
 fn snapshot(sh: &Shared, st: &State) -> Snapshot {
     Snapshot::build(&st.history, &sh.cfg.windows, &sh.cfg.routes)
 }
-
-fn _unused(_: SocketAddr) {}

@@ -1,0 +1,701 @@
+//! Open-model load engine: requests go out at their intended instants
+//! whatever the server does; when `max_in_flight` requests are outstanding
+//! the next one is dropped (counted), never queued or delayed.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::header::{HeaderName, HeaderValue, HOST};
+use hyper::{HeaderMap, Method, Request, Uri};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::schedule::{RateCurve, Schedule, Spacing};
+use super::stats::{DispatchCounts, IntervalStats, Outcome, Recorder};
+
+/// Requests due within this window after "now" go out in the current batch.
+/// The tokio timer ticks at 1 ms, so a finer sleep buys nothing, and at high
+/// rates this bounds scheduler wake-ups to ~1000/s.
+const BATCH_WINDOW: Duration = Duration::from_millis(1);
+/// A dispatch later than this after its intended instant counts as `late`.
+const LATE_THRESHOLD: Duration = Duration::from_millis(1);
+/// Within one long catch-up batch, flush counts and yield this often so the
+/// request tasks and `stop()` are not starved.
+const YIELD_EVERY: u32 = 256;
+
+/// What every request looks like.
+#[derive(Debug, Clone)]
+pub struct RequestSpec {
+    pub method: Method,
+    /// `http://host:port/path`; https is not supported.
+    pub url: Uri,
+    /// Extra headers. A `Host` entry overrides the one derived from `url`
+    /// (HTTP/1.1; over HTTP/2 it is sent as a plain header next to
+    /// `:authority`, which always comes from `url`).
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Bytes>,
+    /// Per-request timeout in EXPERIMENT time (divided by speed for real).
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct LoadConfig {
+    pub curve: RateCurve,
+    pub spacing: Spacing,
+    /// Time compression: experiment time t runs at real t0 + t/speed.
+    pub speed: f64,
+    pub request: RequestSpec,
+    /// Cap on outstanding requests; beyond it requests are dropped.
+    pub max_in_flight: usize,
+    /// HTTP/2 with prior knowledge (h2c) instead of HTTP/1.1.
+    pub http2: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LoadError {
+    #[error("speed must be finite and > 0, got {0}")]
+    BadSpeed(f64),
+    #[error("max_in_flight must be between 1 and {max}, got {got}")]
+    BadMaxInFlight { got: usize, max: usize },
+    #[error("url {0}: must be http://host[:port]/path (https is not supported)")]
+    BadUrl(String),
+    #[error("header {name:?}: {reason}")]
+    BadHeader { name: String, reason: String },
+    #[error("timeout {0:?} at this speed is not a usable real duration")]
+    BadTimeout(Duration),
+    #[error("load engine must be started inside a tokio runtime")]
+    NoRuntime,
+}
+
+/// The request, pre-built once so each send only clones cheap parts.
+struct Prepared {
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+    /// Real-time timeout.
+    timeout: Duration,
+}
+
+impl Prepared {
+    fn new(spec: &RequestSpec, speed: f64, http2: bool) -> Result<Self, LoadError> {
+        let bad_url = || LoadError::BadUrl(spec.url.to_string());
+        if spec.url.scheme_str() != Some("http") {
+            return Err(bad_url());
+        }
+        let authority = spec.url.authority().ok_or_else(bad_url)?;
+        let mut headers = HeaderMap::with_capacity(spec.headers.len() + 1);
+        for (name, value) in &spec.headers {
+            let bad = |reason: String| LoadError::BadHeader {
+                name: name.clone(),
+                reason,
+            };
+            let n = HeaderName::from_bytes(name.as_bytes()).map_err(|e| bad(e.to_string()))?;
+            let v = HeaderValue::from_str(value).map_err(|e| bad(e.to_string()))?;
+            headers.append(n, v);
+        }
+        if !http2 && !headers.contains_key(HOST) {
+            // hyper_util formats Host per request when it is missing; doing it
+            // once here saves an allocation per request.
+            let host = match authority.port() {
+                Some(p) => format!("{}:{}", authority.host(), p.as_u16()),
+                None => authority.host().to_owned(),
+            };
+            let v = HeaderValue::from_str(&host).map_err(|_| bad_url())?;
+            headers.insert(HOST, v);
+        }
+        let timeout = Duration::try_from_secs_f64(spec.timeout.as_secs_f64() / speed)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or(LoadError::BadTimeout(spec.timeout))?;
+        Ok(Self {
+            method: spec.method.clone(),
+            uri: spec.url.clone(),
+            headers,
+            body: spec.body.clone().unwrap_or_default(),
+            timeout,
+        })
+    }
+
+    fn build(&self) -> Request<Full<Bytes>> {
+        let mut req = Request::new(Full::new(self.body.clone()));
+        *req.method_mut() = self.method.clone();
+        *req.uri_mut() = self.uri.clone();
+        *req.headers_mut() = self.headers.clone();
+        req
+    }
+}
+
+struct Shared {
+    recorder: Recorder,
+    client: Client<HttpConnector, Full<Bytes>>,
+    prepared: Prepared,
+    /// One permit per allowed outstanding request.
+    slots: Arc<Semaphore>,
+    max_in_flight: usize,
+    stop: AtomicBool,
+    stop_notify: Notify,
+}
+
+impl Shared {
+    fn in_flight(&self) -> u64 {
+        self.max_in_flight
+            .saturating_sub(self.slots.available_permits()) as u64
+    }
+
+    fn request_stop(&self) {
+        self.stop.store(true, Ordering::Release);
+        // notify_one stores a permit, so a scheduler not yet waiting still
+        // sees it.
+        self.stop_notify.notify_one();
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Acquire)
+    }
+}
+
+/// Control and statistics of a running engine. Dropping it stops the load
+/// (in-flight requests still finish in the background).
+pub struct LoadHandle {
+    shared: Arc<Shared>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl LoadHandle {
+    /// Stats since the previous call; also folded into `totals()`. Call once
+    /// per sample period.
+    pub fn take_interval(&self) -> IntervalStats {
+        self.shared.recorder.take(self.shared.in_flight())
+    }
+
+    /// Cumulative stats, including the current, not yet taken interval.
+    pub fn totals(&self) -> IntervalStats {
+        self.shared.recorder.totals(self.shared.in_flight())
+    }
+
+    /// Stops scheduling; in-flight requests run to completion or timeout.
+    pub fn stop(&self) {
+        self.shared.request_stop();
+    }
+
+    /// Requests currently outstanding.
+    pub fn in_flight(&self) -> u64 {
+        self.shared.in_flight()
+    }
+
+    /// Waits until the schedule is done (or stopped) and all in-flight
+    /// requests finished, then returns the final totals.
+    pub async fn join(mut self) -> IntervalStats {
+        if let Some(task) = self.task.take() {
+            // A panicked engine task still leaves valid counters behind.
+            let _ = task.await;
+        }
+        self.totals()
+    }
+
+    /// True once the schedule is done and nothing is in flight.
+    pub fn finished(&self) -> bool {
+        self.task.as_ref().is_none_or(|t| t.is_finished())
+    }
+}
+
+impl Drop for LoadHandle {
+    fn drop(&mut self) {
+        self.shared.request_stop();
+    }
+}
+
+/// Starts driving load. `t0` is the real instant of experiment time 0 (may be
+/// in the past: overdue requests go out at once and count as late). Must be
+/// called inside a tokio runtime.
+pub fn start(config: LoadConfig, t0: Instant) -> Result<LoadHandle, LoadError> {
+    let speed = config.speed;
+    if !speed.is_finite() || speed <= 0.0 {
+        return Err(LoadError::BadSpeed(speed));
+    }
+    // acquire_many (used to drain) takes a u32.
+    let max = Semaphore::MAX_PERMITS.min(u32::MAX as usize);
+    if config.max_in_flight == 0 || config.max_in_flight > max {
+        return Err(LoadError::BadMaxInFlight {
+            got: config.max_in_flight,
+            max,
+        });
+    }
+    let prepared = Prepared::new(&config.request, speed, config.http2)?;
+    let runtime = tokio::runtime::Handle::try_current().map_err(|_| LoadError::NoRuntime)?;
+
+    let mut connector = HttpConnector::new();
+    // Small requests; Nagle would add delay to every write.
+    connector.set_nodelay(true);
+    let client = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(config.max_in_flight)
+        .http2_only(config.http2)
+        .build(connector);
+
+    let shared = Arc::new(Shared {
+        recorder: Recorder::new(),
+        client,
+        prepared,
+        slots: Arc::new(Semaphore::new(config.max_in_flight)),
+        max_in_flight: config.max_in_flight,
+        stop: AtomicBool::new(false),
+        stop_notify: Notify::new(),
+    });
+    let schedule = Schedule::new(config.curve, config.spacing);
+    let task = runtime.spawn(run(shared.clone(), schedule, t0, speed));
+    Ok(LoadHandle {
+        shared,
+        task: Some(task),
+    })
+}
+
+/// Real instant of experiment time `t`; None if it is not representable
+/// (treated as the end of the schedule).
+fn real_instant(t0: Instant, t: f64, speed: f64) -> Option<Instant> {
+    t0.checked_add(Duration::try_from_secs_f64(t / speed).ok()?)
+}
+
+async fn run(shared: Arc<Shared>, mut schedule: Schedule, t0: Instant, speed: f64) {
+    let mut next_due = || schedule.next().and_then(|t| real_instant(t0, t, speed));
+    let mut due = next_due();
+    'schedule: while let Some(first) = due {
+        // Wake a batch window early; everything due by then goes out now.
+        let wake = first.checked_sub(BATCH_WINDOW).unwrap_or(first);
+        if wake > Instant::now() {
+            tokio::select! {
+                biased;
+                _ = shared.stop_notify.notified() => break 'schedule,
+                _ = tokio::time::sleep_until(wake) => {}
+            }
+        }
+        if shared.stopping() {
+            break;
+        }
+        let mut counts = DispatchCounts::default();
+        let mut now = Instant::now();
+        let mut horizon = now + BATCH_WINDOW;
+        let mut batch = 0u32;
+        while let Some(at) = due.filter(|&at| at <= horizon) {
+            counts.intended += 1;
+            if now.saturating_duration_since(at) > LATE_THRESHOLD {
+                counts.late += 1;
+            }
+            match shared.slots.clone().try_acquire_owned() {
+                Ok(permit) => {
+                    counts.sent += 1;
+                    tokio::spawn(send_one(shared.clone(), at, permit));
+                }
+                // At the cap: drop, never queue (open model).
+                Err(_) => counts.dropped += 1,
+            }
+            due = next_due();
+            batch += 1;
+            if batch.is_multiple_of(YIELD_EVERY) {
+                // Catching up on a backlog: let request tasks run and
+                // observe stop, and keep the stats current.
+                shared.recorder.record_dispatch(counts);
+                counts = DispatchCounts::default();
+                tokio::task::yield_now().await;
+                if shared.stopping() {
+                    break 'schedule;
+                }
+                now = Instant::now();
+                horizon = now + BATCH_WINDOW;
+            }
+        }
+        if !counts.is_empty() {
+            shared.recorder.record_dispatch(counts);
+        }
+    }
+    // Every request holds a permit until it has recorded its outcome, so
+    // getting all permits back means everything is accounted for. Requests
+    // are bounded by their own timeout.
+    let _ = shared.slots.acquire_many(shared.max_in_flight as u32).await;
+}
+
+async fn send_one(shared: Arc<Shared>, intended: Instant, permit: OwnedSemaphorePermit) {
+    // "Actual send" = when this task starts, just before handing the request
+    // to the client (so it includes any wait for a pooled connection).
+    let started = Instant::now();
+    let req = shared.prepared.build();
+    let outcome =
+        match tokio::time::timeout(shared.prepared.timeout, exchange(&shared.client, req)).await {
+            Ok(Ok(code)) => Outcome::Status(code),
+            Ok(Err(outcome)) => outcome,
+            Err(_) => Outcome::Timeout,
+        };
+    let done = Instant::now();
+    let micros = |from: Instant| {
+        u64::try_from(done.saturating_duration_since(from).as_micros()).unwrap_or(u64::MAX)
+    };
+    // A request sent up to BATCH_WINDOW early is measured from its actual
+    // send, so response time never drops below service time; a late one is
+    // measured from its intended instant (the coordinated-omission fix).
+    shared
+        .recorder
+        .record_completion(outcome, micros(intended.min(started)), micros(started));
+    drop(permit);
+}
+
+/// Sends one request and reads the whole response body (discarding it).
+async fn exchange(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    req: Request<Full<Bytes>>,
+) -> Result<u16, Outcome> {
+    let resp = client.request(req).await.map_err(|e| {
+        if e.is_connect() {
+            Outcome::ConnectError
+        } else {
+            Outcome::Other
+        }
+    })?;
+    let code = resp.status().as_u16();
+    let mut body = resp.into_body();
+    while let Some(frame) = body.frame().await {
+        frame.map_err(|_| Outcome::Other)?;
+    }
+    Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::convert::Infallible;
+    use std::net::SocketAddr;
+
+    use hyper::body::Incoming;
+    use hyper::service::service_fn;
+    use hyper::{Response, StatusCode};
+    use hyper_util::rt::TokioIo;
+    use hyper_util::server::conn::auto;
+    use tokio::net::TcpListener;
+
+    type Resp = Response<Full<Bytes>>;
+
+    /// Serves `handler` on 127.0.0.1:0 (HTTP/1.1 and h2c) until the runtime
+    /// ends.
+    async fn serve<F, Fut>(handler: F) -> SocketAddr
+    where
+        F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Resp> + Send + 'static,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let _ = stream.set_nodelay(true);
+                let h = handler.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req| {
+                        let fut = h(req);
+                        async move { Ok::<_, Infallible>(fut.await) }
+                    });
+                    let _ = auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        addr
+    }
+
+    async fn ok_server() -> SocketAddr {
+        serve(|_req| async { Response::new(Full::new(Bytes::from_static(b"ok"))) }).await
+    }
+
+    fn config(addr: SocketAddr, curve: RateCurve) -> LoadConfig {
+        LoadConfig {
+            curve,
+            spacing: Spacing::Uniform,
+            speed: 1.0,
+            request: RequestSpec {
+                method: Method::GET,
+                url: format!("http://{addr}/work").parse().expect("uri"),
+                headers: vec![],
+                body: None,
+                timeout: Duration::from_secs(5),
+            },
+            max_in_flight: 1000,
+            http2: false,
+        }
+    }
+
+    fn constant(rate: f64, secs: f64) -> RateCurve {
+        RateCurve::constant(rate, secs).expect("curve")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn holds_rate_500_for_2s() {
+        let addr = ok_server().await;
+        let t0 = Instant::now();
+        let h = start(config(addr, constant(500.0, 2.0)), t0).expect("start");
+        let s = h.join().await;
+        let elapsed = t0.elapsed();
+        assert_eq!(s.intended, 1000);
+        assert_eq!(s.dropped, 0);
+        assert!((998..=1000).contains(&s.completed), "{s:?}");
+        assert_eq!(s.status.s2xx, s.completed);
+        assert_eq!(s.response_time.len(), s.completed);
+        assert!(elapsed >= Duration::from_millis(1990), "{elapsed:?}");
+        assert!(elapsed < Duration::from_millis(2500), "{elapsed:?}");
+        assert_eq!(s.in_flight, 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn speed_compresses_time_over_http2() {
+        let addr = ok_server().await;
+        let mut cfg = config(addr, constant(100.0, 10.0));
+        cfg.speed = 10.0;
+        cfg.http2 = true;
+        cfg.spacing = Spacing::Poisson { seed: 3 };
+        let t0 = Instant::now();
+        let s = start(cfg, t0).expect("start").join().await;
+        let elapsed = t0.elapsed();
+        // ~1000 Poisson arrivals in 1 s real.
+        assert!((900..=1100).contains(&s.intended), "{s:?}");
+        assert_eq!(s.status.s2xx, s.intended);
+        assert!(elapsed > Duration::from_millis(850), "{elapsed:?}");
+        assert!(elapsed < Duration::from_millis(1500), "{elapsed:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn at_cap_requests_are_dropped_not_queued() {
+        // Accepts connections and never answers.
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = listener.accept().await {
+                held.push(s);
+            }
+        });
+        let mut cfg = config(addr, constant(1000.0, 0.1));
+        cfg.max_in_flight = 10;
+        cfg.request.timeout = Duration::from_millis(500);
+        let t0 = Instant::now();
+        let h = start(cfg, t0).expect("start");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let mid = h.take_interval();
+        assert_eq!(mid.in_flight, 10);
+        assert_eq!((mid.intended, mid.sent, mid.dropped), (100, 10, 90));
+        assert_eq!(mid.completed, 0);
+        let s = h.join().await;
+        assert_eq!((s.intended, s.sent, s.dropped), (100, 10, 90));
+        assert_eq!((s.completed, s.status.timeout), (10, 10));
+        assert_eq!(s.response_time.len(), 0, "timeouts are not in histograms");
+        assert!(t0.elapsed() >= Duration::from_millis(500));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn latency_counts_from_intended_time() {
+        // The engine starts 1 s "behind" (as after a CPU stall): the first
+        // second's ~100 requests go out at once, late. Measured from the
+        // intended instant they took up to ~1 s; measured from the actual
+        // send they were fast. A sender-side clock would report the latter.
+        let addr = ok_server().await;
+        let now = Instant::now();
+        let t0 = now.checked_sub(Duration::from_secs(1)).expect("clock");
+        let s = start(config(addr, constant(100.0, 2.0)), t0)
+            .expect("start")
+            .join()
+            .await;
+        assert_eq!(s.status.s2xx, 200);
+        // The backlog is late (later ones may be too on a busy machine).
+        assert!(s.late >= 98, "late {}", s.late);
+        let resp_p99 = s.response_time.value_at_quantile(0.99);
+        let svc_p99 = s.service_time.value_at_quantile(0.99);
+        assert!(resp_p99 >= 900_000, "response p99 {resp_p99} µs");
+        assert!(svc_p99 < 300_000, "service p99 {svc_p99} µs");
+        // The on-time second half is fast either way.
+        assert!(s.response_time.value_at_quantile(0.25) < 300_000);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn intervals_add_up_to_totals() {
+        let addr = ok_server().await;
+        let h = start(config(addr, constant(400.0, 1.0)), Instant::now()).expect("start");
+        let mut sum = IntervalStats::new();
+        let mut taken = 0;
+        while !h.finished() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            sum.merge(&h.take_interval());
+            taken += 1;
+        }
+        sum.merge(&h.take_interval());
+        let t = h.join().await;
+        assert!(taken >= 4);
+        assert_eq!(t.intended, 400);
+        assert_eq!(
+            (sum.intended, sum.sent, sum.completed, sum.status),
+            (t.intended, t.sent, t.completed, t.status)
+        );
+        assert_eq!(sum.response_time.len(), t.response_time.len());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stop_ends_a_long_run() {
+        let addr = ok_server().await;
+        let h = start(config(addr, constant(100.0, 600.0)), Instant::now()).expect("start");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        h.stop();
+        let s = tokio::time::timeout(Duration::from_secs(2), h.join())
+            .await
+            .expect("join after stop");
+        assert!((10..=40).contains(&s.intended), "{}", s.intended);
+        assert_eq!(s.completed, s.sent);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn classifies_statuses_errors_and_sends_headers() {
+        let addr = serve(|req: Request<Incoming>| async move {
+            let host_ok = req.headers().get(HOST).is_some_and(|h| h == "svc.example");
+            let code = match (host_ok, req.method() == Method::POST) {
+                (true, true) => StatusCode::SERVICE_UNAVAILABLE,
+                (true, false) => StatusCode::NOT_FOUND,
+                (false, _) => StatusCode::MISDIRECTED_REQUEST,
+            };
+            let mut r = Response::new(Full::new(Bytes::from_static(b"x")));
+            *r.status_mut() = code;
+            r
+        })
+        .await;
+        let mut cfg = config(addr, constant(100.0, 0.2));
+        cfg.request.headers = vec![("Host".into(), "svc.example".into())];
+        cfg.request.method = Method::POST;
+        cfg.request.body = Some(Bytes::from_static(b"{}"));
+        let s = start(cfg.clone(), Instant::now())
+            .expect("start")
+            .join()
+            .await;
+        assert_eq!((s.completed, s.status.s5xx), (20, 20), "{:?}", s.status);
+        assert_eq!(s.response_time.len(), 20);
+
+        // Nothing listens on a just-released port.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind")
+            .local_addr()
+            .expect("addr");
+        let s = start(config(port, constant(100.0, 0.2)), Instant::now())
+            .expect("start")
+            .join()
+            .await;
+        assert_eq!((s.completed, s.status.connect_error), (20, 20));
+    }
+
+    #[test]
+    fn handle_is_shareable() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<LoadHandle>();
+        assert_send_sync::<IntervalStats>();
+    }
+
+    #[tokio::test]
+    async fn rejects_bad_config() {
+        let addr: SocketAddr = "127.0.0.1:9".parse().expect("addr");
+        let base = config(addr, constant(1.0, 1.0));
+        let mut c = base.clone();
+        c.speed = 0.0;
+        assert!(matches!(
+            start(c, Instant::now()),
+            Err(LoadError::BadSpeed(_))
+        ));
+        let mut c = base.clone();
+        c.max_in_flight = 0;
+        assert!(matches!(
+            start(c, Instant::now()),
+            Err(LoadError::BadMaxInFlight { .. })
+        ));
+        let mut c = base.clone();
+        c.request.url = "https://127.0.0.1/".parse().expect("uri");
+        assert!(matches!(
+            start(c, Instant::now()),
+            Err(LoadError::BadUrl(_))
+        ));
+        let mut c = base.clone();
+        c.request.headers = vec![("bad header".into(), "v".into())];
+        assert!(matches!(
+            start(c, Instant::now()),
+            Err(LoadError::BadHeader { .. })
+        ));
+        let mut c = base;
+        c.request.timeout = Duration::ZERO;
+        assert!(matches!(
+            start(c, Instant::now()),
+            Err(LoadError::BadTimeout(_))
+        ));
+    }
+
+    /// Process CPU time (user + system) from /proc, assuming 100 ticks/s.
+    fn cpu_seconds() -> f64 {
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+        let after = stat.rsplit(')').next().unwrap_or("");
+        let f: Vec<u64> = after
+            .split_whitespace()
+            .map(|x| x.parse().unwrap_or(0))
+            .collect();
+        // utime and stime are fields 14 and 15; index 11/12 after "comm)".
+        (f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)) as f64 / 100.0
+    }
+
+    /// Throughput probe, not a regression test:
+    /// `LOAD_BENCH_RATES=5000,10000 cargo test --release -- --ignored --nocapture max_rate`
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore]
+    async fn max_rate_probe() {
+        let rates: Vec<f64> = std::env::var("LOAD_BENCH_RATES")
+            .unwrap_or_else(|_| "5000,10000,20000".into())
+            .split(',')
+            .filter_map(|r| r.trim().parse().ok())
+            .collect();
+        let http2 = std::env::var("LOAD_BENCH_H2").is_ok();
+        let addr = ok_server().await;
+        for rate in rates {
+            let mut cfg = config(addr, constant(rate, 5.0));
+            cfg.http2 = http2;
+            cfg.max_in_flight = 2000;
+            let cpu0 = cpu_seconds();
+            let t0 = Instant::now() + Duration::from_millis(50);
+            let h = start(cfg, t0).expect("start");
+            let mut held = true;
+            for k in 1..=5u32 {
+                tokio::time::sleep_until(t0 + Duration::from_secs(k.into())).await;
+                let s = h.take_interval();
+                let ok = (s.completed as f64 - rate).abs() <= rate * 0.01
+                    && (s.sent as f64 - rate).abs() <= rate * 0.01;
+                held &= ok;
+                println!(
+                    "rate {rate} s{k}: intended {} sent {} completed {} dropped {} late {} \
+                     in_flight {} resp p50/p99 {}/{} µs svc p99 {} µs {}",
+                    s.intended,
+                    s.sent,
+                    s.completed,
+                    s.dropped,
+                    s.late,
+                    s.in_flight,
+                    s.response_time.value_at_quantile(0.5),
+                    s.response_time.value_at_quantile(0.99),
+                    s.service_time.value_at_quantile(0.99),
+                    if ok { "ok" } else { "MISS" }
+                );
+            }
+            let t = h.join().await;
+            let cpu = cpu_seconds() - cpu0;
+            println!(
+                "rate {rate}: held={held} total completed {} errors {} cpu {:.2}s over ~5s ({:.0}% of one core, client+server)",
+                t.completed,
+                t.status.errors(),
+                cpu,
+                cpu / 5.0 * 100.0
+            );
+        }
+    }
+}

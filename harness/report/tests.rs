@@ -1,0 +1,401 @@
+use std::collections::BTreeMap;
+
+use crate::checks::{CheckResult, Verdict};
+use crate::recorder::{
+    Event, HpaSample, MetricSample, Percentiles, PodSample, Replicas, RunData, RunMeta, Sample,
+    StatusCounts,
+};
+
+use super::*;
+
+const CPU: &str = "cpu resource utilization (percentage of request)";
+const QPS: &str = "pods metric http_requests_per_second";
+const POD_A: &str = "httpbin-6d9f7c8b5-4xk2p";
+const POD_B: &str = "httpbin-6d9f7c8b5-9qz7m";
+const POD_C: &str = "httpbin-6d9f7c8b5-tw8rd";
+
+/// The paper's experiment, synthesized: a 35-minute run at 1 s samples; load
+/// ramps 0→110 QPS over 27 min, holds to 28 min, then stops; 2 pods, 3 from
+/// 11m40s (ready 15 s later), back to 2 at 34m; a few 5xx just before scale-out.
+pub(crate) fn fixture() -> (RunData, Verdict) {
+    let offered = |t: f64| {
+        if t <= 1620.0 {
+            110.0 * t / 1620.0
+        } else if t <= 1680.0 {
+            110.0
+        } else {
+            0.0
+        }
+    };
+    let mut samples = vec![];
+    for i in 1..=2100u32 {
+        let t = i as f64;
+        let q = offered(t);
+        let desired = if (700.0..2040.0).contains(&t) { 3 } else { 2 };
+        let ready = if (715.0..2040.0).contains(&t) { 3 } else { 2 };
+        let third_exists = (700.0..2040.0).contains(&t);
+        let per_pod = q / ready as f64;
+        // Deterministic jitter so lines look measured, and a slight imbalance
+        // between pods so their lines can be told apart.
+        let jitter = ((i * 7919) % 101) as f64 / 100.0 - 0.5;
+        let mut pods: Vec<PodSample> = [(POD_A, 1.05), (POD_B, 0.95)]
+            .iter()
+            .map(|(n, w)| PodSample {
+                name: n.to_string(),
+                phase: "Running".into(),
+                ready: true,
+                qps: per_pod * w,
+                cpu_millicores: per_pod * w * 3.5,
+                cpu_utilization: Some(per_pod * w * 3.5 + 2.0 + jitter * 3.0),
+                memory_bytes: 64 << 20,
+                in_flight: 1,
+            })
+            .collect();
+        if third_exists {
+            let up = ready == 3;
+            pods.push(PodSample {
+                name: POD_C.into(),
+                phase: if up { "Running" } else { "Pending" }.into(),
+                ready: up,
+                qps: if up { per_pod } else { 0.0 },
+                cpu_millicores: if up { per_pod * 3.5 } else { 0.0 },
+                cpu_utilization: Some(if up { per_pod * 3.5 + 2.0 } else { 0.0 }),
+                ..Default::default()
+            });
+        }
+        let five_xx = if (695.0..700.0).contains(&t) { 2 } else { 0 };
+        let completed = (q * (1.0 + 0.04 * jitter)).round() as u64;
+        // Latency climbs as the two pods near saturation before the third is ready.
+        let load = (per_pod / 28.0).min(0.97);
+        let base = 4.0 / (1.0 - load);
+        let hpa_cpu = pods.iter().filter_map(|p| p.cpu_utilization).sum::<f64>() / ready as f64;
+        samples.push(Sample {
+            t,
+            stage: if t <= 1620.0 {
+                "ramp_to 110 over 27m".into()
+            } else if t <= 1680.0 {
+                "hold 110 for 1m".into()
+            } else {
+                "idle".into()
+            },
+            offered_qps: q,
+            intended: completed,
+            sent: completed,
+            completed,
+            dropped: 0,
+            late: 0,
+            status: StatusCounts {
+                s2xx: completed - five_xx.min(completed),
+                s5xx: five_xx.min(completed),
+                ..Default::default()
+            },
+            latency_ms: Percentiles {
+                p50: base,
+                p90: base * 1.8,
+                p99: base * 3.2,
+                p999: base * 4.0,
+                max: base * 5.0,
+            },
+            service_ms: Percentiles {
+                p50: base * 0.9,
+                p90: base * 1.6,
+                p99: base * 2.6,
+                p999: base * 3.5,
+                max: base * 4.5,
+            },
+            replicas: Replicas {
+                spec: desired,
+                current: if third_exists { 3 } else { 2 },
+                ready,
+                desired,
+            },
+            pods,
+            hpa: Some(HpaSample {
+                name: "httpbin".into(),
+                metrics: vec![
+                    MetricSample {
+                        name: CPU.into(),
+                        current: hpa_cpu,
+                        target: 80.0,
+                        unit: "%".into(),
+                    },
+                    MetricSample {
+                        name: QPS.into(),
+                        current: q / ready as f64,
+                        target: 20.0,
+                        unit: String::new(),
+                    },
+                ],
+                conditions: vec![],
+            }),
+        });
+    }
+    let ev = |t: f64, type_: &str, reason: &str, object: &str, source: &str, msg: &str| Event {
+        t,
+        type_: type_.into(),
+        reason: reason.into(),
+        object: object.into(),
+        source: source.into(),
+        message: msg.into(),
+        ..Default::default()
+    };
+    let hpa = "HorizontalPodAutoscaler/httpbin";
+    let events = vec![
+        Event {
+            from_replicas: Some(2),
+            to_replicas: Some(3),
+            offered_qps: Some(offered(700.0)),
+            ..ev(
+                700.0,
+                "Normal",
+                "SuccessfulRescale",
+                hpa,
+                "horizontal-pod-autoscaler",
+                "New size: 3; reason: pods metric http_requests_per_second above target",
+            )
+        },
+        ev(
+            700.4,
+            "Normal",
+            "ScalingReplicaSet",
+            "Deployment/httpbin",
+            "deployment-controller",
+            "Scaled up replica set httpbin-6d9f7c8b5 from 2 to 3",
+        ),
+        ev(
+            701.0,
+            "Normal",
+            "Scheduled",
+            &format!("Pod/{POD_C}"),
+            "default-scheduler",
+            "Successfully assigned default/httpbin-6d9f7c8b5-tw8rd to kind-worker",
+        ),
+        ev(
+            702.0,
+            "Warning",
+            "FailedGetPodsMetric",
+            hpa,
+            "horizontal-pod-autoscaler",
+            "unable to get metric http_requests_per_second: <no data> for pod httpbin-6d9f7c8b5-tw8rd",
+        ),
+        ev(1680.0, "Normal", "LoadStopped", "Harness/run", "autoscale-harness", "offered load stopped"),
+        Event {
+            from_replicas: Some(3),
+            to_replicas: Some(2),
+            offered_qps: Some(0.0),
+            ..ev(
+                2040.0,
+                "Normal",
+                "SuccessfulRescale",
+                hpa,
+                "horizontal-pod-autoscaler",
+                "New size: 2; reason: All metrics below target",
+            )
+        },
+    ];
+    let meta = RunMeta {
+        scenario_name: "paper-fig7".into(),
+        scenario_path: "scenarios/paper-fig7.yaml".into(),
+        scenario_text: "name: paper-fig7\n# <b>not bold</b> & \"quoted\"\nload:\n  - ramp_to: 110\n    over: 27m\n  - hold: 1m\n  - idle: 7m\nexpect:\n  scale_out: {from: 2, to: 3, between: [10m, 14m]}\n".into(),
+        backend: "kind".into(),
+        speed: 1.0,
+        seed: 42,
+        started_at: "2025-06-01T10:00:00Z".into(),
+        duration_s: 2100.0,
+        load_stop_s: 1680.0,
+        interval_s: 1.0,
+        hpa_name: "default/httpbin".into(),
+        min_replicas: 2,
+        max_replicas: 10,
+        interrupted: false,
+        ended_at_s: 2100.0,
+        environment: BTreeMap::from([
+            ("harness".to_string(), "0.1.0".to_string()),
+            ("kubernetes".to_string(), "v1.34.0".to_string()),
+        ]),
+    };
+    let verdict = Verdict {
+        checks: vec![
+            CheckResult {
+                name: "scale_out 2→3".into(),
+                bound: "between 10m-14m at 40-50 QPS offered".into(),
+                measured: "at 11m40s with 47.5 QPS offered".into(),
+                passed: true,
+            },
+            CheckResult {
+                name: "scale_in 3→2".into(),
+                bound: "within 10m of load stop".into(),
+                measured: "6m after load stop".into(),
+                passed: true,
+            },
+            CheckResult {
+                name: "max_replicas".into(),
+                bound: "≤ 3".into(),
+                measured: "3".into(),
+                passed: true,
+            },
+            CheckResult {
+                name: "error_ratio".into(),
+                bound: "< 0.01%".into(),
+                measured: "0.0104% (10 of 95 760)".into(),
+                passed: false,
+            },
+        ],
+    };
+    (
+        RunData {
+            meta,
+            samples,
+            events,
+        },
+        verdict,
+    )
+}
+
+#[test]
+fn renders_the_fixture() {
+    let (run, verdict) = fixture();
+    let a = render(&run, &verdict).unwrap();
+    let h = &a.html;
+    for id in [
+        "verdict", "fig7", "fig8", "latency", "errors", "events", "scenario",
+    ] {
+        assert!(
+            h.contains(&format!("<section id=\"{id}\">")),
+            "missing section {id}"
+        );
+    }
+    assert!(h.contains("Fig. 7"));
+    assert!(h.contains("Fig. 8"));
+    assert!(h.contains("FAILED"));
+    assert!(!h.contains("INTERRUPTED"));
+    // Fig. 7, two per-pod charts, two HPA metric charts, latency, errors.
+    assert_eq!(h.matches("<svg role=\"img\"").count(), 7);
+    assert!(h.contains("→3") && h.contains("→2"));
+    assert!(h.contains("# &lt;b&gt;not bold&lt;/b&gt; &amp; &quot;quoted&quot;"));
+    assert!(!h.contains("<b>not bold</b>"));
+    assert!(h.contains("&lt;no data&gt;"));
+    assert!(h.contains("11m40s  horizontal-pod-autoscaler  New size: 3"));
+    // Self-contained: nothing loaded from elsewhere.
+    assert!(!h.contains("<script") && !h.contains("<link") && !h.contains("src=\"http"));
+
+    let j = &a.junit_xml;
+    assert_eq!(j.matches("<testcase ").count(), 4);
+    assert_eq!(j.matches("<failure").count(), 1);
+    assert!(j.contains("tests=\"4\"") && j.contains("failures=\"1\""));
+    assert!(j.contains("classname=\"autoscale-harness.paper-fig7\""));
+    assert!(j.contains("expected &lt; 0.01%, measured 0.0104% (10 of 95 760)"));
+    assert!(j.contains("<system-out>Events:"));
+
+    let s: serde_json::Value = serde_json::from_str(&a.summary_json).unwrap();
+    assert_eq!(s["passed"], false);
+    assert_eq!(s["totals"]["status"]["5xx"], 10);
+    assert_eq!(s["first_scale_out"]["t"], 700.0);
+    assert_eq!(s["last_scale_in"]["to"], 2);
+}
+
+#[test]
+fn events_block_snapshot() {
+    let (run, _) = fixture();
+    // Named without the module path so the snapshot survives the move into the main crate.
+    insta::with_settings!({ prepend_module_to_snapshot => false }, {
+        insta::assert_snapshot!("report_events_block", events::block(&run));
+    });
+}
+
+#[test]
+fn summary_snapshot() {
+    let (run, verdict) = fixture();
+    insta::with_settings!({ prepend_module_to_snapshot => false }, {
+        insta::assert_snapshot!("report_summary_json", summary::render(&run, &verdict).unwrap());
+    });
+}
+
+#[test]
+fn empty_run_renders() {
+    let run = RunData::default();
+    let v = Verdict { checks: vec![] };
+    let a = render(&run, &v).unwrap();
+    assert!(a.html.contains("No samples were recorded."));
+    assert!(a.html.contains("Events:  &lt;none&gt;"));
+    assert!(a.junit_xml.contains("tests=\"0\""));
+    let s: serde_json::Value = serde_json::from_str(&a.summary_json).unwrap();
+    assert_eq!(s["totals"]["error_ratio"], serde_json::Value::Null);
+}
+
+#[test]
+fn one_sample_and_odd_values_render() {
+    let (mut run, verdict) = fixture();
+    run.samples.truncate(1);
+    run.events.clear();
+    run.meta.interrupted = true;
+    run.meta.duration_s = 0.0;
+    run.meta.interval_s = f64::NAN;
+    run.meta.load_stop_s = f64::NAN;
+    run.meta.speed = f64::INFINITY;
+    let s = &mut run.samples[0];
+    s.offered_qps = f64::NAN;
+    s.latency_ms.p99 = f64::NAN;
+    s.pods[0].cpu_utilization = Some(f64::NAN);
+    s.hpa.as_mut().unwrap().metrics[0].target = f64::NAN;
+    let a = render(&run, &verdict).unwrap();
+    assert!(a.html.contains("INTERRUPTED — partial"));
+    serde_json::from_str::<serde_json::Value>(&a.summary_json).unwrap();
+
+    // No pods, no HPA, no completions: the sections say so instead of drawing nothing.
+    let s = &mut run.samples[0];
+    s.pods.clear();
+    s.hpa = None;
+    s.completed = 0;
+    let a = render(&run, &verdict).unwrap();
+    assert!(a.html.contains("The HPA reported no metrics."));
+    assert!(a.html.contains("No requests completed"));
+}
+
+#[test]
+fn kubectl_durations() {
+    let cases = [
+        (0.0, "0s"),
+        (45.9, "45s"),
+        (119.0, "119s"),
+        (120.0, "2m"),
+        (702.0, "11m42s"),
+        (3600.0, "60m"),
+        (4.0 * 3600.0 + 300.0, "4h5m"),
+    ];
+    for (s, want) in cases {
+        assert_eq!(kube_dur(s), want, "{s}");
+    }
+    assert_eq!(mmss(700.0), "11:40");
+    assert_eq!(mmss(3725.0), "1:02:05");
+}
+
+/// Writes the fixture's report for a human to look at (`cargo test -- --ignored`).
+#[test]
+#[ignore]
+fn write_fixture_report() {
+    let (run, verdict) = fixture();
+    use std::path::Path;
+    let dir = Path::new("/tmp/report-fixture");
+    write(dir, &run, &verdict).unwrap();
+    write(
+        Path::new("/tmp/report-fixture/empty"),
+        &RunData::default(),
+        &Verdict { checks: vec![] },
+    )
+    .unwrap();
+    let mut one = run.clone();
+    one.samples.truncate(1);
+    one.meta.interrupted = true;
+    write(Path::new("/tmp/report-fixture/one"), &one, &verdict).unwrap();
+}
+
+#[test]
+fn write_creates_the_three_files() {
+    let (run, verdict) = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), &run, &verdict).unwrap();
+    for f in [REPORT_HTML, SUMMARY_JSON, JUNIT_XML] {
+        assert!(dir.path().join(f).metadata().unwrap().len() > 0, "{f}");
+    }
+}
