@@ -239,7 +239,7 @@ impl crate::autoscaler::MetricsSource for Snapshot {
     ) -> Result<i64, String> {
         if !is_qps_metric(metric) || object.kind != "HTTPRoute" {
             return Err(format!(
-                "unable to fetch metrics from custom metrics API: the server could not find the metric {metric} for {} {}",
+                "the server could not find the metric {metric} for {} {}",
                 object.kind, object.name
             ));
         }
@@ -257,7 +257,7 @@ impl crate::autoscaler::MetricsSource for Snapshot {
     ) -> Result<Vec<i64>, String> {
         if !is_qps_metric(metric) {
             return Err(format!(
-                "unable to fetch metrics from external metrics API: the server could not find the requested resource ({metric})"
+                "the server could not find the requested resource ({metric})"
             ));
         }
         let v: Vec<i64> = self
