@@ -111,11 +111,16 @@ fn check(e: &Expectation, run: &RunData) -> CheckResult {
                         after <= si.within.as_secs_f64(),
                     )
                 }
-                (None, Some(n)) if n <= si.to => (format!("already at {n} when the load stopped"), true),
+                (None, Some(n)) if n <= si.to => {
+                    (format!("already at {n} when the load stopped"), true)
+                }
                 (None, Some(n)) => {
                     let end = run.samples.last().map(|s| s.t).unwrap_or(anchor);
                     (
-                        format!("still at {n}, {} after load stop", fmt_t((end - anchor).max(0.0))),
+                        format!(
+                            "still at {n}, {} after load stop",
+                            fmt_t((end - anchor).max(0.0))
+                        ),
                         false,
                     )
                 }
@@ -162,10 +167,17 @@ fn check(e: &Expectation, run: &RunData) -> CheckResult {
                 bad += s.status.errors() + s.dropped;
                 all += s.status.total() + s.dropped;
             }
-            let ratio = if all == 0 { 0.0 } else { bad as f64 / all as f64 };
+            let ratio = if all == 0 {
+                0.0
+            } else {
+                bad as f64 / all as f64
+            };
             CheckResult {
                 name: "error_ratio".into(),
-                bound: format!("below {} (errors and dropped over all requests)", num(r.below)),
+                bound: format!(
+                    "below {} (errors and dropped over all requests)",
+                    num(r.below)
+                ),
                 measured: format!("{:.4} ({bad} of {all})", ratio),
                 passed: all > 0 && ratio < r.below,
             }
@@ -327,9 +339,27 @@ fn num(x: f64) -> String {
 
 /// The verdict as a fixed-width table for the terminal.
 pub fn table(v: &Verdict) -> String {
-    let w_name = v.checks.iter().map(|c| c.name.chars().count()).max().unwrap_or(0).max(11);
-    let w_bound = v.checks.iter().map(|c| c.bound.chars().count()).max().unwrap_or(0).max(5);
-    let w_meas = v.checks.iter().map(|c| c.measured.chars().count()).max().unwrap_or(0).max(8);
+    let w_name = v
+        .checks
+        .iter()
+        .map(|c| c.name.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(11);
+    let w_bound = v
+        .checks
+        .iter()
+        .map(|c| c.bound.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(5);
+    let w_meas = v
+        .checks
+        .iter()
+        .map(|c| c.measured.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(8);
     let pad = |s: &str, w: usize| format!("{s}{}", " ".repeat(w.saturating_sub(s.chars().count())));
     let mut out = format!(
         "{}  {}  {}  RESULT\n",
@@ -350,9 +380,16 @@ pub fn table(v: &Verdict) -> String {
     out.push_str(&if v.checks.is_empty() {
         "no expectations: nothing was asserted\n".to_string()
     } else if failed == 0 {
-        format!("PASSED: {} of {} expectations held\n", v.checks.len(), v.checks.len())
+        format!(
+            "PASSED: {} of {} expectations held\n",
+            v.checks.len(),
+            v.checks.len()
+        )
     } else {
-        format!("FAILED: {failed} of {} expectations did not hold\n", v.checks.len())
+        format!(
+            "FAILED: {failed} of {} expectations did not hold\n",
+            v.checks.len()
+        )
     });
     out
 }
@@ -428,7 +465,7 @@ mod tests {
     #[test]
     fn scale_in_measures_from_load_stop() {
         let r = run();
-        let si = |mins| {
+        let si = |mins: u64| {
             Expectation::ScaleIn(ScaleIn {
                 to: 2,
                 within: Duration::from_secs(mins * 60),
@@ -437,14 +474,22 @@ mod tests {
         };
         let v = evaluate(&[si(7)], &r);
         assert!(v.passed());
-        assert!(v.checks[0].measured.starts_with("3→2 6m after"), "{}", v.checks[0].measured);
+        assert!(
+            v.checks[0].measured.starts_with("3→2 6m after"),
+            "{}",
+            v.checks[0].measured
+        );
         assert!(!evaluate(&[si(5)], &r).passed());
     }
 
     #[test]
     fn replica_bounds_and_pod_qps() {
         let r = run();
-        assert!(evaluate(&[Expectation::MaxReplicas(3), Expectation::MinReplicas(2)], &r).passed());
+        assert!(evaluate(
+            &[Expectation::MaxReplicas(3), Expectation::MinReplicas(2)],
+            &r
+        )
+        .passed());
         assert!(!evaluate(&[Expectation::MaxReplicas(2)], &r).passed());
         let pq = |low, high| {
             Expectation::PodQps(crate::scenario::PodQps {
@@ -463,7 +508,10 @@ mod tests {
     fn error_ratio_counts_dropped_and_needs_traffic() {
         let mut r = run();
         let er = Expectation::ErrorRatio(crate::scenario::ErrorRatio { below: 0.01 });
-        assert!(!evaluate(std::slice::from_ref(&er), &r).passed(), "no traffic must not pass");
+        assert!(
+            !evaluate(std::slice::from_ref(&er), &r).passed(),
+            "no traffic must not pass"
+        );
         r.samples[0].status.s2xx = 990;
         r.samples[0].dropped = 10;
         assert!(!evaluate(std::slice::from_ref(&er), &r).passed());

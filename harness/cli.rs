@@ -11,7 +11,11 @@ use crate::error::exit;
 use crate::run::{self, Options};
 
 #[derive(Debug, Parser)]
-#[command(name = "autoscale-harness", version, about = "Proves a service autoscales correctly: deploys it with its HPA, drives ramped load through a gateway route, asserts scale-out and scale-in, and writes a report.")]
+#[command(
+    name = "autoscale-harness",
+    version,
+    about = "Proves a service autoscales correctly: deploys it with its HPA, drives ramped load through a gateway route, asserts scale-out and scale-in, and writes a report."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -92,7 +96,11 @@ pub async fn run(cli: Cli) -> Result<i32> {
             let v = run::rerender(&run_dir)?;
             println!("{}", checks::table(&v));
             println!("report: {}", run_dir.join("report.html").display());
-            Ok(if v.passed() { exit::PASSED } else { exit::FAILED })
+            Ok(if v.passed() {
+                exit::PASSED
+            } else {
+                exit::FAILED
+            })
         }
     }
 }

@@ -128,8 +128,14 @@ impl Manifests {
                 .into_iter()
                 .find(|h| h.metadata.name.as_deref() == Some(n))
                 .ok_or_else(|| {
-                    InputError::new(scenario, format!("no HorizontalPodAutoscaler named `{n}` in the manifests (found: {})", names.join(", ")))
-                        .field("target.hpa")
+                    InputError::new(
+                        scenario,
+                        format!(
+                            "no HorizontalPodAutoscaler named `{n}` in the manifests (found: {})",
+                            names.join(", ")
+                        ),
+                    )
+                    .field("target.hpa")
                 }),
             None if all.len() == 1 => Ok(all[0]),
             None => Err(InputError::new(
@@ -154,7 +160,11 @@ impl Manifests {
                     scenario,
                     format!(
                         "no HTTPRoute named `{name}` in the manifests (found: {})",
-                        if names.is_empty() { "none".into() } else { names.join(", ") }
+                        if names.is_empty() {
+                            "none".into()
+                        } else {
+                            names.join(", ")
+                        }
                     ),
                 )
                 .field("target.route")
@@ -163,7 +173,10 @@ impl Manifests {
 
     fn validate(&self) -> Result<(), InputError> {
         for (m, d) in self.deployments() {
-            let spec = d.spec.as_ref().ok_or_else(|| m.err("spec", "is required"))?;
+            let spec = d
+                .spec
+                .as_ref()
+                .ok_or_else(|| m.err("spec", "is required"))?;
             if spec.replicas.is_some_and(|r| r < 0) {
                 return Err(m.err("spec.replicas", "must be ≥ 0"));
             }
@@ -182,7 +195,10 @@ impl Manifests {
             }
         }
         for (m, h) in self.hpas() {
-            let spec = h.spec.as_ref().ok_or_else(|| m.err("spec", "is required"))?;
+            let spec = h
+                .spec
+                .as_ref()
+                .ok_or_else(|| m.err("spec", "is required"))?;
             let min = spec.min_replicas.unwrap_or(1);
             if min < 1 {
                 return Err(m.err(
@@ -250,7 +266,13 @@ impl Manifests {
                 }
             }
             for (i, metric) in spec.metrics.iter().flatten().enumerate() {
-                let allowed = ["Resource", "ContainerResource", "Pods", "Object", "External"];
+                let allowed = [
+                    "Resource",
+                    "ContainerResource",
+                    "Pods",
+                    "Object",
+                    "External",
+                ];
                 if !allowed.contains(&metric.type_.as_str()) {
                     return Err(m.err(
                         &format!("spec.metrics[{i}].type"),
@@ -304,7 +326,9 @@ pub fn parse_file(path: &Path, text: &str) -> Result<Vec<Manifest>, InputError> 
             ("apps/v1", "Deployment") => {
                 Object::Deployment(Box::new(yaml::from_str(path, &doc).map_err(shift)?))
             }
-            ("v1", "Service") => Object::Service(Box::new(yaml::from_str(path, &doc).map_err(shift)?)),
+            ("v1", "Service") => {
+                Object::Service(Box::new(yaml::from_str(path, &doc).map_err(shift)?))
+            }
             ("autoscaling/v2", "HorizontalPodAutoscaler") => {
                 Object::Hpa(Box::new(yaml::from_str(path, &doc).map_err(shift)?))
             }

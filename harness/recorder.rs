@@ -277,9 +277,9 @@ impl Recorder {
             .with_context(|| format!("cannot create run directory {}", dir.display()))?;
         let open = |name: &str| -> Result<BufWriter<File>> {
             let p = dir.join(name);
-            Ok(BufWriter::new(
-                File::create(&p).with_context(|| format!("cannot create {}", p.display()))?,
-            ))
+            Ok(BufWriter::new(File::create(&p).with_context(|| {
+                format!("cannot create {}", p.display())
+            })?))
         };
         let rec = Self {
             dir: dir.to_path_buf(),

@@ -47,7 +47,9 @@ pub fn prepare(path: &Path) -> Result<(Loaded, Manifests)> {
 }
 
 pub fn default_out_dir(name: &str) -> PathBuf {
-    let ts = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string();
+    let ts = jiff::Timestamp::now()
+        .strftime("%Y%m%dT%H%M%SZ")
+        .to_string();
     PathBuf::from("reports").join(format!("{name}-{ts}"))
 }
 
@@ -82,7 +84,9 @@ pub async fn experiment(opts: &Options) -> Result<Outcome> {
         backend: opts.backend.name().into(),
         speed: opts.speed,
         seed: opts.seed,
-        started_at: jiff::Timestamp::now().to_string(),
+        started_at: jiff::Timestamp::now()
+            .strftime("%Y-%m-%dT%H:%M:%SZ")
+            .to_string(),
         duration_s: s.duration.as_secs_f64(),
         load_stop_s: s.load.load_stop(),
         interval_s: s.sample_interval.as_secs_f64(),
@@ -158,7 +162,16 @@ pub async fn experiment(opts: &Options) -> Result<Outcome> {
             progress.event(&ev);
             rec.event(ev)?;
         }
-        let sample = build_sample(t, interval, &loaded, &stats, opts.speed, obs.replicas, obs.pods, obs.hpa);
+        let sample = build_sample(
+            t,
+            interval,
+            &loaded,
+            &stats,
+            opts.speed,
+            obs.replicas,
+            obs.pods,
+            obs.hpa,
+        );
         progress.sample(&sample, interval);
         rec.sample(sample)?;
         if interrupted {
@@ -168,9 +181,16 @@ pub async fn experiment(opts: &Options) -> Result<Outcome> {
     progress.finish();
     engine.stop();
     // In-flight requests get their timeout to finish; they are not counted in samples.
-    let _ = tokio::time::timeout(clock.real(s.load.request.timeout) + Duration::from_secs(1), engine.join()).await;
+    let _ = tokio::time::timeout(
+        clock.real(s.load.request.timeout) + Duration::from_secs(1),
+        engine.join(),
+    )
+    .await;
     let last = rec.data().samples.last().map(|s| s.t).unwrap_or(0.0);
-    backend.shutdown().await.context("cleaning up the embedded cluster")?;
+    backend
+        .shutdown()
+        .await
+        .context("cleaning up the embedded cluster")?;
     rec.meta_mut().interrupted = interrupted;
     rec.meta_mut().ended_at_s = last;
     let run = rec.finish()?;
@@ -212,14 +232,20 @@ fn load_config(l: &Loaded, target: &backend::LoadTarget, opts: &Options) -> Resu
             to_rate: p.to,
         })
         .collect();
-    let curve = RateCurve::new(segments).map_err(|e| {
-        crate::error::InputError::new(&l.path, e.to_string()).field("load.stages")
-    })?;
+    let curve = RateCurve::new(segments)
+        .map_err(|e| crate::error::InputError::new(&l.path, e.to_string()).field("load.stages"))?;
     let req = &s.load.request;
     let url: hyper::Uri = format!("{}{}", target.base_url, req.path)
         .parse()
-        .map_err(|e| crate::error::InputError::new(&l.path, format!("not a valid URL path: {e}")).field("load.request.path"))?;
-    let mut headers: Vec<(String, String)> = req.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        .map_err(|e| {
+            crate::error::InputError::new(&l.path, format!("not a valid URL path: {e}"))
+                .field("load.request.path")
+        })?;
+    let mut headers: Vec<(String, String)> = req
+        .headers
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     if let Some(h) = &target.host {
         if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
             headers.push(("host".into(), h.clone()));
@@ -282,7 +308,9 @@ fn build_sample(
         },
         latency_ms: percentiles(&latency),
         service_ms: percentiles(&scaled(&st.service_time, speed)),
-        latency_hdr: (!latency.is_empty()).then(|| recorder::encode_hist(&latency)).flatten(),
+        latency_hdr: (!latency.is_empty())
+            .then(|| recorder::encode_hist(&latency))
+            .flatten(),
         replicas,
         pods,
         hpa,
@@ -291,7 +319,8 @@ fn build_sample(
 
 /// The engine records real microseconds; reports are in experiment time.
 fn scaled(h: &Histogram<u64>, speed: f64) -> Histogram<u64> {
-    let mut out = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("static bounds are valid");
+    let mut out =
+        Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("static bounds are valid");
     for v in h.iter_recorded() {
         let x = ((v.value_iterated_to() as f64) * speed).round().max(1.0) as u64;
         let _ = out.record_n(x.min(3_600_000_000), v.count_at_value());
@@ -320,7 +349,10 @@ fn environment() -> std::collections::BTreeMap<String, String> {
     m.insert("arch".into(), std::env::consts::ARCH.into());
     m.insert(
         "cpus".into(),
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).to_string(),
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .to_string(),
     );
     if let Ok(h) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
         m.insert("host".into(), h.trim().into());

@@ -644,7 +644,13 @@ impl Loaded {
         self.scenario
             .manifests
             .iter()
-            .map(|m| if m.is_absolute() { m.clone() } else { base.join(m) })
+            .map(|m| {
+                if m.is_absolute() {
+                    m.clone()
+                } else {
+                    base.join(m)
+                }
+            })
             .collect()
     }
 
@@ -767,7 +773,10 @@ fn validate(l: &Loaded) -> Result<(), InputError> {
         return Err(l.err("local.controller.sync_period", "must be more than 0s"));
     }
     if !(c.tolerance.is_finite() && c.tolerance >= 0.0) {
-        return Err(l.err("local.controller.tolerance", "must be a number ≥ 0, e.g. 0.1"));
+        return Err(l.err(
+            "local.controller.tolerance",
+            "must be a number ≥ 0, e.g. 0.1",
+        ));
     }
     let mt = &s.local.metrics;
     for (f, d) in [
@@ -782,13 +791,13 @@ fn validate(l: &Loaded) -> Result<(), InputError> {
     for (i, e) in s.expect.iter().enumerate() {
         let f = |k: &str| format!("expect[{i}].{k}");
         match e {
-            Expectation::ScaleOut(so) => {
-                if so.to < 1 || so.from.is_some_and(|f| f < 0 || f >= so.to) {
-                    return Err(l.err(
-                        &f("scale_out"),
-                        "needs `to` ≥ 1 and, when given, 0 ≤ `from` < `to`",
-                    ));
-                }
+            Expectation::ScaleOut(so)
+                if so.to < 1 || so.from.is_some_and(|f| f < 0 || f >= so.to) =>
+            {
+                return Err(l.err(
+                    &f("scale_out"),
+                    "needs `to` ≥ 1 and, when given, 0 ≤ `from` < `to`",
+                ));
             }
             Expectation::ScaleIn(si) if si.to < 0 => {
                 return Err(l.err(&f("scale_in.to"), "must be ≥ 0"));

@@ -24,8 +24,10 @@ pub fn decode<'de, T: DeserializeOwned>(
         let path = e.path().to_string();
         let inner = e.into_inner();
         let loc = inner.location();
-        let err = InputError::new(file, strip_location(&inner.to_string()))
-            .at(loc.as_ref().map(|l| l.line()), loc.as_ref().map(|l| l.column()));
+        let err = InputError::new(file, strip_location(&inner.to_string())).at(
+            loc.as_ref().map(|l| l.line()),
+            loc.as_ref().map(|l| l.column()),
+        );
         if path == "." || path.is_empty() {
             err
         } else {

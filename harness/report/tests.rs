@@ -70,6 +70,7 @@ pub(crate) fn fixture() -> (RunData, Verdict) {
         let base = 4.0 / (1.0 - load);
         let hpa_cpu = pods.iter().filter_map(|p| p.cpu_utilization).sum::<f64>() / ready as f64;
         samples.push(Sample {
+            latency_hdr: None,
             t,
             stage: if t <= 1620.0 {
                 "ramp_to 110 over 27m".into()

@@ -11,7 +11,7 @@ use crate::autoscaler::{EventType, HpaController, ScaleInfo};
 use crate::recorder::{ConditionSample, Event, HpaSample, MetricSample};
 
 pub(super) async fn controller(sh: Arc<Shared>, mut stop: watch::Receiver<bool>) {
-    let mut ctl = HpaController::new(sh.cfg.controller.clone());
+    let mut ctl = HpaController::new(sh.cfg.controller);
     let hpa = &sh.cfg.hpa;
     let name = hpa.metadata.name.clone().unwrap_or_default();
     let object = format!("HorizontalPodAutoscaler/{name}");
@@ -28,7 +28,11 @@ pub(super) async fn controller(sh: Arc<Shared>, mut stop: watch::Receiver<bool>)
         }
         let (pods, snap, scale) = {
             let st = sh.lock();
-            let current = st.pods.iter().filter(|p| p.phase != Phase::Terminating).count() as i32;
+            let current = st
+                .pods
+                .iter()
+                .filter(|p| p.phase != Phase::Terminating)
+                .count() as i32;
             (
                 pod_infos(&sh, &st),
                 snapshot(&sh, &st),

@@ -103,11 +103,7 @@ pub struct Windows {
 }
 
 impl Snapshot {
-    pub fn build(
-        h: &History,
-        w: &Windows,
-        routes: &[(String, BTreeMap<String, String>)],
-    ) -> Self {
+    pub fn build(h: &History, w: &Windows, routes: &[(String, BTreeMap<String, String>)]) -> Self {
         let mut cpu = Vec::new();
         let mut memory = Vec::new();
         let mut pod_qps = BTreeMap::new();
@@ -133,7 +129,8 @@ impl Snapshot {
                     window: win,
                     containers: vec![ContainerUsage {
                         name: w.container.clone(),
-                        usage: [("memory".to_string(), (b.memory as i64).saturating_mul(1000))].into(),
+                        usage: [("memory".to_string(), (b.memory as i64).saturating_mul(1000))]
+                            .into(),
                     }],
                 });
             }
@@ -151,7 +148,11 @@ impl Snapshot {
             .filter_map(|(name, labels)| {
                 let q = h.routes.get(name)?;
                 let (a, b) = History::span(q, w.rate, |p| p.0)?;
-                Some((name.clone(), labels.clone(), b.1.saturating_sub(a.1) as f64 / (b.0 - a.0)))
+                Some((
+                    name.clone(),
+                    labels.clone(),
+                    b.1.saturating_sub(a.1) as f64 / (b.0 - a.0),
+                ))
             })
             .collect();
         Snapshot {
@@ -217,9 +218,7 @@ impl crate::autoscaler::MetricsSource for Snapshot {
             ));
         }
         if self.pod_qps.is_empty() {
-            return Err(format!(
-                "no metrics returned for {metric}"
-            ));
+            return Err(format!("no metrics returned for {metric}"));
         }
         Ok(self
             .pod_qps
@@ -267,7 +266,9 @@ impl crate::autoscaler::MetricsSource for Snapshot {
             .map(|(_, _, q)| milli(*q))
             .collect();
         if v.is_empty() {
-            return Err(format!("no metrics returned from external metrics API for {metric}"));
+            return Err(format!(
+                "no metrics returned from external metrics API for {metric}"
+            ));
         }
         Ok(v)
     }
@@ -310,7 +311,10 @@ mod tests {
         assert_eq!((pm[0].pod.as_str(), pm[0].value), ("p", 30_000));
         assert_eq!(s.cpu[0].containers[0].usage["cpu"], 100);
         assert_eq!(s.cpu[0].window, 30_000);
-        assert_eq!(s.external_metric("sls_ingress_qps", None).unwrap(), vec![60_000]);
+        assert_eq!(
+            s.external_metric("sls_ingress_qps", None).unwrap(),
+            vec![60_000]
+        );
         let sel = LabelSelector {
             match_labels: Some([("route".to_string(), "y".to_string())].into()),
             ..Default::default()

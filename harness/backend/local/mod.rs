@@ -21,8 +21,8 @@ use tokio::task::{AbortHandle, JoinHandle};
 
 use super::{Backend, BoxFuture, LoadTarget, Observation};
 use crate::autoscaler::{
-    parse_quantity_milli, ConditionStatus, ContainerInfo, ControllerConfig, Millis, PodInfo, PodPhase,
-    ReadyCondition,
+    parse_quantity_milli, ConditionStatus, ContainerInfo, ControllerConfig, Millis, PodInfo,
+    PodPhase, ReadyCondition,
 };
 use crate::clock::Clock;
 use crate::error::{InfraError, InputError};
@@ -115,7 +115,15 @@ impl Shared {
         self.st.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn event(&self, st: &mut State, type_: &str, reason: &str, object: String, source: &str, message: String) {
+    fn event(
+        &self,
+        st: &mut State,
+        type_: &str,
+        reason: &str,
+        object: String,
+        source: &str,
+        message: String,
+    ) {
         st.events.push(Event {
             t: self.clock.now(),
             type_: type_.into(),
@@ -161,29 +169,58 @@ impl LocalCluster {
             .unwrap_or_default();
         let pod_spec = dspec.template.spec.clone().unwrap_or_default();
         let Some(container) = pod_spec.containers.first().cloned() else {
-            return Err(InputError::new(&dm.file, "the pod template has no containers")
-                .field(format!("Deployment {deploy_name}: spec.template.spec.containers"))
-                .into());
+            return Err(
+                InputError::new(&dm.file, "the pod template has no containers")
+                    .field(format!(
+                        "Deployment {deploy_name}: spec.template.spec.containers"
+                    ))
+                    .into(),
+            );
         };
         let requests = container
             .resources
             .as_ref()
             .and_then(|r| r.requests.clone())
             .unwrap_or_default();
-        let cpu_request_milli = requests.get("cpu").and_then(|q| parse_quantity_milli(&q.0).ok());
-        let memory_request_milli = requests.get("memory").and_then(|q| parse_quantity_milli(&q.0).ok());
+        let cpu_request_milli = requests
+            .get("cpu")
+            .and_then(|q| parse_quantity_milli(&q.0).ok());
+        let memory_request_milli = requests
+            .get("memory")
+            .and_then(|q| parse_quantity_milli(&q.0).ok());
         let probe = container.readiness_probe.clone();
         let probe_path = s
             .local
             .pods
             .readiness_path
             .clone()
-            .or_else(|| probe.as_ref().and_then(|p| p.http_get.as_ref()).and_then(|g| g.path.clone()))
-            .unwrap_or_else(|| if s.local.pods.command.is_some() { "/".into() } else { "/health".into() });
-        let probe_period =
-            Duration::from_secs(probe.as_ref().and_then(|p| p.period_seconds).unwrap_or(10).max(1) as u64);
-        let probe_initial_delay =
-            Duration::from_secs(probe.as_ref().and_then(|p| p.initial_delay_seconds).unwrap_or(0).max(0) as u64);
+            .or_else(|| {
+                probe
+                    .as_ref()
+                    .and_then(|p| p.http_get.as_ref())
+                    .and_then(|g| g.path.clone())
+            })
+            .unwrap_or_else(|| {
+                if s.local.pods.command.is_some() {
+                    "/".into()
+                } else {
+                    "/health".into()
+                }
+            });
+        let probe_period = Duration::from_secs(
+            probe
+                .as_ref()
+                .and_then(|p| p.period_seconds)
+                .unwrap_or(10)
+                .max(1) as u64,
+        );
+        let probe_initial_delay = Duration::from_secs(
+            probe
+                .as_ref()
+                .and_then(|p| p.initial_delay_seconds)
+                .unwrap_or(0)
+                .max(0) as u64,
+        );
         let grace = pod_spec
             .termination_grace_period_seconds
             .map(|g| Duration::from_secs(g.max(0) as u64))
@@ -193,7 +230,11 @@ impl LocalCluster {
         let services: Vec<(String, u16)> = m
             .services()
             .filter(|(_, svc)| {
-                let sel = svc.spec.as_ref().and_then(|sp| sp.selector.clone()).unwrap_or_default();
+                let sel = svc
+                    .spec
+                    .as_ref()
+                    .and_then(|sp| sp.selector.clone())
+                    .unwrap_or_default();
                 !sel.is_empty() && sel.iter().all(|(k, v)| template_labels.get(k) == Some(v))
             })
             .flat_map(|(sm, svc)| {
@@ -217,7 +258,10 @@ impl LocalCluster {
                 (
                     format!(
                         "{}/{}",
-                        r.metadata.namespace.clone().unwrap_or_else(|| "default".into()),
+                        r.metadata
+                            .namespace
+                            .clone()
+                            .unwrap_or_else(|| "default".into()),
                         r.metadata.name.clone().unwrap_or_default()
                     ),
                     r.metadata.labels.clone().unwrap_or_default(),
@@ -264,7 +308,8 @@ impl LocalCluster {
 
         let replica_set = format!("{deploy_name}-{}", template_hash(&deploy_name));
         let mt = &s.local.metrics;
-        let keep = mt.window.max(mt.resource_window).as_secs_f64() + 2.0 * mt.scrape_interval.as_secs_f64();
+        let keep = mt.window.max(mt.resource_window).as_secs_f64()
+            + 2.0 * mt.scrape_interval.as_secs_f64();
         let initial = s.target.replicas.or(dspec.replicas).unwrap_or(1);
         let shared = Arc::new(Shared {
             clock: Clock::new(tokio::time::Instant::now(), speed),
@@ -430,9 +475,14 @@ impl Backend for LocalCluster {
                 }
                 None => (0, 0, 0, 0),
             };
-            let (r0, c0) = self.last.get(&p.name).copied().unwrap_or((requests, cpu_ns));
+            let (r0, c0) = self
+                .last
+                .get(&p.name)
+                .copied()
+                .unwrap_or((requests, cpu_ns));
             next.insert(p.name.clone(), (requests, cpu_ns));
-            let cpu_millicores = cpu_ns.saturating_sub(c0) as f64 * sh.clock.speed() / 1e9 / dt * 1000.0;
+            let cpu_millicores =
+                cpu_ns.saturating_sub(c0) as f64 * sh.clock.speed() / 1e9 / dt * 1000.0;
             pods.push(PodSample {
                 name: p.name.clone(),
                 phase: match p.phase {
@@ -454,7 +504,11 @@ impl Backend for LocalCluster {
             });
         }
         self.last = next;
-        let active: Vec<&PodEntry> = st.pods.iter().filter(|p| p.phase != Phase::Terminating).collect();
+        let active: Vec<&PodEntry> = st
+            .pods
+            .iter()
+            .filter(|p| p.phase != Phase::Terminating)
+            .collect();
         let replicas = Replicas {
             spec: st.spec_replicas,
             current: active.len() as i32,
@@ -494,7 +548,11 @@ impl Backend for LocalCluster {
                 st.pods.drain(..).filter_map(|p| p.handle).collect()
             };
             // Short grace: the experiment is over, nothing is waiting for answers.
-            let grace = self.shared.clock.real(Duration::from_secs(2)).min(Duration::from_secs(2));
+            let grace = self
+                .shared
+                .clock
+                .real(Duration::from_secs(2))
+                .min(Duration::from_secs(2));
             for h in handles {
                 if let Some(h) = sole_owner(h).await {
                     h.drain_and_stop(grace).await;
@@ -513,12 +571,16 @@ fn template_hash(name: &str) -> String {
         h = (h ^ b as u32).wrapping_mul(16777619);
     }
     let alphabet = b"bcdfghjklmnpqrstvwxz2456789";
-    (0..9).map(|i| alphabet[((h >> (i * 3)) as usize + i) % alphabet.len()] as char).collect()
+    (0..9)
+        .map(|i| alphabet[((h >> (i * 3)) as usize + i) % alphabet.len()] as char)
+        .collect()
 }
 
 fn random_suffix(rng: &mut rand::rngs::StdRng) -> String {
     let alphabet = b"bcdfghjklmnpqrstvwxz2456789";
-    (0..5).map(|_| alphabet[rng.random_range(0..alphabet.len())] as char).collect()
+    (0..5)
+        .map(|_| alphabet[rng.random_range(0..alphabet.len())] as char)
+        .collect()
 }
 
 /// Keeps the number of pods equal to spec.replicas, as the Deployment and
@@ -535,7 +597,11 @@ async fn deployment_controller(sh: Arc<Shared>, mut stop: watch::Receiver<bool>)
 
 fn reconcile_pods(sh: &Arc<Shared>) {
     let mut st = sh.lock();
-    let active = st.pods.iter().filter(|p| p.phase != Phase::Terminating).count() as i32;
+    let active = st
+        .pods
+        .iter()
+        .filter(|p| p.phase != Phase::Terminating)
+        .count() as i32;
     let want = st.spec_replicas;
     if active == want {
         return;
@@ -557,7 +623,14 @@ fn reconcile_pods(sh: &Arc<Shared>) {
             });
         }
         let msg = format!("Scaled up replica set {rs} from {active} to {want}");
-        sh.event(&mut st, "Normal", "ScalingReplicaSet", deploy, "deployment-controller", msg);
+        sh.event(
+            &mut st,
+            "Normal",
+            "ScalingReplicaSet",
+            deploy,
+            "deployment-controller",
+            msg,
+        );
     } else {
         // The ReplicaSet controller deletes pending before running, unready
         // before ready, the most recently ready first, then the newest.
@@ -575,7 +648,11 @@ fn reconcile_pods(sh: &Arc<Shared>) {
                         .partial_cmp(&pa.ready_since.unwrap_or(0.0))
                         .unwrap_or(std::cmp::Ordering::Equal)
                 })
-                .then_with(|| pb.created.partial_cmp(&pa.created).unwrap_or(std::cmp::Ordering::Equal))
+                .then_with(|| {
+                    pb.created
+                        .partial_cmp(&pa.created)
+                        .unwrap_or(std::cmp::Ordering::Equal)
+                })
         });
         for &i in order.iter().take((active - want) as usize) {
             let p = &mut st.pods[i];
@@ -588,10 +665,16 @@ fn reconcile_pods(sh: &Arc<Shared>) {
             tokio::spawn(terminate(sh.clone(), name, handle));
         }
         let msg = format!("Scaled down replica set {rs} from {active} to {want}");
-        sh.event(&mut st, "Normal", "ScalingReplicaSet", deploy, "deployment-controller", msg);
+        sh.event(
+            &mut st,
+            "Normal",
+            "ScalingReplicaSet",
+            deploy,
+            "deployment-controller",
+            msg,
+        );
         drop(st);
         update_endpoints(sh);
-        return;
     }
 }
 
@@ -604,7 +687,14 @@ async fn pod_lifecycle(sh: Arc<Shared>, name: String) {
             let mut st = sh.lock();
             let msg = format!("pod {name} failed to start: {e:#}");
             st.failures.push(msg.clone());
-            sh.event(&mut st, "Warning", "Failed", format!("Pod/{name}"), "kubelet", msg);
+            sh.event(
+                &mut st,
+                "Warning",
+                "Failed",
+                format!("Pod/{name}"),
+                "kubelet",
+                msg,
+            );
             return;
         }
     };
@@ -625,7 +715,11 @@ async fn pod_lifecycle(sh: Arc<Shared>, name: String) {
     }
     {
         let mut st = sh.lock();
-        if let Some(p) = st.pods.iter_mut().find(|p| p.name == name && p.phase == Phase::Running) {
+        if let Some(p) = st
+            .pods
+            .iter_mut()
+            .find(|p| p.name == name && p.phase == Phase::Running)
+        {
             p.ready_since = Some(sh.clock.now());
             p.startup = None;
         }
@@ -677,7 +771,14 @@ fn update_endpoints(sh: &Arc<Shared>) {
             let mut st = sh.lock();
             let msg = format!("cannot update endpoints of Service {svc}: {e:#}");
             st.failures.push(msg.clone());
-            sh.event(&mut st, "Warning", "FailedToUpdateEndpoint", format!("Service/{svc}"), "endpoint-controller", msg);
+            sh.event(
+                &mut st,
+                "Warning",
+                "FailedToUpdateEndpoint",
+                format!("Service/{svc}"),
+                "endpoint-controller",
+                msg,
+            );
         }
     }
 }
