@@ -51,7 +51,7 @@ impl Manifest {
         m.name.clone().unwrap_or_default()
     }
     fn err(&self, field: &str, msg: impl Into<String>) -> InputError {
-        let line = yaml::line_of(&self.text, field).map(|l| l + self.line - 1);
+        let line = yaml::nearest_line(&self.text, field).map(|l| l + self.line - 1);
         InputError::new(&self.file, msg)
             .field(format!("{} {}: {field}", self.kind(), self.name()))
             .at(line.or(Some(self.line)), None)

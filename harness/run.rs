@@ -40,9 +40,30 @@ const READY_TIMEOUT: Duration = Duration::from_secs(300);
 /// Loads and cross-checks a scenario and its manifests (the `validate` command).
 pub fn prepare(path: &Path) -> Result<(Loaded, Manifests)> {
     let loaded = scenario::load(path)?;
-    let manifests = Manifests::load(&loaded.manifest_paths())?;
-    manifests.hpa(&loaded.path, loaded.scenario.target.hpa.as_deref())?;
-    manifests.route(&loaded.path, &loaded.scenario.target.route)?;
+    let manifests = Manifests::load(&loaded.manifest_paths()).map_err(|mut e| {
+        e.message = format!(
+            "{} (manifest listed in {})",
+            e.message,
+            loaded.path.display()
+        );
+        e
+    })?;
+    // Cross-reference errors point into the scenario file; give them its line.
+    let locate = |mut e: crate::error::InputError| {
+        if e.file == loaded.path && e.line.is_none() {
+            e.line = e
+                .field
+                .as_deref()
+                .and_then(|f| crate::yaml::nearest_line(&loaded.text, f));
+        }
+        e
+    };
+    manifests
+        .hpa(&loaded.path, loaded.scenario.target.hpa.as_deref())
+        .map_err(locate)?;
+    manifests
+        .route(&loaded.path, &loaded.scenario.target.route)
+        .map_err(locate)?;
     Ok((loaded, manifests))
 }
 

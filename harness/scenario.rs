@@ -657,7 +657,7 @@ impl Loaded {
     fn err(&self, field: &str, msg: impl Into<String>) -> InputError {
         InputError::new(&self.path, msg)
             .field(field)
-            .at(yaml::line_of(&self.text, field), None)
+            .at(yaml::nearest_line(&self.text, field), None)
     }
 }
 

@@ -24,7 +24,14 @@ pub fn decode<'de, T: DeserializeOwned>(
         let path = e.path().to_string();
         let inner = e.into_inner();
         let loc = inner.location();
-        let err = InputError::new(file, strip_location(&inner.to_string())).at(
+        let mut msg = strip_location(&inner.to_string());
+        // serde_norway starts some messages with its own (shorter) path; we print ours.
+        if let Some((head, rest)) = msg.split_once(": ") {
+            if !head.contains(' ') && path.starts_with(head) {
+                msg = rest.to_string();
+            }
+        }
+        let err = InputError::new(file, msg).at(
             loc.as_ref().map(|l| l.line()),
             loc.as_ref().map(|l| l.column()),
         );
@@ -106,6 +113,18 @@ pub fn line_of(text: &str, path: &str) -> Option<usize> {
         }
     }
     found
+}
+
+/// The line of `path`, else of its nearest ancestor (flow-style maps such as
+/// `target: { route: x }` are only followed down to their key).
+pub fn nearest_line(text: &str, path: &str) -> Option<usize> {
+    let mut p = path;
+    loop {
+        if let Some(l) = line_of(text, p) {
+            return Some(l);
+        }
+        p = &p[..p.rfind(['.', '['])?];
+    }
 }
 
 /// A line's indentation and content, treating "- key: v" as "key: v" indented past the dash.

@@ -1,0 +1,224 @@
+//! End-to-end runs of the shipped scenarios on the embedded cluster at high
+//! speed: real HTTP on loopback, bounded in time, stopping by themselves.
+//! Runs are serialized: two at once on a 2-core machine would distort timing.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::Mutex;
+
+use autoscale_harness::recorder::{load_run, RunData};
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn run(scenario: &str, speed: u32, dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_autoscale-harness"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "experiment",
+            scenario,
+            "--no-progress",
+            "--speed",
+            &speed.to_string(),
+            "--out",
+        ])
+        .arg(dir)
+        .output()
+        .expect("the harness binary runs")
+}
+
+fn sizes(run: &RunData) -> Vec<(f64, i32)> {
+    run.events
+        .iter()
+        .filter(|e| e.is_rescale())
+        .map(|e| (e.t, e.to_replicas.expect("rescales carry their new size")))
+        .collect()
+}
+
+fn show(o: &Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn ramp_reproduces_the_paper_at_speed_10_and_30() {
+    let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut runs = Vec::new();
+    for speed in [30, 10] {
+        let dir = tempfile::tempdir().unwrap();
+        let o = run("ramp.yaml", speed, dir.path());
+        assert_eq!(o.status.code(), Some(0), "speed {speed}: {}", show(&o));
+        for f in [
+            "report.html",
+            "summary.json",
+            "junit.xml",
+            "timeline.jsonl",
+            "events.jsonl",
+        ] {
+            assert!(dir.path().join(f).is_file(), "speed {speed}: {f} missing");
+        }
+        let data = load_run(dir.path()).unwrap();
+        let first = data
+            .events
+            .iter()
+            .find(|e| e.is_rescale() && e.to_replicas == Some(3))
+            .expect("a SuccessfulRescale to 3");
+        assert!(
+            first.message.starts_with("New size: 3; reason: "),
+            "{}",
+            first.message
+        );
+        let offered = first.offered_qps.unwrap();
+        assert!(
+            (40.0..=50.0).contains(&offered),
+            "speed {speed}: scale-out at {offered} QPS"
+        );
+        assert!(
+            (600.0..=840.0).contains(&first.t),
+            "speed {speed}: scale-out at {}s",
+            first.t
+        );
+        let back = data
+            .events
+            .iter()
+            .find(|e| e.is_rescale() && e.t > first.t && e.to_replicas == Some(2))
+            .expect("a later SuccessfulRescale to 2");
+        assert_eq!(
+            back.message,
+            "New size: 2; reason: All metrics below target"
+        );
+        assert!(
+            data.samples.len() >= 2099,
+            "one sample per experiment-second"
+        );
+        runs.push(sizes(&data));
+    }
+    // Same sequence of sizes, each change within one sync period (15 s).
+    let (fast, slow) = (&runs[0], &runs[1]);
+    assert_eq!(
+        fast.iter().map(|s| s.1).collect::<Vec<_>>(),
+        slow.iter().map(|s| s.1).collect::<Vec<_>>(),
+        "speed 30: {fast:?}, speed 10: {slow:?}"
+    );
+    for (a, b) in fast.iter().zip(slow) {
+        assert!(
+            (a.0 - b.0).abs() <= 15.0,
+            "speed 30: {fast:?}, speed 10: {slow:?}"
+        );
+    }
+}
+
+#[test]
+fn ack_qps_scales_out_on_route_qps_and_back_to_one() {
+    let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let o = run("ack-qps", 30, dir.path());
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let data = load_run(dir.path()).unwrap();
+    let s = sizes(&data);
+    let peak = s.iter().map(|x| x.1).max().unwrap_or(1);
+    assert!(
+        peak >= 3,
+        "35 QPS at 10 per pod needs at least 3 pods: {s:?}"
+    );
+    assert_eq!(
+        s.last().map(|x| x.1),
+        Some(1),
+        "back to 1 after the load: {s:?}"
+    );
+    let up = data.events.iter().find(|e| e.is_rescale()).unwrap();
+    assert!(
+        up.message.contains("external metric sls_ingress_qps(")
+            && up.message.contains("route: default-httpbin-svc-8080")
+            && up.message.ends_with("above target"),
+        "{}",
+        up.message
+    );
+}
+
+#[test]
+fn smoke_runs_the_behavior_path_and_rerenders() {
+    let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let o = run("smoke", 10, dir.path());
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("PASSED: 4 of 4 expectations held"),
+        "{stdout}"
+    );
+    // `report RUN_DIR` rebuilds every artefact from the JSONL files.
+    for f in ["report.html", "summary.json", "junit.xml"] {
+        std::fs::remove_file(dir.path().join(f)).unwrap();
+    }
+    let o = Command::new(env!("CARGO_BIN_EXE_autoscale-harness"))
+        .args(["report"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    assert!(html.contains("<svg") && html.contains("SuccessfulRescale"));
+    let junit = std::fs::read_to_string(dir.path().join("junit.xml")).unwrap();
+    assert_eq!(junit.matches("<testcase").count(), 4, "{junit}");
+}
+
+#[test]
+fn failed_expectation_exits_1() {
+    let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let scen = dir.path().join("strict.yaml");
+    let root = env!("CARGO_MANIFEST_DIR");
+    let text = std::fs::read_to_string(Path::new(root).join("scenarios/smoke.yaml"))
+        .unwrap()
+        .replace("../manifests/", &format!("{root}/manifests/"))
+        .replace("max_replicas: 4", "max_replicas: 1");
+    std::fs::write(&scen, text).unwrap();
+    let o = run(scen.to_str().unwrap(), 10, &dir.path().join("run"));
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("FAILED: 1 of 4"));
+    let junit = std::fs::read_to_string(dir.path().join("run/junit.xml")).unwrap();
+    assert_eq!(junit.matches("<failure").count(), 1, "{junit}");
+}
+
+#[cfg(unix)]
+#[test]
+fn interrupt_cleans_up_and_writes_a_partial_report() {
+    let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_autoscale-harness"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "experiment",
+            "ramp",
+            "--no-progress",
+            "--speed",
+            "30",
+            "--out",
+        ])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until some samples are on disk (bounded: 60 s).
+    let timeline = dir.path().join("timeline.jsonl");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::fs::read_to_string(&timeline).map_or(0, |t| t.lines().count()) < 60 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no samples within 60 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    let data = load_run(dir.path()).unwrap();
+    assert!(data.meta.interrupted);
+    assert!(data.samples.len() >= 60 && data.samples.len() < 2100);
+    assert!(dir.path().join("report.html").is_file());
+}
