@@ -79,7 +79,12 @@ impl Progress {
         if e.type_ == "Warning" || e.is_rescale() {
             self.message(&format!(
                 "  {:>7} {:<7} {:<18} {}",
-                fmt_t(e.t.max(0.0)),
+                // Negative: during the warm-up, before the load started.
+                if e.t < 0.0 {
+                    format!("-{}", fmt_t(-e.t))
+                } else {
+                    fmt_t(e.t)
+                },
                 e.type_,
                 e.reason,
                 e.message
