@@ -14,7 +14,7 @@ use crate::error::{InfraError, Interrupted, UsageError};
 use crate::load::{self, IntervalStats, LoadConfig, RateCurve, RequestSpec, Segment, Spacing};
 use crate::manifests::Manifests;
 use crate::progress::Progress;
-use crate::recorder::{self, Percentiles, Recorder, RunData, RunMeta, Sample, StatusCounts};
+use crate::recorder::{self, Percentiles, Recorder, RunData, RunMeta, Sample};
 use crate::report;
 use crate::scenario::{self, Loaded};
 
@@ -318,15 +318,7 @@ fn build_sample(
         completed: st.completed,
         dropped: st.dropped,
         late: st.late,
-        status: StatusCounts {
-            s2xx: st.status.s2xx,
-            s3xx: st.status.s3xx,
-            s4xx: st.status.s4xx,
-            s5xx: st.status.s5xx,
-            timeout: st.status.timeout,
-            connect_error: st.status.connect_error,
-            other: st.status.other,
-        },
+        status: st.status,
         latency_ms: percentiles(&latency),
         service_ms: percentiles(&scaled(&st.service_time, speed)),
         latency_hdr: (!latency.is_empty())

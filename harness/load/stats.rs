@@ -31,52 +31,14 @@
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
 
 /// Histogram range: 1 µs .. 60 s at 3 significant digits.
 const HIST_LOW_US: u64 = 1;
 const HIST_HIGH_US: u64 = 60_000_000;
 const HIST_SIGFIG: u8 = 3;
 
-/// Request outcomes by class. `timeout`, `connect_error` and `other` are
-/// requests that got no (complete) response.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct StatusCounts {
-    pub s2xx: u64,
-    pub s3xx: u64,
-    pub s4xx: u64,
-    pub s5xx: u64,
-    pub timeout: u64,
-    pub connect_error: u64,
-    pub other: u64,
-}
-
-impl StatusCounts {
-    pub fn total(&self) -> u64 {
-        self.s2xx
-            + self.s3xx
-            + self.s4xx
-            + self.s5xx
-            + self.timeout
-            + self.connect_error
-            + self.other
-    }
-
-    /// Everything except 2xx/3xx.
-    pub fn errors(&self) -> u64 {
-        self.s4xx + self.s5xx + self.timeout + self.connect_error + self.other
-    }
-
-    fn add(&mut self, o: &StatusCounts) {
-        self.s2xx += o.s2xx;
-        self.s3xx += o.s3xx;
-        self.s4xx += o.s4xx;
-        self.s5xx += o.s5xx;
-        self.timeout += o.timeout;
-        self.connect_error += o.connect_error;
-        self.other += o.other;
-    }
-}
+// One outcome model for the engine and the run record.
+pub use crate::recorder::StatusCounts;
 
 /// Statistics of one sample interval (or cumulative totals).
 #[derive(Debug, Clone)]

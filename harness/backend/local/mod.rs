@@ -608,7 +608,7 @@ fn reconcile_pods(sh: &Arc<Shared>) {
     }
     let rs = sh.cfg.replica_set.clone();
     let deploy = format!("Deployment/{}", sh.cfg.deployment);
-    if active < want {
+    let verb = if active < want {
         for _ in active..want {
             let name = format!("{rs}-{}", random_suffix(&mut st.rng));
             let task = tokio::spawn(pod_lifecycle(sh.clone(), name.clone()));
@@ -622,15 +622,7 @@ fn reconcile_pods(sh: &Arc<Shared>) {
                 startup: Some(task.abort_handle()),
             });
         }
-        let msg = format!("Scaled up replica set {rs} from {active} to {want}");
-        sh.event(
-            &mut st,
-            "Normal",
-            "ScalingReplicaSet",
-            deploy,
-            "deployment-controller",
-            msg,
-        );
+        "up"
     } else {
         // The ReplicaSet controller deletes pending before running, unready
         // before ready, the most recently ready first, then the newest.
@@ -664,18 +656,19 @@ fn reconcile_pods(sh: &Arc<Shared>) {
             let handle = p.handle.clone();
             tokio::spawn(terminate(sh.clone(), name, handle));
         }
-        let msg = format!("Scaled down replica set {rs} from {active} to {want}");
-        sh.event(
-            &mut st,
-            "Normal",
-            "ScalingReplicaSet",
-            deploy,
-            "deployment-controller",
-            msg,
-        );
-        drop(st);
-        update_endpoints(sh);
-    }
+        "down"
+    };
+    let msg = format!("Scaled {verb} replica set {rs} from {active} to {want}");
+    sh.event(
+        &mut st,
+        "Normal",
+        "ScalingReplicaSet",
+        deploy,
+        "deployment-controller",
+        msg,
+    );
+    drop(st);
+    update_endpoints(sh);
 }
 
 /// Pending → (start-up delay) → Running → (readiness probe) → Ready.
