@@ -31,6 +31,7 @@ h2{font-size:18px;margin:0 0 2px;font-weight:650}
 h3{font-size:15px;margin:18px 0 2px;font-weight:600}
 p.sub{color:var(--muted);margin:0 0 10px}
 table{border-collapse:collapse;width:100%;font-size:13px}
+td:last-child{overflow-wrap:anywhere}
 th,td{text-align:left;padding:6px 10px;border-bottom:1px solid var(--line);vertical-align:top}
 th{font-weight:600;color:var(--muted);font-size:12px;background:#f9fafb}
 td.num,th.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
@@ -564,7 +565,7 @@ fn events_section(h: &mut String, run: &RunData) -> anyhow::Result<()> {
         };
         writeln!(
             h,
-            "<tr{cls}><td class=\"num\">{}</td><td class=\"nowrap\">{}</td><td>{}</td><td>{}</td><td class=\"nowrap\">{}</td><td>{}</td></tr>",
+            "<tr{cls}><td class=\"num\">{}</td><td class=\"nowrap\">{}</td><td class=\"nowrap\">{}</td><td class=\"nowrap\">{}</td><td class=\"nowrap\">{}</td><td>{}</td></tr>",
             mmss(e.t),
             esc(&e.object),
             esc(&e.type_),

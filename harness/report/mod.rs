@@ -136,8 +136,12 @@ pub(super) fn mmss(s: f64) -> String {
 /// seconds up to 3 h where kubectl's `HumanDuration` drops them from 10 m on:
 /// here it is a timestamp within the run, so the seconds matter.
 pub(super) fn kube_dur(s: f64) -> String {
-    if !s.is_finite() || s < 0.0 {
+    if !s.is_finite() {
         return "0s".into();
+    }
+    // Negative: the warm-up before the load started.
+    if s < 0.0 {
+        return format!("-{}", kube_dur(-s));
     }
     let t = s.floor() as u64; // kubectl truncates
     if t < 120 {
