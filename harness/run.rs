@@ -85,6 +85,7 @@ pub async fn experiment(opts: &Options) -> Result<Outcome> {
     }
     match opts.backend {
         Kind::Local => {}
+        Kind::Sim => return experiment_sim(opts, &loaded, &manifests),
         other => {
             return Err(UsageError(format!(
                 "the `{}` backend is not built yet; use `--backend local` (the default)",
@@ -96,32 +97,7 @@ pub async fn experiment(opts: &Options) -> Result<Outcome> {
     let s = &loaded.scenario;
     let name = loaded.name();
     let dir = opts.out.clone().unwrap_or_else(|| default_out_dir(&name));
-    let hpa = manifests.hpa(&loaded.path, s.target.hpa.as_deref())?;
-    let hpa_spec = hpa.spec.clone().unwrap_or_default();
-    let meta = RunMeta {
-        scenario_name: name.clone(),
-        scenario_path: loaded.path.display().to_string(),
-        scenario_text: loaded.text.clone(),
-        backend: opts.backend.name().into(),
-        speed: opts.speed,
-        seed: opts.seed,
-        started_at: jiff::Timestamp::now()
-            .strftime("%Y-%m-%dT%H:%M:%SZ")
-            .to_string(),
-        duration_s: s.duration.as_secs_f64(),
-        load_stop_s: s.load.load_stop(),
-        interval_s: s.sample_interval.as_secs_f64(),
-        hpa_name: format!(
-            "{}/{}",
-            hpa.metadata.namespace.as_deref().unwrap_or("default"),
-            hpa.metadata.name.as_deref().unwrap_or_default()
-        ),
-        min_replicas: hpa_spec.min_replicas.unwrap_or(1),
-        max_replicas: hpa_spec.max_replicas,
-        interrupted: false,
-        ended_at_s: 0.0,
-        environment: environment(),
-    };
+    let meta = run_meta(&loaded, &manifests, opts)?;
     let mut rec = Recorder::create(&dir, meta)?;
     let mut progress = Progress::new(s.duration.as_secs_f64(), opts.progress);
     progress.message(&format!(
@@ -220,6 +196,93 @@ pub async fn experiment(opts: &Options) -> Result<Outcome> {
         verdict,
         dir,
         interrupted,
+    })
+}
+
+/// The run.json header of an experiment.
+fn run_meta(loaded: &Loaded, manifests: &Manifests, opts: &Options) -> Result<RunMeta> {
+    let s = &loaded.scenario;
+    let name = loaded.name();
+    let hpa = manifests.hpa(&loaded.path, s.target.hpa.as_deref())?;
+    let hpa_spec = hpa.spec.clone().unwrap_or_default();
+    Ok(RunMeta {
+        scenario_name: name.clone(),
+        scenario_path: loaded.path.display().to_string(),
+        scenario_text: loaded.text.clone(),
+        backend: opts.backend.name().into(),
+        speed: if opts.backend == Kind::Sim {
+            1.0
+        } else {
+            opts.speed
+        },
+        seed: opts.seed,
+        started_at: jiff::Timestamp::now()
+            .strftime("%Y-%m-%dT%H:%M:%SZ")
+            .to_string(),
+        duration_s: s.duration.as_secs_f64(),
+        load_stop_s: s.load.load_stop(),
+        interval_s: s.sample_interval.as_secs_f64(),
+        hpa_name: format!(
+            "{}/{}",
+            hpa.metadata.namespace.as_deref().unwrap_or("default"),
+            hpa.metadata.name.as_deref().unwrap_or_default()
+        ),
+        min_replicas: hpa_spec.min_replicas.unwrap_or(1),
+        max_replicas: hpa_spec.max_replicas,
+        interrupted: false,
+        ended_at_s: 0.0,
+        environment: environment(),
+    })
+}
+
+/// `--backend sim`: the whole experiment on the virtual clock, then the
+/// same record, checks and report as a local run.
+fn experiment_sim(opts: &Options, loaded: &Loaded, manifests: &Manifests) -> Result<Outcome> {
+    let s = &loaded.scenario;
+    let name = loaded.name();
+    let dir = opts.out.clone().unwrap_or_else(|| default_out_dir(&name));
+    let meta = run_meta(loaded, manifests, opts)?;
+    let mut rec = Recorder::create(&dir, meta)?;
+    let mut progress = Progress::new(s.duration.as_secs_f64(), opts.progress);
+    progress.message(&format!(
+        "autoscale-harness: {name} on the sim backend (virtual clock, step {} ms), {} of experiment time; run dir {}",
+        backend::sim::STEP * 1000.0,
+        scenario::fmt_dur(s.duration),
+        dir.display()
+    ));
+    let sim = match backend::sim::simulate(loaded, manifests, opts.seed) {
+        Ok(r) => r,
+        Err(e) => {
+            rec.meta_mut().interrupted = true;
+            let run = rec.finish()?;
+            let verdict = checks::evaluate(&s.expect, &run);
+            report::write(&dir, &run, &verdict).ok();
+            return Err(e.context(format!("partial record in {}", dir.display())));
+        }
+    };
+    let interval = s.sample_interval.as_secs_f64();
+    let mut events = sim.events.into_iter().peekable();
+    for sample in sim.samples {
+        while let Some(ev) = events.next_if(|e| e.t <= sample.t) {
+            progress.event(&ev);
+            rec.event(ev)?;
+        }
+        progress.sample(&sample, interval);
+        rec.sample(sample)?;
+    }
+    for ev in events {
+        progress.event(&ev);
+        rec.event(ev)?;
+    }
+    progress.finish();
+    let last = rec.data().samples.last().map(|s| s.t).unwrap_or(0.0);
+    rec.meta_mut().ended_at_s = last;
+    let run = rec.finish()?;
+    let verdict = finish(&dir, &run, &s.expect)?;
+    Ok(Outcome {
+        verdict,
+        dir,
+        interrupted: false,
     })
 }
 
@@ -341,7 +404,7 @@ fn scaled(h: &Histogram<u64>, speed: f64) -> Histogram<u64> {
     out
 }
 
-fn percentiles(h: &Histogram<u64>) -> Percentiles {
+pub(crate) fn percentiles(h: &Histogram<u64>) -> Percentiles {
     if h.is_empty() {
         return Percentiles::default();
     }

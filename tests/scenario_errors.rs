@@ -64,12 +64,12 @@ fn backend_not_built_yet_is_bad_input() {
             "experiment",
             "smoke",
             "--backend",
-            "sim",
+            "kube",
             "--out",
             "/tmp/ah-never-used",
         ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("`sim` backend is not built yet"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`kube` backend is not built yet"));
 }

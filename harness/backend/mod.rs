@@ -1,9 +1,11 @@
 //! Where the scenario runs. `local` is an embedded cluster in this process;
-//! `kube` (a real cluster) and `sim` (virtual time) implement the same
-//! contract: deploy the manifests, expose a target for the load, and report
-//! what the cluster did, sample by sample.
+//! `kube` (a real cluster, not built yet) implements the same contract:
+//! deploy the manifests, expose a target for the load, and report what the
+//! cluster did, sample by sample. `sim` needs no live contract: it computes
+//! the whole run on a virtual clock and hands back samples and events.
 
 pub mod local;
+pub mod sim;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -7,14 +7,13 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use super::{pod_infos, snapshot, Phase, Shared};
-use crate::autoscaler::{EventType, HpaController, ScaleInfo};
+use crate::autoscaler::{EventType, HpaController, Reconciliation, ScaleInfo};
 use crate::recorder::{ConditionSample, Event, HpaSample, MetricSample};
 
 pub(super) async fn controller(sh: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let mut ctl = HpaController::new(sh.cfg.controller);
     let hpa = &sh.cfg.hpa;
     let name = hpa.metadata.name.clone().unwrap_or_default();
-    let object = format!("HorizontalPodAutoscaler/{name}");
     let period = sh.cfg.sync_period.as_secs_f64();
     // The controller and the scraper start a moment apart, as in a cluster;
     // half a period keeps HPA reads from racing scrapes at the same instant.
@@ -54,10 +53,31 @@ pub(super) async fn controller(sh: Arc<Shared>, mut stop: watch::Receiver<bool>)
             st.spec_replicas = n;
             sh.kick.notify_one();
         }
-        let now = sh.clock.now();
-        for e in &r.events {
+        let (events, sample, active) = digest(&r, &name, before, new_size, sh.clock.now());
+        st.events.extend(events);
+        st.hpa_desired = r.desired_replicas;
+        st.hpa_active |= active;
+        st.hpa_sample = Some(sample);
+    }
+}
+
+/// One reconciliation as recorder data: its events at cluster time `now`
+/// (a rescale carries from/to replicas), the HPA sample, and whether it
+/// reported ScalingActive=True (shared with `sim`).
+pub(crate) fn digest(
+    r: &Reconciliation,
+    name: &str,
+    before: i32,
+    new_size: Option<i32>,
+    now: f64,
+) -> (Vec<Event>, HpaSample, bool) {
+    let object = format!("HorizontalPodAutoscaler/{name}");
+    let events = r
+        .events
+        .iter()
+        .map(|e| {
             let rescale = e.reason == "SuccessfulRescale";
-            st.events.push(Event {
+            Event {
                 t: now,
                 type_: match e.type_ {
                     EventType::Normal => "Normal",
@@ -71,36 +91,35 @@ pub(super) async fn controller(sh: Arc<Shared>, mut stop: watch::Receiver<bool>)
                 from_replicas: rescale.then_some(before),
                 to_replicas: if rescale { new_size } else { None },
                 offered_qps: None,
-            });
-        }
-        st.hpa_desired = r.desired_replicas;
-        let active = r
+            }
+        })
+        .collect();
+    let active = r
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "ScalingActive" && c.status == "True");
+    let sample = HpaSample {
+        name: name.to_string(),
+        metrics: r
+            .metrics
+            .iter()
+            .map(|m| MetricSample {
+                name: m.name.clone(),
+                current: m.current,
+                target: m.target,
+                unit: m.unit.clone(),
+            })
+            .collect(),
+        conditions: r
             .conditions
             .iter()
-            .any(|c| c.type_ == "ScalingActive" && c.status == "True");
-        st.hpa_active |= active;
-        st.hpa_sample = Some(HpaSample {
-            name: name.clone(),
-            metrics: r
-                .metrics
-                .iter()
-                .map(|m| MetricSample {
-                    name: m.name.clone(),
-                    current: m.current,
-                    target: m.target,
-                    unit: m.unit.clone(),
-                })
-                .collect(),
-            conditions: r
-                .conditions
-                .iter()
-                .map(|c| ConditionSample {
-                    type_: c.type_.clone(),
-                    status: c.status.clone(),
-                    reason: c.reason.clone(),
-                    message: c.message.clone(),
-                })
-                .collect(),
-        });
-    }
+            .map(|c| ConditionSample {
+                type_: c.type_.clone(),
+                status: c.status.clone(),
+                reason: c.reason.clone(),
+                message: c.message.clone(),
+            })
+            .collect(),
+    };
+    (events, sample, active)
 }

@@ -4,7 +4,7 @@
 //! All of it runs on the experiment clock, so `--speed` compresses it whole.
 
 pub mod gateway;
-mod hpa;
+pub(crate) mod hpa;
 pub mod metrics;
 pub mod pod;
 
@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use gateway_api::apis::standard::httproutes::HttpRoute;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use rand::{Rng, SeedableRng};
@@ -34,7 +35,7 @@ use metrics::{History, PodCounters, Snapshot, Windows};
 use pod::{PodHandle, PodModel, PodSpecKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
+pub(crate) enum Phase {
     Pending,
     Running,
     Terminating,
@@ -65,29 +66,56 @@ struct State {
     rng: rand::rngs::StdRng,
 }
 
-/// Fixed facts taken from the manifests and scenario.
-struct Config {
-    deployment: String,
-    replica_set: String,
-    container: String,
-    cpu_request_milli: Option<i64>,
-    memory_request_milli: Option<i64>,
-    pod_kind: PodSpecKind,
-    startup_delay: Duration,
-    probe_path: String,
-    probe_period: Duration,
-    probe_initial_delay: Duration,
-    grace: Duration,
+/// Fixed facts taken from the manifests and scenario (shared with `sim`).
+pub(crate) struct Config {
+    pub(crate) deployment: String,
+    pub(crate) replica_set: String,
+    pub(crate) container: String,
+    pub(crate) cpu_request_milli: Option<i64>,
+    pub(crate) memory_request_milli: Option<i64>,
+    pub(crate) pod_kind: PodSpecKind,
+    pub(crate) startup_delay: Duration,
+    pub(crate) probe_path: String,
+    pub(crate) probe_period: Duration,
+    pub(crate) probe_initial_delay: Duration,
+    pub(crate) grace: Duration,
     /// Services in front of the pods: (name, port).
-    services: Vec<(String, u16)>,
-    hpa: HorizontalPodAutoscaler,
+    pub(crate) services: Vec<(String, u16)>,
+    pub(crate) hpa: HorizontalPodAutoscaler,
     /// The scale subresource's selector, e.g. `app=httpbin`.
-    selector: String,
-    controller: ControllerConfig,
-    sync_period: Duration,
-    scrape_interval: Duration,
-    windows: Windows,
-    routes: Vec<(String, BTreeMap<String, String>)>,
+    pub(crate) selector: String,
+    pub(crate) controller: ControllerConfig,
+    pub(crate) sync_period: Duration,
+    pub(crate) scrape_interval: Duration,
+    pub(crate) windows: Windows,
+    pub(crate) routes: Vec<(String, BTreeMap<String, String>)>,
+}
+
+/// Everything `start` derives from the scenario and manifests before it
+/// starts anything: the cluster's configuration, the routes for the
+/// gateway, the initial replica count, the Host header and the metrics
+/// history length.
+pub(crate) struct Blueprint {
+    pub(crate) cfg: Config,
+    pub(crate) http_routes: Vec<HttpRoute>,
+    pub(crate) initial: i32,
+    pub(crate) host: Option<String>,
+    /// Seconds of scrapes the metrics history keeps.
+    pub(crate) keep: f64,
+    /// `namespace/name` of the route the load goes through.
+    pub(crate) target_route: String,
+}
+
+/// `namespace/name` of a route.
+fn route_key(r: &HttpRoute) -> String {
+    format!(
+        "{}/{}",
+        r.metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into()),
+        r.metadata.name.clone().unwrap_or_default()
+    )
 }
 
 struct Shared {
@@ -153,150 +181,16 @@ impl LocalCluster {
     /// first pods start at once. Call `wait_ready` before sending load.
     pub async fn start(l: &Loaded, m: &Manifests, speed: f64, seed: u64) -> Result<Self> {
         let s = &l.scenario;
-        let hpa = m.hpa(&l.path, s.target.hpa.as_deref())?.clone();
-        let hpa_spec = hpa.spec.clone().unwrap_or_default();
-        let deploy_name = hpa_spec.scale_target_ref.name.clone();
-        let (dm, deploy): (_, &Deployment) = m
-            .deployments()
-            .find(|(dm, _)| dm.name() == deploy_name)
-            .context("the HPA's scale target is not among the manifests")?;
-        let dspec = deploy.spec.clone().unwrap_or_default();
-        let template_labels = dspec
-            .template
-            .metadata
-            .as_ref()
-            .and_then(|md| md.labels.clone())
-            .unwrap_or_default();
-        let pod_spec = dspec.template.spec.clone().unwrap_or_default();
-        let Some(container) = pod_spec.containers.first().cloned() else {
-            return Err(
-                InputError::new(&dm.file, "the pod template has no containers")
-                    .field(format!(
-                        "Deployment {deploy_name}: spec.template.spec.containers"
-                    ))
-                    .into(),
-            );
-        };
-        let requests = container
-            .resources
-            .as_ref()
-            .and_then(|r| r.requests.clone())
-            .unwrap_or_default();
-        let cpu_request_milli = requests
-            .get("cpu")
-            .and_then(|q| parse_quantity_milli(&q.0).ok());
-        let memory_request_milli = requests
-            .get("memory")
-            .and_then(|q| parse_quantity_milli(&q.0).ok());
-        let probe = container.readiness_probe.clone();
-        let probe_path = s
-            .local
-            .pods
-            .readiness_path
-            .clone()
-            .or_else(|| {
-                probe
-                    .as_ref()
-                    .and_then(|p| p.http_get.as_ref())
-                    .and_then(|g| g.path.clone())
-            })
-            .unwrap_or_else(|| {
-                if s.local.pods.command.is_some() {
-                    "/".into()
-                } else {
-                    "/health".into()
-                }
-            });
-        let probe_period = Duration::from_secs(
-            probe
-                .as_ref()
-                .and_then(|p| p.period_seconds)
-                .unwrap_or(10)
-                .max(1) as u64,
-        );
-        let probe_initial_delay = Duration::from_secs(
-            probe
-                .as_ref()
-                .and_then(|p| p.initial_delay_seconds)
-                .unwrap_or(0)
-                .max(0) as u64,
-        );
-        let grace = pod_spec
-            .termination_grace_period_seconds
-            .map(|g| Duration::from_secs(g.max(0) as u64))
-            .unwrap_or(s.local.pods.termination_grace);
-
-        // Services whose selector picks the Deployment's pods.
-        let services: Vec<(String, u16)> = m
-            .services()
-            .filter(|(_, svc)| {
-                let sel = svc
-                    .spec
-                    .as_ref()
-                    .and_then(|sp| sp.selector.clone())
-                    .unwrap_or_default();
-                !sel.is_empty() && sel.iter().all(|(k, v)| template_labels.get(k) == Some(v))
-            })
-            .flat_map(|(sm, svc)| {
-                let ports: Vec<u16> = svc
-                    .spec
-                    .as_ref()
-                    .and_then(|sp| sp.ports.clone())
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|p| p.port as u16)
-                    .collect();
-                let name = sm.name();
-                ports.into_iter().map(move |p| (name.clone(), p))
-            })
-            .collect();
-
-        let routes: Vec<_> = m.routes().map(|(_, r)| r.clone()).collect();
-        let route_meta: Vec<(String, BTreeMap<String, String>)> = routes
-            .iter()
-            .map(|r| {
-                (
-                    format!(
-                        "{}/{}",
-                        r.metadata
-                            .namespace
-                            .clone()
-                            .unwrap_or_else(|| "default".into()),
-                        r.metadata.name.clone().unwrap_or_default()
-                    ),
-                    r.metadata.labels.clone().unwrap_or_default(),
-                )
-            })
-            .collect();
-        m.route(&l.path, &s.target.route)?;
-
-        let model = &s.local.pods.model;
-        let pod_kind = match &s.local.pods.command {
-            Some(cmd) => PodSpecKind::Command {
-                command: cmd.clone(),
-                env: Vec::new(),
-            },
-            None => PodSpecKind::Builtin(PodModel {
-                concurrency: model.concurrency,
-                service_time: model.service_time.div_f64(speed),
-                cpu_per_request: model.cpu_per_request.div_f64(speed),
-                memory_base_bytes: model.memory_base_mib << 20,
-                memory_per_inflight_bytes: 64 << 10,
-            }),
-        };
-
-        let c = &s.local.controller;
-        let controller = ControllerConfig {
-            sync_period: c.sync_period.as_millis() as Millis,
-            tolerance: c.tolerance,
-            cpu_initialization_period: c.cpu_initialization_period.as_millis() as Millis,
-            initial_readiness_delay: c.initial_readiness_delay.as_millis() as Millis,
-            downscale_stabilization_window: c.downscale_stabilization.as_millis() as Millis,
-            ..ControllerConfig::default()
-        };
-
+        let Blueprint {
+            cfg,
+            http_routes,
+            initial,
+            host,
+            keep,
+            target_route: _,
+        } = blueprint(l, m, speed)?;
         let gateway = Gateway::start(
-            &routes,
+            &http_routes,
             GatewayOptions {
                 upstream_timeout: s.load.request.timeout.div_f64(speed) + Duration::from_secs(1),
                 time_scale: speed,
@@ -305,48 +199,9 @@ impl LocalCluster {
         )
         .await
         .map_err(|e| InfraError(format!("cannot start the gateway: {e:#}")))?;
-
-        let replica_set = format!("{deploy_name}-{}", template_hash(&deploy_name));
-        let mt = &s.local.metrics;
-        let keep = mt.window.max(mt.resource_window).as_secs_f64()
-            + 2.0 * mt.scrape_interval.as_secs_f64();
-        let initial = s.target.replicas.or(dspec.replicas).unwrap_or(1);
         let shared = Arc::new(Shared {
             clock: Clock::new(tokio::time::Instant::now(), speed),
-            cfg: Config {
-                deployment: deploy_name,
-                replica_set,
-                container: container.name.clone(),
-                cpu_request_milli,
-                memory_request_milli,
-                pod_kind,
-                startup_delay: s.local.pods.startup_delay,
-                probe_path,
-                probe_period,
-                probe_initial_delay,
-                grace,
-                services,
-                hpa,
-                selector: dspec
-                    .selector
-                    .match_labels
-                    .clone()
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect::<Vec<_>>()
-                    .join(","),
-                controller,
-                sync_period: c.sync_period,
-                scrape_interval: mt.scrape_interval,
-                windows: Windows {
-                    rate: mt.window.as_secs_f64(),
-                    resource: mt.resource_window.as_secs_f64(),
-                    speed,
-                    container: container.name.clone(),
-                },
-                routes: route_meta,
-            },
+            cfg,
             st: Mutex::new(State {
                 spec_replicas: initial,
                 pods: Vec::new(),
@@ -368,12 +223,6 @@ impl LocalCluster {
             tokio::spawn(scraper(shared.clone(), stop_rx.clone())),
             tokio::spawn(hpa::controller(shared.clone(), stop_rx)),
         ];
-        let host = s.target.host.clone().or_else(|| {
-            m.route(&l.path, &s.target.route)
-                .ok()
-                .and_then(|r| r.spec.hostnames.clone())
-                .and_then(|h| h.into_iter().find(|h| !h.starts_with('*')))
-        });
         Ok(Self {
             shared,
             tasks,
@@ -384,7 +233,6 @@ impl LocalCluster {
             last_t: 0.0,
         })
     }
-
     /// Waits, like `kubectl wait`, until every replica is ready and the HPA has
     /// computed a replica count from its metrics; experiment time starts then.
     pub async fn wait_ready(&mut self, timeout: Duration) -> Result<()> {
@@ -564,6 +412,195 @@ impl Backend for LocalCluster {
     }
 }
 
+/// Reads the scenario and manifests into the cluster's fixed configuration
+/// (shared by the `local` and `sim` backends).
+pub(crate) fn blueprint(l: &Loaded, m: &Manifests, speed: f64) -> Result<Blueprint> {
+    let s = &l.scenario;
+    let hpa = m.hpa(&l.path, s.target.hpa.as_deref())?.clone();
+    let hpa_spec = hpa.spec.clone().unwrap_or_default();
+    let deploy_name = hpa_spec.scale_target_ref.name.clone();
+    let (dm, deploy): (_, &Deployment) =
+        m.deployments()
+            .find(|(dm, _)| dm.name() == deploy_name)
+            .context("the HPA's scale target is not among the manifests")?;
+    let dspec = deploy.spec.clone().unwrap_or_default();
+    let template_labels = dspec
+        .template
+        .metadata
+        .as_ref()
+        .and_then(|md| md.labels.clone())
+        .unwrap_or_default();
+    let pod_spec = dspec.template.spec.clone().unwrap_or_default();
+    let Some(container) = pod_spec.containers.first().cloned() else {
+        return Err(
+            InputError::new(&dm.file, "the pod template has no containers")
+                .field(format!(
+                    "Deployment {deploy_name}: spec.template.spec.containers"
+                ))
+                .into(),
+        );
+    };
+    let requests = container
+        .resources
+        .as_ref()
+        .and_then(|r| r.requests.clone())
+        .unwrap_or_default();
+    let cpu_request_milli = requests
+        .get("cpu")
+        .and_then(|q| parse_quantity_milli(&q.0).ok());
+    let memory_request_milli = requests
+        .get("memory")
+        .and_then(|q| parse_quantity_milli(&q.0).ok());
+    let probe = container.readiness_probe.clone();
+    let probe_path = s
+        .local
+        .pods
+        .readiness_path
+        .clone()
+        .or_else(|| {
+            probe
+                .as_ref()
+                .and_then(|p| p.http_get.as_ref())
+                .and_then(|g| g.path.clone())
+        })
+        .unwrap_or_else(|| {
+            if s.local.pods.command.is_some() {
+                "/".into()
+            } else {
+                "/health".into()
+            }
+        });
+    let probe_period = Duration::from_secs(
+        probe
+            .as_ref()
+            .and_then(|p| p.period_seconds)
+            .unwrap_or(10)
+            .max(1) as u64,
+    );
+    let probe_initial_delay = Duration::from_secs(
+        probe
+            .as_ref()
+            .and_then(|p| p.initial_delay_seconds)
+            .unwrap_or(0)
+            .max(0) as u64,
+    );
+    let grace = pod_spec
+        .termination_grace_period_seconds
+        .map(|g| Duration::from_secs(g.max(0) as u64))
+        .unwrap_or(s.local.pods.termination_grace);
+
+    // Services whose selector picks the Deployment's pods.
+    let services: Vec<(String, u16)> = m
+        .services()
+        .filter(|(_, svc)| {
+            let sel = svc
+                .spec
+                .as_ref()
+                .and_then(|sp| sp.selector.clone())
+                .unwrap_or_default();
+            !sel.is_empty() && sel.iter().all(|(k, v)| template_labels.get(k) == Some(v))
+        })
+        .flat_map(|(sm, svc)| {
+            let ports: Vec<u16> = svc
+                .spec
+                .as_ref()
+                .and_then(|sp| sp.ports.clone())
+                .unwrap_or_default()
+                .iter()
+                .map(|p| p.port as u16)
+                .collect();
+            let name = sm.name();
+            ports.into_iter().map(move |p| (name.clone(), p))
+        })
+        .collect();
+
+    let routes: Vec<_> = m.routes().map(|(_, r)| r.clone()).collect();
+    let route_meta: Vec<(String, BTreeMap<String, String>)> = routes
+        .iter()
+        .map(|r| (route_key(r), r.metadata.labels.clone().unwrap_or_default()))
+        .collect();
+    let target_route = route_key(m.route(&l.path, &s.target.route)?);
+
+    let model = &s.local.pods.model;
+    let pod_kind = match &s.local.pods.command {
+        Some(cmd) => PodSpecKind::Command {
+            command: cmd.clone(),
+            env: Vec::new(),
+        },
+        None => PodSpecKind::Builtin(PodModel {
+            concurrency: model.concurrency,
+            service_time: model.service_time.div_f64(speed),
+            cpu_per_request: model.cpu_per_request.div_f64(speed),
+            memory_base_bytes: model.memory_base_mib << 20,
+            memory_per_inflight_bytes: 64 << 10,
+        }),
+    };
+
+    let c = &s.local.controller;
+    let controller = ControllerConfig {
+        sync_period: c.sync_period.as_millis() as Millis,
+        tolerance: c.tolerance,
+        cpu_initialization_period: c.cpu_initialization_period.as_millis() as Millis,
+        initial_readiness_delay: c.initial_readiness_delay.as_millis() as Millis,
+        downscale_stabilization_window: c.downscale_stabilization.as_millis() as Millis,
+        ..ControllerConfig::default()
+    };
+
+    let replica_set = format!("{deploy_name}-{}", template_hash(&deploy_name));
+    let mt = &s.local.metrics;
+    let keep =
+        mt.window.max(mt.resource_window).as_secs_f64() + 2.0 * mt.scrape_interval.as_secs_f64();
+    let initial = s.target.replicas.or(dspec.replicas).unwrap_or(1);
+    let cfg = Config {
+        deployment: deploy_name,
+        replica_set,
+        container: container.name.clone(),
+        cpu_request_milli,
+        memory_request_milli,
+        pod_kind,
+        startup_delay: s.local.pods.startup_delay,
+        probe_path,
+        probe_period,
+        probe_initial_delay,
+        grace,
+        services,
+        hpa,
+        selector: dspec
+            .selector
+            .match_labels
+            .clone()
+            .unwrap_or_default()
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(","),
+        controller,
+        sync_period: c.sync_period,
+        scrape_interval: mt.scrape_interval,
+        windows: Windows {
+            rate: mt.window.as_secs_f64(),
+            resource: mt.resource_window.as_secs_f64(),
+            speed,
+            container: container.name.clone(),
+        },
+        routes: route_meta,
+    };
+    let host = s.target.host.clone().or_else(|| {
+        m.route(&l.path, &s.target.route)
+            .ok()
+            .and_then(|r| r.spec.hostnames.clone())
+            .and_then(|h| h.into_iter().find(|h| !h.starts_with('*')))
+    });
+    Ok(Blueprint {
+        cfg,
+        http_routes: routes,
+        initial,
+        host,
+        keep,
+        target_route,
+    })
+}
+
 /// Kubernetes' pod-template-hash is a short hash of the template; ours only needs to be stable.
 fn template_hash(name: &str) -> String {
     let mut h: u32 = 2166136261;
@@ -576,7 +613,7 @@ fn template_hash(name: &str) -> String {
         .collect()
 }
 
-fn random_suffix(rng: &mut rand::rngs::StdRng) -> String {
+pub(crate) fn random_suffix(rng: &mut rand::rngs::StdRng) -> String {
     let alphabet = b"bcdfghjklmnpqrstvwxz2456789";
     (0..5)
         .map(|_| alphabet[rng.random_range(0..alphabet.len())] as char)
@@ -626,26 +663,12 @@ fn reconcile_pods(sh: &Arc<Shared>) {
     } else {
         // The ReplicaSet controller deletes pending before running, unready
         // before ready, the most recently ready first, then the newest.
-        let mut order: Vec<usize> = (0..st.pods.len())
-            .filter(|&i| st.pods[i].phase != Phase::Terminating)
-            .collect();
-        order.sort_by(|&a, &b| {
-            let (pa, pb) = (&st.pods[a], &st.pods[b]);
-            let rank = |p: &PodEntry| (p.phase == Phase::Running, p.ready_since.is_some());
-            rank(pa)
-                .cmp(&rank(pb))
-                .then_with(|| {
-                    pb.ready_since
-                        .unwrap_or(0.0)
-                        .partial_cmp(&pa.ready_since.unwrap_or(0.0))
-                        .unwrap_or(std::cmp::Ordering::Equal)
-                })
-                .then_with(|| {
-                    pb.created
-                        .partial_cmp(&pa.created)
-                        .unwrap_or(std::cmp::Ordering::Equal)
-                })
-        });
+        let order = scale_in_order(
+            &st.pods
+                .iter()
+                .map(|p| (p.phase, p.ready_since, p.created))
+                .collect::<Vec<_>>(),
+        );
         for &i in order.iter().take((active - want) as usize) {
             let p = &mut st.pods[i];
             p.phase = Phase::Terminating;
@@ -669,6 +692,29 @@ fn reconcile_pods(sh: &Arc<Shared>) {
     );
     drop(st);
     update_endpoints(sh);
+}
+
+/// Indices of the non-terminating pods, given as (phase, ready since,
+/// created), in the order the ReplicaSet controller deletes them: pending
+/// before running, unready before ready, the most recently ready first, then
+/// the newest (shared with `sim`).
+pub(crate) fn scale_in_order(pods: &[(Phase, Option<f64>, f64)]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..pods.len())
+        .filter(|&i| pods[i].0 != Phase::Terminating)
+        .collect();
+    order.sort_by(|&a, &b| {
+        let (pa, pb) = (&pods[a], &pods[b]);
+        let rank = |p: &(Phase, Option<f64>, f64)| (p.0 == Phase::Running, p.1.is_some());
+        rank(pa)
+            .cmp(&rank(pb))
+            .then_with(|| {
+                pb.1.unwrap_or(0.0)
+                    .partial_cmp(&pa.1.unwrap_or(0.0))
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            })
+            .then_with(|| pb.2.partial_cmp(&pa.2).unwrap_or(std::cmp::Ordering::Equal))
+    });
+    order
 }
 
 /// Pending → (start-up delay) → Running → (readiness probe) → Ready.
@@ -820,42 +866,52 @@ async fn scraper(sh: Arc<Shared>, mut stop: watch::Receiver<bool>) {
 
 /// The pods as the HPA sees them.
 fn pod_infos(sh: &Shared, st: &State) -> Vec<PodInfo> {
-    let ms = |t: f64| (t * 1000.0).round() as Millis;
     st.pods
         .iter()
-        .map(|p| {
-            let mut requests = BTreeMap::new();
-            if let Some(c) = sh.cfg.cpu_request_milli {
-                requests.insert("cpu".to_string(), c);
-            }
-            if let Some(m) = sh.cfg.memory_request_milli {
-                requests.insert("memory".to_string(), m);
-            }
-            PodInfo {
-                name: p.name.clone(),
-                phase: match p.phase {
-                    Phase::Pending => PodPhase::Pending,
-                    _ => PodPhase::Running,
-                },
-                deletion_timestamp_set: p.phase == Phase::Terminating,
-                start_time: p.started.map(ms),
-                ready: p.started.map(|s| ReadyCondition {
-                    status: if p.ready_since.is_some() {
-                        ConditionStatus::True
-                    } else {
-                        ConditionStatus::False
-                    },
-                    last_transition: ms(p.ready_since.unwrap_or(s)),
-                }),
-                containers: vec![ContainerInfo {
-                    name: sh.cfg.container.clone(),
-                    requests,
-                }],
-                pod_requests: None,
-                labels: None,
-            }
-        })
+        .map(|p| pod_info(&sh.cfg, &p.name, p.phase, p.started, p.ready_since))
         .collect()
+}
+
+/// One pod as the HPA sees it, from its lifecycle times in cluster seconds
+/// (shared with `sim`).
+pub(crate) fn pod_info(
+    cfg: &Config,
+    name: &str,
+    phase: Phase,
+    started: Option<f64>,
+    ready_since: Option<f64>,
+) -> PodInfo {
+    let ms = |t: f64| (t * 1000.0).round() as Millis;
+    let mut requests = BTreeMap::new();
+    if let Some(c) = cfg.cpu_request_milli {
+        requests.insert("cpu".to_string(), c);
+    }
+    if let Some(m) = cfg.memory_request_milli {
+        requests.insert("memory".to_string(), m);
+    }
+    PodInfo {
+        name: name.to_string(),
+        phase: match phase {
+            Phase::Pending => PodPhase::Pending,
+            _ => PodPhase::Running,
+        },
+        deletion_timestamp_set: phase == Phase::Terminating,
+        start_time: started.map(ms),
+        ready: started.map(|s| ReadyCondition {
+            status: if ready_since.is_some() {
+                ConditionStatus::True
+            } else {
+                ConditionStatus::False
+            },
+            last_transition: ms(ready_since.unwrap_or(s)),
+        }),
+        containers: vec![ContainerInfo {
+            name: cfg.container.clone(),
+            requests,
+        }],
+        pod_requests: None,
+        labels: None,
+    }
 }
 
 fn snapshot(sh: &Shared, st: &State) -> Snapshot {

@@ -1,0 +1,124 @@
+//! End-to-end runs of the shipped scenarios on the `sim` backend: the real
+//! binary, a virtual clock, no sockets. Each run takes well under a second.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use autoscale_harness::recorder::{load_run, RunData};
+
+fn run(scenario: &str, seed: u64, dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_autoscale-harness"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "experiment",
+            scenario,
+            "--backend",
+            "sim",
+            "--no-progress",
+            "--seed",
+            &seed.to_string(),
+            "--out",
+        ])
+        .arg(dir)
+        .output()
+        .expect("the harness binary runs")
+}
+
+fn sizes(run: &RunData) -> Vec<(f64, i32)> {
+    run.events
+        .iter()
+        .filter(|e| e.is_rescale())
+        .map(|e| (e.t, e.to_replicas.expect("rescales carry their new size")))
+        .collect()
+}
+
+fn show(o: &Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn ramp_in_sim_matches_the_local_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run("ramp", 1, dir.path());
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("PASSED: 7 of 7"),
+        "{}",
+        show(&o)
+    );
+    for f in [
+        "report.html",
+        "summary.json",
+        "junit.xml",
+        "timeline.jsonl",
+        "events.jsonl",
+        "run.json",
+    ] {
+        assert!(dir.path().join(f).is_file(), "{f} missing");
+    }
+    let data = load_run(dir.path()).unwrap();
+    assert_eq!(data.meta.backend, "sim");
+    assert_eq!(data.meta.speed, 1.0);
+    assert_eq!(data.samples.len(), 2100, "one sample per experiment-second");
+    let s = sizes(&data);
+    // The local backend at speed 30 and 10: 2→3 at ~689 s, 3→2 at ~2025-2040 s.
+    assert_eq!(
+        s.iter().map(|x| x.1).collect::<Vec<_>>(),
+        vec![3, 2],
+        "{s:?}"
+    );
+    assert!((s[0].0 - 689.0).abs() <= 15.0, "{s:?}");
+    assert!((s[1].0 - 2030.0).abs() <= 30.0, "{s:?}");
+    let up = data.events.iter().find(|e| e.is_rescale()).unwrap();
+    assert!(
+        up.message.starts_with("New size: 3; reason: "),
+        "{}",
+        up.message
+    );
+    let back = data.events.iter().rfind(|e| e.is_rescale()).unwrap();
+    assert_eq!(
+        back.message,
+        "New size: 2; reason: All metrics below target"
+    );
+}
+
+#[test]
+fn ack_qps_in_sim_scales_out_and_back_to_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run("ack-qps", 1, dir.path());
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let data = load_run(dir.path()).unwrap();
+    let s = sizes(&data);
+    let peak = s.iter().map(|x| x.1).max().unwrap_or(1);
+    assert!(
+        peak >= 3,
+        "35 QPS at 10 per pod needs at least 3 pods: {s:?}"
+    );
+    assert_eq!(s.last().map(|x| x.1), Some(1), "back to 1: {s:?}");
+    let up = data.events.iter().find(|e| e.is_rescale()).unwrap();
+    assert!(
+        up.message.contains("external metric sls_ingress_qps(")
+            && up.message.ends_with("above target"),
+        "{}",
+        up.message
+    );
+}
+
+#[test]
+fn same_seed_same_timeline() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    for d in [&a, &b] {
+        let o = run("ack-qps", 7, d.path());
+        assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    }
+    for f in ["timeline.jsonl", "events.jsonl"] {
+        let x = std::fs::read(a.path().join(f)).unwrap();
+        let y = std::fs::read(b.path().join(f)).unwrap();
+        assert!(!x.is_empty(), "{f} is empty");
+        assert!(x == y, "{f} differs between two runs with the same seed");
+    }
+}
