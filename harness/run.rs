@@ -11,7 +11,7 @@ use crate::backend::{self, local::LocalCluster, Backend, Kind};
 use crate::checks::{self, Verdict};
 use crate::clock::Clock;
 use crate::error::{InfraError, Interrupted, UsageError};
-use crate::load::{self, IntervalStats, LoadConfig, RateCurve, RequestSpec, Segment, Spacing};
+use crate::load::{self, IntervalStats, LoadConfig, RequestSpec};
 use crate::manifests::Manifests;
 use crate::progress::Progress;
 use crate::recorder::{self, Percentiles, Recorder, RunData, RunMeta, Sample};
@@ -305,19 +305,7 @@ pub fn rerender(dir: &Path) -> Result<Verdict> {
 
 fn load_config(l: &Loaded, target: &backend::LoadTarget, opts: &Options) -> Result<LoadConfig> {
     let s = &l.scenario;
-    let segments = s
-        .load
-        .pieces()
-        .into_iter()
-        .map(|p| Segment {
-            start: p.start,
-            end: p.end,
-            from_rate: p.from,
-            to_rate: p.to,
-        })
-        .collect();
-    let curve = RateCurve::new(segments)
-        .map_err(|e| crate::error::InputError::new(&l.path, e.to_string()).field("load.stages"))?;
+    let curve = l.rate_curve()?;
     let req = &s.load.request;
     let url: hyper::Uri = format!("{}{}", target.base_url, req.path)
         .parse()
@@ -337,10 +325,7 @@ fn load_config(l: &Loaded, target: &backend::LoadTarget, opts: &Options) -> Resu
     }
     Ok(LoadConfig {
         curve,
-        spacing: match s.load.spacing {
-            scenario::Spacing::Uniform => Spacing::Uniform,
-            scenario::Spacing::Poisson => Spacing::Poisson { seed: opts.seed },
-        },
+        spacing: l.spacing(opts.seed),
         speed: opts.speed,
         request: RequestSpec {
             method: hyper::Method::from_bytes(req.method.as_bytes()).unwrap_or(hyper::Method::GET),

@@ -654,6 +654,32 @@ impl Loaded {
             .collect()
     }
 
+    /// The load stages as the engine's rate curve (shared by every backend).
+    pub fn rate_curve(&self) -> Result<crate::load::RateCurve, InputError> {
+        let segments = self
+            .scenario
+            .load
+            .pieces()
+            .into_iter()
+            .map(|p| crate::load::Segment {
+                start: p.start,
+                end: p.end,
+                from_rate: p.from,
+                to_rate: p.to,
+            })
+            .collect();
+        crate::load::RateCurve::new(segments)
+            .map_err(|e| InputError::new(&self.path, e.to_string()).field("load.stages"))
+    }
+
+    /// The engine's spacing; Poisson draws from `seed`.
+    pub fn spacing(&self, seed: u64) -> crate::load::Spacing {
+        match self.scenario.load.spacing {
+            Spacing::Uniform => crate::load::Spacing::Uniform,
+            Spacing::Poisson => crate::load::Spacing::Poisson { seed },
+        }
+    }
+
     fn err(&self, field: &str, msg: impl Into<String>) -> InputError {
         InputError::new(&self.path, msg)
             .field(field)

@@ -1,12 +1,14 @@
 //! End-to-end runs of the shipped scenarios on the embedded cluster at high
 //! speed: real HTTP on loopback, bounded in time, stopping by themselves.
 //! Runs are serialized: two at once on a 2-core machine would distort timing.
+mod common;
+use common::{show, sizes};
 
 use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::Mutex;
 
-use autoscale_harness::recorder::{load_run, RunData};
+use autoscale_harness::recorder::load_run;
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
@@ -24,22 +26,6 @@ fn run(scenario: &str, speed: u32, dir: &Path) -> Output {
         .arg(dir)
         .output()
         .expect("the harness binary runs")
-}
-
-fn sizes(run: &RunData) -> Vec<(f64, i32)> {
-    run.events
-        .iter()
-        .filter(|e| e.is_rescale())
-        .map(|e| (e.t, e.to_replicas.expect("rescales carry their new size")))
-        .collect()
-}
-
-fn show(o: &Output) -> String {
-    format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 #[test]

@@ -1,10 +1,13 @@
 //! End-to-end runs of the shipped scenarios on the `sim` backend: the real
 //! binary, a virtual clock, no sockets. Each run takes well under a second.
 
+mod common;
+use common::{show, sizes};
+
 use std::path::Path;
 use std::process::{Command, Output};
 
-use autoscale_harness::recorder::{load_run, RunData};
+use autoscale_harness::recorder::load_run;
 
 fn run(scenario: &str, seed: u64, dir: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_autoscale-harness"))
@@ -22,22 +25,6 @@ fn run(scenario: &str, seed: u64, dir: &Path) -> Output {
         .arg(dir)
         .output()
         .expect("the harness binary runs")
-}
-
-fn sizes(run: &RunData) -> Vec<(f64, i32)> {
-    run.events
-        .iter()
-        .filter(|e| e.is_rescale())
-        .map(|e| (e.t, e.to_replicas.expect("rescales carry their new size")))
-        .collect()
-}
-
-fn show(o: &Output) -> String {
-    format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 #[test]

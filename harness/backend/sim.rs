@@ -22,7 +22,7 @@ use super::local::metrics::{History, PodCounters, Snapshot};
 use super::local::{blueprint, pod_info, random_suffix, scale_in_order, Config, Phase};
 use crate::autoscaler::{HpaController, ScaleInfo};
 use crate::error::InfraError;
-use crate::load::{RateCurve, Schedule, Segment, Spacing};
+use crate::load::Schedule;
 use crate::manifests::Manifests;
 use crate::recorder::{encode_hist, Event, HpaSample, PodSample, Replicas, Sample, StatusCounts};
 use crate::run::percentiles;
@@ -333,23 +333,8 @@ pub fn simulate(l: &Loaded, m: &Manifests, seed: u64) -> Result<SimRun> {
     let poll_every = (READY_POLL_S * STEPS_PER_S).round() as u64;
 
     // The load: intended instants in experiment seconds.
-    let curve = RateCurve::new(
-        s.load
-            .pieces()
-            .into_iter()
-            .map(|p| Segment {
-                start: p.start,
-                end: p.end,
-                from_rate: p.from,
-                to_rate: p.to,
-            })
-            .collect(),
-    )
-    .map_err(|e| crate::error::InputError::new(&l.path, e.to_string()).field("load.stages"))?;
-    let spacing = match s.load.spacing {
-        scenario::Spacing::Uniform => Spacing::Uniform,
-        scenario::Spacing::Poisson => Spacing::Poisson { seed },
-    };
+    let curve = l.rate_curve()?;
+    let spacing = l.spacing(seed);
     let mut schedule = Schedule::new(curve, spacing).peekable();
     let timeout = s.load.request.timeout.as_secs_f64();
     let max_in_flight = s.load.max_in_flight;
