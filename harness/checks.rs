@@ -90,9 +90,10 @@ fn check(e: &Expectation, run: &RunData) -> CheckResult {
             }
         }
         Expectation::ScaleIn(si) => {
-            let anchor = run.meta.load_stop_s;
+            let anchor = si.after.at(run.meta.load_stop_s);
+            let at = si.after.describe();
             let name = format!("scale_in to {}", si.to);
-            let bound = format!("within {} after load stop", fmt_dur(si.within));
+            let bound = format!("within {} after {at}", fmt_dur(si.within));
             let at_stop = spec_at(&run.samples, anchor);
             let hit = rescales
                 .iter()
@@ -102,7 +103,7 @@ fn check(e: &Expectation, run: &RunData) -> CheckResult {
                     let after = ev.t - anchor;
                     (
                         format!(
-                            "{}→{} {} after load stop (at {})",
+                            "{}→{} {} after {at} (at {})",
                             ev.from_replicas.unwrap_or(0),
                             ev.to_replicas.unwrap_or(0),
                             fmt_t(after),
@@ -111,20 +112,21 @@ fn check(e: &Expectation, run: &RunData) -> CheckResult {
                         after <= si.within.as_secs_f64(),
                     )
                 }
-                (None, Some(n)) if n <= si.to => {
-                    (format!("already at {n} when the load stopped"), true)
-                }
+                (None, Some(n)) if n <= si.to => (format!("already at {n} at {at}"), true),
                 (None, Some(n)) => {
-                    let end = run.samples.last().map(|s| s.t).unwrap_or(anchor);
+                    let (end, last) = run
+                        .samples
+                        .last()
+                        .map_or((anchor, n), |s| (s.t, s.replicas.spec));
                     (
                         format!(
-                            "still at {n}, {} after load stop",
+                            "{n} at {at}, still {last} {} after it",
                             fmt_t((end - anchor).max(0.0))
                         ),
                         false,
                     )
                 }
-                (None, None) => ("the run ended before the load stopped".into(), false),
+                (None, None) => (format!("the run ended before {at}"), false),
             };
             CheckResult {
                 name,
@@ -275,7 +277,7 @@ fn spec_at(samples: &[Sample], t: f64) -> Option<i32> {
 
 /// Exact percentile over the samples' merged histograms (ms of experiment
 /// time); falls back to the worst per-sample value when histograms are missing.
-fn merged_percentile(samples: &[&Sample], pct: f64) -> Option<f64> {
+pub(crate) fn merged_percentile(samples: &[&Sample], pct: f64) -> Option<f64> {
     let mut merged: Option<hdrhistogram::Histogram<u64>> = None;
     for s in samples {
         if let Some(h) = s.latency_hdr.as_deref().and_then(decode_hist) {

@@ -1,4 +1,4 @@
-//! Command line: `experiment`, `validate`, `report`.
+//! Command line: `experiment`, `sweep`, `validate`, `report`.
 
 use std::path::PathBuf;
 
@@ -43,6 +43,32 @@ pub enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// Run a scenario on the sim backend once per value of one or more
+    /// settings and compare: a table here, index.html in the sweep directory.
+    #[command(after_help = "Examples:\n  \
+        sweep ramp --set hpa:spec.maxReplicas=3,4,5\n  \
+        sweep ramp --set hpa:spec.metrics[1].pods.target.averageValue=10..30/5\n  \
+        sweep ramp --set hpa:spec.behavior.scaleDown.stabilizationWindowSeconds=0,60,300\n  \
+        sweep ramp --set load.stages[0].ramp_to=80,110 --set hpa:spec.maxReplicas=3,6\n\n\
+        OBJECT is hpa (the scenario's HPA), deployment (its scale target), route (the \
+        scenario's route), service, or Kind/name. Several --set combine into every \
+        combination. Missing mapping keys are created; list items must exist.")]
+    Sweep {
+        /// Scenario file; `ramp.yaml` or `ramp` also finds `scenarios/ramp.yaml`.
+        scenario: PathBuf,
+        /// `[OBJECT:]PATH=V1,V2,...` or `PATH=FROM..TO[/STEP]`; repeat to combine.
+        #[arg(long = "set", value_name = "[OBJECT:]PATH=VALUES", required = true)]
+        sets: Vec<String>,
+        /// Sweep directory (default: reports/sweep-<scenario>-<UTC timestamp>/).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Seed for every run (the same for all, so only the setting differs).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Runs at once (default: one per CPU core).
+        #[arg(long)]
+        jobs: Option<usize>,
+    },
     /// Check a scenario and its manifests without running anything.
     Validate { scenario: PathBuf },
     /// Re-render report.html, summary.json and junit.xml from a run directory.
@@ -79,6 +105,30 @@ pub async fn run(cli: Cli) -> Result<i32> {
             } else {
                 exit::FAILED
             })
+        }
+        Command::Sweep {
+            scenario,
+            sets,
+            out,
+            seed,
+            jobs,
+        } => {
+            let started = std::time::Instant::now();
+            let o = crate::sweep::sweep(&crate::sweep::Options {
+                scenario,
+                sets,
+                seed,
+                out,
+                jobs,
+            })?;
+            println!("{}", o.table);
+            println!(
+                "{} runs on the sim backend in {:.1} s; report: {}",
+                o.rows.len(),
+                started.elapsed().as_secs_f64(),
+                o.dir.join("index.html").display()
+            );
+            Ok(exit::PASSED)
         }
         Command::Validate { scenario } => {
             let (l, m) = run::prepare(&scenario)?;

@@ -25,10 +25,6 @@ impl Clock {
     pub fn now(&self) -> f64 {
         self.t0.elapsed().as_secs_f64() * self.speed
     }
-    /// Experiment milliseconds since the start (the autoscaler's time unit).
-    pub fn now_ms(&self) -> i64 {
-        (self.now() * 1000.0).floor() as i64
-    }
     /// Real duration of an experiment duration.
     pub fn real(&self, d: Duration) -> Duration {
         d.div_f64(self.speed)

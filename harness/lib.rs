@@ -16,4 +16,5 @@ pub mod recorder;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod sweep;
 pub mod yaml;

@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 
 use gateway_api::apis::standard::httproutes::HttpRoute;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::autoscaling::v2::{HorizontalPodAutoscaler, MetricSpec};
 use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use serde::Deserialize;
 
 use crate::error::InputError;
@@ -50,12 +51,88 @@ impl Manifest {
         };
         m.name.clone().unwrap_or_default()
     }
+    /// The decoded object as JSON: what the API server would be sent, so a
+    /// field the types do not know is absent from it.
+    pub fn to_json(&self) -> serde_json::Value {
+        let v = match &self.object {
+            Object::Deployment(o) => serde_json::to_value(o),
+            Object::Service(o) => serde_json::to_value(o),
+            Object::Hpa(o) => serde_json::to_value(o),
+            Object::HttpRoute(o) => serde_json::to_value(o),
+        };
+        v.unwrap_or_default()
+    }
     fn err(&self, field: &str, msg: impl Into<String>) -> InputError {
         let line = yaml::nearest_line(&self.text, field).map(|l| l + self.line - 1);
         InputError::new(&self.file, msg)
             .field(format!("{} {}: {field}", self.kind(), self.name()))
             .at(line.or(Some(self.line)), None)
     }
+}
+
+/// A metric's source block matches its type, and its target names a
+/// type with the value that type needs, as a valid quantity (what the API
+/// server's validation rejects, so a typo fails here and not mid-run).
+fn check_target(m: &Manifest, i: usize, metric: &MetricSpec) -> Result<(), InputError> {
+    let (block, target) = match metric.type_.as_str() {
+        "Resource" => ("resource", metric.resource.as_ref().map(|x| &x.target)),
+        "ContainerResource" => (
+            "containerResource",
+            metric.container_resource.as_ref().map(|x| &x.target),
+        ),
+        "Pods" => ("pods", metric.pods.as_ref().map(|x| &x.target)),
+        "Object" => ("object", metric.object.as_ref().map(|x| &x.target)),
+        "External" => ("external", metric.external.as_ref().map(|x| &x.target)),
+        _ => return Ok(()),
+    };
+    let at = |k: &str| format!("spec.metrics[{i}].{block}{k}");
+    let t = target.ok_or_else(|| {
+        m.err(
+            &at(""),
+            format!("is required when type is {}", metric.type_),
+        )
+    })?;
+    let quantity = |field: &str, q: &Option<Quantity>| -> Result<bool, InputError> {
+        match q {
+            None => Ok(false),
+            Some(q) => crate::autoscaler::parse_quantity_milli(&q.0)
+                .map(|_| true)
+                .map_err(|e| {
+                    m.err(
+                        &at(&format!(".target.{field}")),
+                        format!(
+                            "`{}` is not a Kubernetes quantity ({e}); e.g. 10, 500m, 1k",
+                            q.0
+                        ),
+                    )
+                }),
+        }
+    };
+    let has_avg = quantity("averageValue", &t.average_value)?;
+    let has_value = quantity("value", &t.value)?;
+    let ok = match t.type_.as_str() {
+        "Utilization" => t.average_utilization.is_some(),
+        "AverageValue" => has_avg,
+        "Value" => has_value,
+        other => {
+            return Err(m.err(
+                &at(".target.type"),
+                format!("`{other}`: allowed are Utilization, AverageValue, Value"),
+            ))
+        }
+    };
+    if !ok {
+        let need = match t.type_.as_str() {
+            "Utilization" => "averageUtilization",
+            "AverageValue" => "averageValue",
+            _ => "value",
+        };
+        return Err(m.err(
+            &at(&format!(".target.{need}")),
+            format!("is required when target.type is {}", t.type_),
+        ));
+    }
+    Ok(())
 }
 
 /// Every object of a scenario, in manifest order.
@@ -85,6 +162,27 @@ impl Manifests {
         let m = Manifests { items };
         m.validate()?;
         Ok(m)
+    }
+
+    /// Replaces item `i` with the single object decoded from `text` (an
+    /// edited copy of its document, for `sweep`) and validates the set again.
+    pub fn replace(&mut self, i: usize, text: &str) -> Result<(), InputError> {
+        let old = &self.items[i];
+        let mut new = parse_file(&old.file, text)?;
+        if new.len() != 1 || new[0].kind() != old.kind() {
+            return Err(InputError::new(
+                &old.file,
+                format!(
+                    "an edit of {} {} must stay one object of that kind",
+                    old.kind(),
+                    old.name()
+                ),
+            ));
+        }
+        let mut m = new.remove(0);
+        m.line = old.line;
+        self.items[i] = m;
+        self.validate()
     }
 
     pub fn deployments(&self) -> impl Iterator<Item = (&Manifest, &Deployment)> {
@@ -279,6 +377,7 @@ impl Manifests {
                         format!("`{}`: allowed are {}", metric.type_, allowed.join(", ")),
                     ));
                 }
+                check_target(m, i, metric)?;
             }
         }
         for (m, r) in self.routes() {

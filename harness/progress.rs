@@ -14,6 +14,8 @@ pub struct Progress {
     /// Plain mode prints a line every `every` experiment seconds.
     every: f64,
     next: f64,
+    /// Prints nothing at all (each run of a `sweep`).
+    quiet: bool,
 }
 
 impl Progress {
@@ -37,10 +39,25 @@ impl Progress {
             total: total_s,
             every,
             next: 0.0,
+            quiet: false,
+        }
+    }
+
+    /// No output: for runs whose progress a caller reports itself.
+    pub fn silent() -> Self {
+        Self {
+            bar: None,
+            total: 0.0,
+            every: f64::INFINITY,
+            next: f64::INFINITY,
+            quiet: true,
         }
     }
 
     pub fn message(&self, msg: &str) {
+        if self.quiet {
+            return;
+        }
         match &self.bar {
             Some(b) => b.println(msg),
             None => println!("{msg}"),
@@ -48,6 +65,9 @@ impl Progress {
     }
 
     pub fn sample(&mut self, s: &Sample, interval: f64) {
+        if self.quiet {
+            return;
+        }
         let errors = s.status.errors() + s.dropped;
         let line = format!(
             "{:<22} │ {:>6.1} QPS (offered {:>6.1}) │ pods {}/{} ready, desired {} │ p99 {:>7} │ errors {}",

@@ -48,6 +48,12 @@ pub fn prepare(path: &Path) -> Result<(Loaded, Manifests)> {
         );
         e
     })?;
+    cross_check(&loaded, &manifests)?;
+    Ok((loaded, manifests))
+}
+
+/// The scenario's references into its manifests (the HPA and route it names).
+pub fn cross_check(loaded: &Loaded, manifests: &Manifests) -> Result<(), crate::error::InputError> {
     // Cross-reference errors point into the scenario file; give them its line.
     let locate = |mut e: crate::error::InputError| {
         if e.file == loaded.path && e.line.is_none() {
@@ -64,7 +70,7 @@ pub fn prepare(path: &Path) -> Result<(Loaded, Manifests)> {
     manifests
         .route(&loaded.path, &loaded.scenario.target.route)
         .map_err(locate)?;
-    Ok((loaded, manifests))
+    Ok(())
 }
 
 pub fn default_out_dir(name: &str) -> PathBuf {
@@ -97,7 +103,7 @@ pub async fn experiment(opts: &Options) -> Result<Outcome> {
     let s = &loaded.scenario;
     let name = loaded.name();
     let dir = opts.out.clone().unwrap_or_else(|| default_out_dir(&name));
-    let meta = run_meta(&loaded, &manifests, opts)?;
+    let meta = run_meta(&loaded, &manifests, opts.backend, opts.speed, opts.seed)?;
     let mut rec = Recorder::create(&dir, meta)?;
     let mut progress = Progress::new(s.duration.as_secs_f64(), opts.progress);
     progress.message(&format!(
@@ -200,7 +206,13 @@ pub async fn experiment(opts: &Options) -> Result<Outcome> {
 }
 
 /// The run.json header of an experiment.
-fn run_meta(loaded: &Loaded, manifests: &Manifests, opts: &Options) -> Result<RunMeta> {
+fn run_meta(
+    loaded: &Loaded,
+    manifests: &Manifests,
+    backend: Kind,
+    speed: f64,
+    seed: u64,
+) -> Result<RunMeta> {
     let s = &loaded.scenario;
     let name = loaded.name();
     let hpa = manifests.hpa(&loaded.path, s.target.hpa.as_deref())?;
@@ -209,13 +221,9 @@ fn run_meta(loaded: &Loaded, manifests: &Manifests, opts: &Options) -> Result<Ru
         scenario_name: name.clone(),
         scenario_path: loaded.path.display().to_string(),
         scenario_text: loaded.text.clone(),
-        backend: opts.backend.name().into(),
-        speed: if opts.backend == Kind::Sim {
-            1.0
-        } else {
-            opts.speed
-        },
-        seed: opts.seed,
+        backend: backend.name().into(),
+        speed: if backend == Kind::Sim { 1.0 } else { speed },
+        seed,
         started_at: jiff::Timestamp::now()
             .strftime("%Y-%m-%dT%H:%M:%SZ")
             .to_string(),
@@ -238,25 +246,45 @@ fn run_meta(loaded: &Loaded, manifests: &Manifests, opts: &Options) -> Result<Ru
 /// `--backend sim`: the whole experiment on the virtual clock, then the
 /// same record, checks and report as a local run.
 fn experiment_sim(opts: &Options, loaded: &Loaded, manifests: &Manifests) -> Result<Outcome> {
+    let dir = opts
+        .out
+        .clone()
+        .unwrap_or_else(|| default_out_dir(&loaded.name()));
+    let progress = Progress::new(loaded.scenario.duration.as_secs_f64(), opts.progress);
+    let (_, verdict) = record_sim(loaded, manifests, opts.seed, &dir, progress)?;
+    Ok(Outcome {
+        verdict,
+        dir,
+        interrupted: false,
+    })
+}
+
+/// Runs a scenario on the sim backend into `dir` (run files, checks and
+/// report), for `experiment --backend sim` and each `sweep` value.
+pub fn record_sim(
+    loaded: &Loaded,
+    manifests: &Manifests,
+    seed: u64,
+    dir: &Path,
+    mut progress: Progress,
+) -> Result<(RunData, Verdict)> {
     let s = &loaded.scenario;
-    let name = loaded.name();
-    let dir = opts.out.clone().unwrap_or_else(|| default_out_dir(&name));
-    let meta = run_meta(loaded, manifests, opts)?;
-    let mut rec = Recorder::create(&dir, meta)?;
-    let mut progress = Progress::new(s.duration.as_secs_f64(), opts.progress);
+    let meta = run_meta(loaded, manifests, Kind::Sim, 1.0, seed)?;
+    let mut rec = Recorder::create(dir, meta)?;
     progress.message(&format!(
-        "autoscale-harness: {name} on the sim backend (virtual clock, step {} ms), {} of experiment time; run dir {}",
+        "autoscale-harness: {} on the sim backend (virtual clock, step {} ms), {} of experiment time; run dir {}",
+        loaded.name(),
         backend::sim::STEP * 1000.0,
         scenario::fmt_dur(s.duration),
         dir.display()
     ));
-    let sim = match backend::sim::simulate(loaded, manifests, opts.seed) {
+    let sim = match backend::sim::simulate(loaded, manifests, seed) {
         Ok(r) => r,
         Err(e) => {
             rec.meta_mut().interrupted = true;
             let run = rec.finish()?;
             let verdict = checks::evaluate(&s.expect, &run);
-            report::write(&dir, &run, &verdict).ok();
+            report::write(dir, &run, &verdict).ok();
             return Err(e.context(format!("partial record in {}", dir.display())));
         }
     };
@@ -278,12 +306,8 @@ fn experiment_sim(opts: &Options, loaded: &Loaded, manifests: &Manifests) -> Res
     let last = rec.data().samples.last().map(|s| s.t).unwrap_or(0.0);
     rec.meta_mut().ended_at_s = last;
     let run = rec.finish()?;
-    let verdict = finish(&dir, &run, &s.expect)?;
-    Ok(Outcome {
-        verdict,
-        dir,
-        interrupted: false,
-    })
+    let verdict = finish(dir, &run, &s.expect)?;
+    Ok((run, verdict))
 }
 
 /// Checks and report for a recorded run (also `report RUN_DIR`).

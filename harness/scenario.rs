@@ -519,11 +519,51 @@ pub struct ScaleIn {
     pub after: Anchor,
 }
 
+/// Where a `scale_in` window starts: `load_stop` (default) or a time into
+/// the run such as `20h` (for load that never stops, like a daily curve).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(try_from = "String", into = "String")]
 pub enum Anchor {
     #[default]
     LoadStop,
+    At(Duration),
+}
+
+impl TryFrom<String> for Anchor {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        if s == "load_stop" {
+            return Ok(Anchor::LoadStop);
+        }
+        humantime::parse_duration(&s).map(Anchor::At).map_err(|_| {
+            format!("`{s}`: expected `load_stop` or a time into the run such as `20h`")
+        })
+    }
+}
+
+impl From<Anchor> for String {
+    fn from(a: Anchor) -> String {
+        match a {
+            Anchor::LoadStop => "load_stop".into(),
+            Anchor::At(d) => fmt_dur(d),
+        }
+    }
+}
+
+impl Anchor {
+    /// Experiment seconds, given when the load stopped.
+    pub fn at(self, load_stop_s: f64) -> f64 {
+        match self {
+            Anchor::LoadStop => load_stop_s,
+            Anchor::At(d) => d.as_secs_f64(),
+        }
+    }
+    pub fn describe(self) -> String {
+        match self {
+            Anchor::LoadStop => "load stop".into(),
+            Anchor::At(d) => fmt_dur(d),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -661,6 +701,8 @@ impl Loaded {
             .load
             .pieces()
             .into_iter()
+            // A zero-length stage only sets the level the next ramp starts from.
+            .filter(|p| p.end > p.start)
             .map(|p| crate::load::Segment {
                 start: p.start,
                 end: p.end,
@@ -714,6 +756,12 @@ pub fn load(arg: &Path) -> Result<Loaded, InputError> {
     let path = resolve(arg)?;
     let text = std::fs::read_to_string(&path)
         .map_err(|e| InputError::new(&path, format!("cannot read: {e}")))?;
+    parse(path, text)
+}
+
+/// Decodes and validates scenario text read from `path` (manifest paths
+/// resolve against it). `sweep` calls this with edited text.
+pub fn parse(path: PathBuf, text: String) -> Result<Loaded, InputError> {
     let scenario: Scenario = yaml::from_str(&path, &text)?;
     let loaded = Loaded {
         scenario,
@@ -794,6 +842,8 @@ fn validate(l: &Loaded) -> Result<(), InputError> {
             ));
         }
     }
+    // The engine's own checks on the curve, at validation time, not mid-run.
+    l.rate_curve()?;
     let c = &s.local.controller;
     if c.sync_period.is_zero() {
         return Err(l.err("local.controller.sync_period", "must be more than 0s"));

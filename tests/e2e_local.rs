@@ -2,7 +2,7 @@
 //! speed: real HTTP on loopback, bounded in time, stopping by themselves.
 //! Runs are serialized: two at once on a 2-core machine would distort timing.
 mod common;
-use common::{show, sizes};
+use common::{assert_agree, show, sizes};
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -28,81 +28,83 @@ fn run(scenario: &str, speed: u32, dir: &Path) -> Output {
         .expect("the harness binary runs")
 }
 
-#[test]
-fn ramp_reproduces_the_paper_at_speed_10_and_30() {
-    let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let mut runs = Vec::new();
-    for speed in [30, 10] {
-        let dir = tempfile::tempdir().unwrap();
-        let o = run("ramp.yaml", speed, dir.path());
-        assert_eq!(o.status.code(), Some(0), "speed {speed}: {}", show(&o));
-        for f in [
-            "report.html",
-            "summary.json",
-            "junit.xml",
-            "timeline.jsonl",
-            "events.jsonl",
-        ] {
-            assert!(dir.path().join(f).is_file(), "speed {speed}: {f} missing");
-        }
-        let data = load_run(dir.path()).unwrap();
-        let first = data
-            .events
-            .iter()
-            .find(|e| e.is_rescale() && e.to_replicas == Some(3))
-            .expect("a SuccessfulRescale to 3");
-        assert!(
-            first.message.starts_with("New size: 3; reason: "),
-            "{}",
-            first.message
-        );
-        let offered = first.offered_qps.unwrap();
-        assert!(
-            (40.0..=50.0).contains(&offered),
-            "speed {speed}: scale-out at {offered} QPS"
-        );
-        assert!(
-            (600.0..=840.0).contains(&first.t),
-            "speed {speed}: scale-out at {}s",
-            first.t
-        );
-        let back = data
-            .events
-            .iter()
-            .find(|e| e.is_rescale() && e.t > first.t && e.to_replicas == Some(2))
-            .expect("a later SuccessfulRescale to 2");
-        assert_eq!(
-            back.message,
-            "New size: 2; reason: All metrics below target"
-        );
-        assert!(
-            data.samples.len() >= 2099,
-            "one sample per experiment-second"
-        );
-        runs.push(sizes(&data));
-    }
-    // Same sequence of sizes, each change within one sync period (15 s) plus
-    // one sample interval (1 s): a threshold crossed right at a sync instant
-    // may land on either side of it, and timers jitter by milliseconds.
-    let (fast, slow) = (&runs[0], &runs[1]);
-    assert_eq!(
-        fast.iter().map(|s| s.1).collect::<Vec<_>>(),
-        slow.iter().map(|s| s.1).collect::<Vec<_>>(),
-        "speed 30: {fast:?}, speed 10: {slow:?}"
-    );
-    for (a, b) in fast.iter().zip(slow) {
-        assert!(
-            (a.0 - b.0).abs() <= 16.0,
-            "speed 30: {fast:?}, speed 10: {slow:?}"
-        );
-    }
+/// The same scenario on the sim backend: its rescale sizes and times.
+fn sim_sizes(scenario: &str) -> Vec<(f64, i32)> {
+    let dir = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_autoscale-harness"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "experiment",
+            scenario,
+            "--backend",
+            "sim",
+            "--no-progress",
+            "--out",
+        ])
+        .arg(dir.path())
+        .output()
+        .expect("the harness binary runs");
+    assert_eq!(o.status.code(), Some(0), "sim {scenario}: {}", show(&o));
+    sizes(&load_run(dir.path()).unwrap())
 }
 
 #[test]
-fn ack_qps_scales_out_on_route_qps_and_back_to_one() {
+fn ramp_reproduces_the_paper_and_agrees_with_sim() {
     let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
-    let o = run("ack-qps", 30, dir.path());
+    let o = run("ramp.yaml", 20, dir.path());
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    for f in [
+        "report.html",
+        "summary.json",
+        "junit.xml",
+        "timeline.jsonl",
+        "events.jsonl",
+    ] {
+        assert!(dir.path().join(f).is_file(), "{f} missing");
+    }
+    let data = load_run(dir.path()).unwrap();
+    let first = data
+        .events
+        .iter()
+        .find(|e| e.is_rescale() && e.to_replicas == Some(3))
+        .expect("a SuccessfulRescale to 3");
+    assert!(
+        first.message.starts_with("New size: 3; reason: "),
+        "{}",
+        first.message
+    );
+    let offered = first.offered_qps.unwrap();
+    assert!(
+        (40.0..=50.0).contains(&offered),
+        "scale-out at {offered} QPS"
+    );
+    assert!(
+        (600.0..=840.0).contains(&first.t),
+        "scale-out at {}s",
+        first.t
+    );
+    let back = data
+        .events
+        .iter()
+        .find(|e| e.is_rescale() && e.t > first.t && e.to_replicas == Some(2))
+        .expect("a later SuccessfulRescale to 2");
+    assert_eq!(
+        back.message,
+        "New size: 2; reason: All metrics below target"
+    );
+    assert!(
+        data.samples.len() >= 2099,
+        "one sample per experiment-second"
+    );
+    assert_agree("ramp local@20 vs sim", &sizes(&data), &sim_sizes("ramp"));
+}
+
+#[test]
+fn ack_qps_scales_on_route_qps_and_agrees_with_sim() {
+    let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let o = run("ack-qps", 20, dir.path());
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
     let data = load_run(dir.path()).unwrap();
     let s = sizes(&data);
@@ -124,6 +126,7 @@ fn ack_qps_scales_out_on_route_qps_and_back_to_one() {
         "{}",
         up.message
     );
+    assert_agree("ack-qps local@20 vs sim", &s, &sim_sizes("ack-qps"));
 }
 
 #[test]

@@ -226,16 +226,17 @@ fn ticks(lo: f64, hi: f64, step: f64) -> Vec<f64> {
     (0..=n.min(1000)).map(|i| lo + i as f64 * step).collect()
 }
 
-/// Ticks on whole seconds/minutes so `m:ss` labels read cleanly.
-fn time_ticks(x_max: f64) -> Vec<f64> {
+/// Ticks on whole seconds/minutes so `m:ss` labels read cleanly; at most
+/// `max_n` of them (narrow charts with `h:mm:ss` labels take fewer).
+fn time_ticks(x_max: f64, max_n: f64) -> Vec<f64> {
     const STEPS: [f64; 16] = [
         1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0,
         10800.0, 21600.0,
     ];
     let step = STEPS
         .into_iter()
-        .find(|s| x_max / s <= 12.0)
-        .unwrap_or(x_max / 12.0);
+        .find(|s| x_max / s <= max_n)
+        .unwrap_or(x_max / max_n);
     ticks(0.0, (x_max / step).floor() * step, step)
 }
 
@@ -420,7 +421,9 @@ impl TimeChart {
         if y2.is_some() {
             builder.right_y_label_area_size(60);
         }
-        let x_ticks = time_ticks(x_max);
+        // About 90 px per label (`h:mm:ss` is wider than `m:ss`).
+        let label_px = if x_max >= 3600.0 { 90.0 } else { 60.0 };
+        let x_ticks = time_ticks(x_max, (self.width as f64 / label_px).clamp(4.0, 12.0));
         let (y2_lo, y2_hi, y2_ticks) =
             y2.as_ref()
                 .map(|(_, r)| r.clone())
@@ -436,7 +439,11 @@ impl TimeChart {
         let yfmt = |v: &f64| self.y.label(*v);
         chart
             .configure_mesh()
-            .x_desc("experiment time (m:ss)")
+            .x_desc(if x_max >= 3600.0 {
+                "experiment time (h:mm:ss)"
+            } else {
+                "experiment time (m:ss)"
+            })
             .y_desc(self.y.desc.as_str())
             .x_label_formatter(&xfmt)
             .y_label_formatter(&yfmt)

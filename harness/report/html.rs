@@ -11,7 +11,7 @@ use super::{
     esc, events, interval_s, kube_dur, mmss, num, recorded_s, rescales, sorted_events, summary,
 };
 
-const CSS: &str = r#"
+pub(super) const CSS: &str = r#"
 :root{--fg:#111827;--muted:#6b7280;--line:#e5e7eb;--bg:#f3f4f6;--ok:#065f46;--okbg:#d1fae5;--bad:#991b1b;--badbg:#fee2e2;--warn:#92400e;--warnbg:#fef3c7}
 *{box-sizing:border-box}
 body{margin:0;background:var(--bg);color:var(--fg);font:14px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif}
@@ -42,7 +42,7 @@ figure{margin:10px 0 4px}figure>svg{width:100%;height:auto;display:block}
 figure>svg text{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif}
 figcaption{color:var(--muted);font-size:13px;margin:6px 0 0 64px}
 .legend{display:flex;flex-wrap:wrap;gap:4px 20px;font-size:13px;color:#374151;margin:2px 0 0 64px}
-.legend span{white-space:nowrap}.legend svg{vertical-align:middle;margin-right:6px}
+.legend span{white-space:nowrap}.legend span.long{white-space:normal;overflow-wrap:anywhere}.legend svg{vertical-align:middle;margin-right:6px}
 .grid2{display:grid;grid-template-columns:repeat(2,minmax(0,1fr));gap:8px 24px}
 .grid2 .legend,.grid2 figcaption{margin-left:58px}
 .facts{display:grid;grid-template-columns:repeat(4,minmax(0,1fr));gap:12px;margin:14px 0 4px}
@@ -80,7 +80,7 @@ pub(super) fn render(run: &RunData, verdict: &Verdict) -> anyhow::Result<String>
     scenario(&mut h, run)?;
     writeln!(
         h,
-        "<footer>autoscale-harness report · times are experiment time since the start of the run (m:ss)</footer>\n</main>\n</body>\n</html>"
+        "<footer>autoscale-harness report · times are experiment time since the start of the run ([h:]m:ss)</footer>\n</main>\n</body>\n</html>"
     )?;
     Ok(h)
 }
@@ -205,7 +205,12 @@ fn verdict_section(h: &mut String, verdict: &Verdict) -> anyhow::Result<()> {
 }
 
 /// An inline SVG chart with its HTML legend and caption.
-fn figure(h: &mut String, c: &TimeChart, aria: &str, caption: &str) -> anyhow::Result<()> {
+pub(super) fn figure(
+    h: &mut String,
+    c: &TimeChart,
+    aria: &str,
+    caption: &str,
+) -> anyhow::Result<()> {
     let svg = c.draw()?;
     let svg = svg.replacen(
         "<svg ",
@@ -236,6 +241,16 @@ fn swatch(color: &str, stroke: Stroke, width: u32) -> String {
     )
 }
 
+/// Long labels (an external metric with its selector) may wrap, or they
+/// would widen the page.
+fn long(label: &str) -> &'static str {
+    if label.chars().count() > 60 {
+        " class=\"long\""
+    } else {
+        ""
+    }
+}
+
 fn legend(h: &mut String, c: &TimeChart) -> anyhow::Result<()> {
     h.push_str("<div class=\"legend\">");
     for s in &c.series {
@@ -246,7 +261,8 @@ fn legend(h: &mut String, c: &TimeChart) -> anyhow::Result<()> {
         };
         write!(
             h,
-            "<span>{}{}{side}</span>",
+            "<span{}>{}{}{side}</span>",
+            long(&s.label),
             swatch(&hex(s.color), s.stroke, s.width.max(2)),
             esc(&s.label)
         )?;
@@ -254,7 +270,8 @@ fn legend(h: &mut String, c: &TimeChart) -> anyhow::Result<()> {
     for l in &c.hlines {
         write!(
             h,
-            "<span>{}{}</span>",
+            "<span{}>{}{}</span>",
+            long(&l.label),
             swatch(&hex(l.color), Stroke::Dashed, 2),
             esc(&l.label)
         )?;
@@ -325,20 +342,28 @@ fn fig7(h: &mut String, run: &RunData) -> anyhow::Result<()> {
         Some(i) => fact(
             h,
             &format!("{} → {} at {}", opt(i.from), opt(i.to), mmss(i.t)),
-            &format!(
-                "last scale-in, {} after load stop",
-                signed_dur(i.t - run.meta.load_stop_s)
-            ),
+            &if i.t >= run.meta.load_stop_s {
+                format!(
+                    "last scale-in, {} after load stop",
+                    signed_dur(i.t - run.meta.load_stop_s)
+                )
+            } else {
+                "last scale-in, while the load ran".to_string()
+            },
         )?,
         None => fact(h, "none", "scale-in")?,
     }
     h.push_str("</div>\n");
     let c = charts::qps_and_pods(run);
-    let caption = format!(
-        "{} rescale event(s); the shaded area is after the load stopped at {}.",
-        rs.len(),
-        mmss(run.meta.load_stop_s)
-    );
+    let caption = if c.shade_from.is_some() {
+        format!(
+            "{} rescale event(s); the shaded area is after the load stopped at {}.",
+            rs.len(),
+            mmss(run.meta.load_stop_s)
+        )
+    } else {
+        format!("{} rescale event(s).", rs.len())
+    };
     figure(
         h,
         &c,

@@ -7,6 +7,7 @@ mod events;
 mod html;
 mod junit;
 mod summary;
+pub mod sweep;
 #[cfg(test)]
 mod tests;
 

@@ -22,3 +22,20 @@ pub fn show(o: &Output) -> String {
         String::from_utf8_lossy(&o.stderr)
     )
 }
+
+/// Issue 3's agreement rule between two runs of one scenario: the same
+/// sequence of replica sizes, each change within one sync period (15 s).
+pub fn assert_agree(name: &str, a: &[(f64, i32)], b: &[(f64, i32)]) {
+    assert_eq!(
+        a.iter().map(|s| s.1).collect::<Vec<_>>(),
+        b.iter().map(|s| s.1).collect::<Vec<_>>(),
+        "{name}: sizes differ: {a:?} vs {b:?}"
+    );
+    for (x, y) in a.iter().zip(b) {
+        assert!(
+            (x.0 - y.0).abs() <= 15.0,
+            "{name}: change to {} more than one sync period apart: {a:?} vs {b:?}",
+            x.1
+        );
+    }
+}

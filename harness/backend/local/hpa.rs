@@ -44,7 +44,11 @@ pub(super) async fn controller(sh: Arc<Shared>, mut stop: watch::Receiver<bool>)
         };
         let before = scale.spec_replicas;
         let mut new_size = None;
-        let r = ctl.reconcile(hpa, Ok(scale), &pods, &snap, sh.clock.now_ms(), &mut |n| {
+        // The scheduled instant, like the scrape stamps: stabilization
+        // windows compare these times, and wake-up jitter × speed would
+        // decide ties at the window's edge differently from run to run.
+        let now_ms = (t * 1000.0).round() as i64;
+        let r = ctl.reconcile(hpa, Ok(scale), &pods, &snap, now_ms, &mut |n| {
             new_size = Some(n);
             Ok(())
         });
@@ -53,7 +57,7 @@ pub(super) async fn controller(sh: Arc<Shared>, mut stop: watch::Receiver<bool>)
             st.spec_replicas = n;
             sh.kick.notify_one();
         }
-        let (events, sample, active) = digest(&r, &name, before, new_size, sh.clock.now());
+        let (events, sample, active) = digest(&r, &name, before, new_size, t);
         st.events.extend(events);
         st.hpa_desired = r.desired_replicas;
         st.hpa_active |= active;

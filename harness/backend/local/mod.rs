@@ -859,7 +859,10 @@ async fn scraper(sh: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             .iter()
             .map(|r| (r.route.clone(), r.requests_total))
             .collect();
-        sh.lock().history.scrape(sh.clock.now(), pods, routes);
+        // Stamped with the scheduled instant, not the wake-up: a few ms of
+        // timer jitter (× speed) would otherwise move points across the
+        // edge of the 60 s rate window and change what the HPA sees.
+        sh.lock().history.scrape(t, pods, routes);
         k += 1;
     }
 }
