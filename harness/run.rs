@@ -278,6 +278,11 @@ pub fn record_sim(
         scenario::fmt_dur(s.duration),
         dir.display()
     ));
+    if s.local.pods.command.is_some() {
+        progress.message(
+            "note: the sim backend runs no programs; pods follow local.pods.model, not local.pods.command",
+        );
+    }
     let sim = match backend::sim::simulate(loaded, manifests, seed) {
         Ok(r) => r,
         Err(e) => {

@@ -109,3 +109,85 @@ fn same_seed_same_timeline() {
         assert!(x == y, "{f} differs between two runs with the same seed");
     }
 }
+
+fn sweep(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_autoscale-harness"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .arg("sweep")
+        .args(args)
+        .output()
+        .expect("the harness binary runs")
+}
+
+#[test]
+fn sweep_runs_each_value_and_writes_a_combined_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sw");
+    let o = sweep(&[
+        "ramp",
+        "--set",
+        "hpa:spec.maxReplicas=2,3",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("1 of 2 runs passed every expectation"),
+        "{stdout}"
+    );
+    // The setting reached the HPA: the peak differs, as the CSV says.
+    let csv = std::fs::read_to_string(out.join("sweep.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "{csv}");
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let peak = header.iter().position(|h| *h == "peak_pods").unwrap();
+    assert_eq!((rows[0][0], rows[0][peak]), ("2", "2"), "{csv}");
+    assert_eq!((rows[1][0], rows[1][peak]), ("3", "3"), "{csv}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("sweep.json")).unwrap()).unwrap();
+    assert_eq!(json["runs"].as_array().unwrap().len(), 2);
+    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    for r in json["runs"].as_array().unwrap() {
+        let d = r["dir"].as_str().unwrap();
+        assert!(html.contains(&format!("{d}/report.html")), "{d}");
+        assert!(out.join(d).join("report.html").is_file(), "{d}");
+    }
+}
+
+#[test]
+fn sweep_rejects_a_misspelt_field_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = sweep(&[
+        "ramp",
+        "--set",
+        "hpa:spec.maxReplica=3",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("--set hpa:spec.maxReplica") && err.contains("has no field `spec.maxReplica`"),
+        "{err}"
+    );
+    let o = sweep(&["ramp", "--set", "hpa:spec.maxReplicas=x"]);
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+}
+
+#[test]
+fn daily_curve_runs_a_day_and_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run("daily", 1, dir.path());
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let data = load_run(dir.path()).unwrap();
+    assert_eq!(data.samples.len(), 8640, "one sample per 10 s for 24 h");
+    // The HPA followed the curve both ways more than once.
+    let s = sizes(&data);
+    let downs = s.windows(2).filter(|w| w[1].1 < w[0].1).count();
+    assert!(s.len() >= 10 && downs >= 3, "{s:?}");
+}

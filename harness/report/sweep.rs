@@ -427,3 +427,66 @@ pub fn render(info: &Info, runs: &[SweepRun], rows: &[Row]) -> anyhow::Result<St
     );
     Ok(h)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(values: &[&str], passed: usize, failed: &[&str]) -> Row {
+        Row {
+            values: values.iter().map(|v| v.to_string()).collect(),
+            dir: "01-x".into(),
+            first_scale_out_s: Some(690.0),
+            first_scale_out_qps: Some(46.9),
+            peak_pods: 3,
+            last_scale_in_s: Some(2040.0),
+            scale_in_after_stop_s: Some(360.0),
+            final_pods: 2,
+            pod_minutes: 92.5,
+            p99_ms: Some(20.0),
+            error_ratio: Some(0.0),
+            checks_passed: passed,
+            checks_total: 7,
+            failed: failed.iter().map(|f| f.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn short_keys_only_when_unambiguous() {
+        let k = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            short_keys(&k(&["hpa:spec.maxReplicas", "load.stages[0].ramp_to"])),
+            k(&["maxReplicas", "ramp_to"])
+        );
+        assert_eq!(
+            short_keys(&k(&["hpa:spec.maxReplicas", "hpa/b:spec.maxReplicas"])),
+            k(&["hpa:spec.maxReplicas", "hpa/b:spec.maxReplicas"])
+        );
+    }
+
+    #[test]
+    fn table_and_csv_carry_every_row() {
+        let keys = vec!["hpa:spec.maxReplicas".to_string()];
+        let rows = vec![
+            row(&["3"], 7, &[]),
+            row(&["2"], 5, &["scale_out 2→3", "pod_qps"]),
+        ];
+        let t = table(&keys, &rows);
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(lines[0].starts_with("maxReplicas") && lines[0].ends_with("failed"));
+        assert!(
+            lines[2].contains("11m30s") && lines[2].contains("+6m") && lines[2].contains("7/7")
+        );
+        assert!(lines[3].ends_with("scale_out 2→3, pod_qps"), "{t}");
+        assert_eq!(lines.last(), Some(&"1 of 2 runs passed every expectation"));
+        let c = csv(&keys, &rows);
+        assert_eq!(c.lines().count(), 3);
+        assert!(
+            c.lines()
+                .nth(2)
+                .unwrap()
+                .contains(",scale_out 2→3; pod_qps,"),
+            "{c}"
+        );
+    }
+}
