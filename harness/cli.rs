@@ -1,10 +1,11 @@
-//! Command line: `experiment`, `sweep`, `validate`, `report`.
+//! Command line: `experiment`, `sweep`, `cleanup`, `validate`, `report`.
 
 use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+use crate::backend::kube::KubeOptions;
 use crate::backend::Kind;
 use crate::checks;
 use crate::error::exit;
@@ -42,6 +43,27 @@ pub enum Command {
         /// Seed for pod names, Poisson spacing and anything else random.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        #[command(flatten)]
+        kube: KubeArgs,
+        /// Keep the run namespace (kube backend) and print how to inspect it.
+        #[arg(long)]
+        keep: bool,
+        /// Create or reuse a kind cluster (default name `autoscale`) from
+        /// manifests/kind/cluster.yaml and use its context (kube backend).
+        #[arg(long, value_name = "NAME", num_args = 0..=1, default_missing_value = "autoscale")]
+        kind: Option<String>,
+        /// Print the objects the kube backend would apply, in order, and exit.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Delete namespaces left behind by killed kube runs (labelled
+    /// app.kubernetes.io/managed-by=autoscale-harness).
+    Cleanup {
+        #[command(flatten)]
+        kube: KubeArgs,
+        /// List them without deleting.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Run a scenario on the sim backend once per value of one or more
     /// settings and compare: a table here, index.html in the sweep directory.
@@ -75,6 +97,17 @@ pub enum Command {
     Report { run_dir: PathBuf },
 }
 
+/// Which cluster the kube backend talks to.
+#[derive(Debug, Clone, clap::Args)]
+pub struct KubeArgs {
+    /// Kubeconfig file (default: $KUBECONFIG, else ~/.kube/config).
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context (default: the current one).
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+}
+
 /// Runs the CLI and returns the process exit code.
 pub async fn run(cli: Cli) -> Result<i32> {
     match cli.command {
@@ -85,7 +118,15 @@ pub async fn run(cli: Cli) -> Result<i32> {
             out,
             no_progress,
             seed,
+            kube,
+            keep,
+            kind,
+            dry_run,
         } => {
+            if dry_run {
+                print!("{}", run::dry_run(&scenario)?);
+                return Ok(exit::PASSED);
+            }
             let o = run::experiment(&Options {
                 scenario,
                 backend,
@@ -93,6 +134,12 @@ pub async fn run(cli: Cli) -> Result<i32> {
                 out,
                 progress: !no_progress,
                 seed,
+                kube: KubeOptions {
+                    kubeconfig: kube.kubeconfig,
+                    context: kube.context,
+                    keep,
+                    kind,
+                },
             })
             .await?;
             println!("\n{}", checks::table(&o.verdict));
@@ -105,6 +152,22 @@ pub async fn run(cli: Cli) -> Result<i32> {
             } else {
                 exit::FAILED
             })
+        }
+        Command::Cleanup { kube, dry_run } => {
+            let client = crate::backend::kube::connect(&KubeOptions {
+                kubeconfig: kube.kubeconfig,
+                context: kube.context,
+                ..Default::default()
+            })
+            .await?;
+            let names = crate::backend::kube::cleanup(&client, dry_run).await?;
+            if names.is_empty() {
+                println!("no namespaces left by autoscale-harness");
+            }
+            for n in &names {
+                println!("{} {n}", if dry_run { "would delete" } else { "deleted" });
+            }
+            Ok(exit::PASSED)
         }
         Command::Sweep {
             scenario,

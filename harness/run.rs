@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use hdrhistogram::Histogram;
 
+use crate::backend::kube::{self, KubeCluster, KubeOptions};
 use crate::backend::{self, local::LocalCluster, Backend, Kind};
 use crate::checks::{self, Verdict};
 use crate::clock::Clock;
@@ -26,6 +27,7 @@ pub struct Options {
     pub out: Option<PathBuf>,
     pub progress: bool,
     pub seed: u64,
+    pub kube: KubeOptions,
 }
 
 pub struct Outcome {
@@ -35,7 +37,7 @@ pub struct Outcome {
 }
 
 /// How long the embedded cluster may take to become ready, in experiment time.
-const READY_TIMEOUT: Duration = Duration::from_secs(300);
+pub(crate) const READY_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Loads and cross-checks a scenario and its manifests (the `validate` command).
 pub fn prepare(path: &Path) -> Result<(Loaded, Manifests)> {
@@ -73,6 +75,14 @@ pub fn cross_check(loaded: &Loaded, manifests: &Manifests) -> Result<(), crate::
     Ok(())
 }
 
+/// `--dry-run`: what the kube backend would apply, in order, after
+/// validation; touches no cluster.
+pub fn dry_run(path: &Path) -> Result<String> {
+    let (loaded, manifests) = prepare(path)?;
+    // Run ids are random; the placeholder shows where it goes.
+    kube::dry_run_yaml(&loaded, &manifests, "xxxxxx")
+}
+
 pub fn default_out_dir(name: &str) -> PathBuf {
     let ts = jiff::Timestamp::now()
         .strftime("%Y%m%dT%H%M%SZ")
@@ -90,15 +100,17 @@ pub async fn experiment(opts: &Options) -> Result<Outcome> {
         .into());
     }
     match opts.backend {
-        Kind::Local => {}
         Kind::Sim => return experiment_sim(opts, &loaded, &manifests),
-        other => {
-            return Err(UsageError(format!(
-                "the `{}` backend is not built yet; use `--backend local` (the default)",
-                other.name()
-            ))
-            .into())
-        }
+        Kind::Kube => kube::check_speed(opts.speed)?,
+        Kind::Local => {}
+    }
+    if opts.backend == Kind::Kube && loaded.scenario.target.url.is_none() {
+        return Err(crate::error::InputError::new(
+            &loaded.path,
+            "is required for --backend kube: the gateway's address as seen from here, e.g. http://127.0.0.1:8080",
+        )
+        .field("target.url")
+        .into());
     }
     let s = &loaded.scenario;
     let name = loaded.name();
@@ -115,17 +127,37 @@ pub async fn experiment(opts: &Options) -> Result<Outcome> {
     ));
 
     let mut signal = std::pin::pin!(shutdown_signal());
-    let mut cluster = LocalCluster::start(&loaded, &manifests, opts.speed, opts.seed).await?;
-    progress.message(&format!(
-        "embedded cluster: gateway {} (metrics {}); waiting for pods and HPA",
-        cluster.target().base_url,
-        cluster.metrics_url()
-    ));
+    let mut backend: Box<dyn Backend> = match opts.backend {
+        Kind::Kube => {
+            let mut ko = opts.kube.clone();
+            if let Some(name) = &ko.kind {
+                progress.message(&format!("kind cluster `{name}`: creating or reusing it"));
+                ko.context = Some(kube::kind::ensure_cluster(name, Path::new("."))?);
+            }
+            let client = kube::connect(&ko).await?;
+            let c = KubeCluster::create(client, &loaded, &manifests, ko.keep).await?;
+            progress.message(&format!(
+                "namespace {}: applying {} objects, waiting for the Deployment and the HPA (up to {})",
+                c.ns,
+                manifests.items.len(),
+                scenario::fmt_dur(s.kube.ready_timeout)
+            ));
+            Box::new(c)
+        }
+        _ => {
+            let c = LocalCluster::start(&loaded, &manifests, opts.speed, opts.seed).await?;
+            progress.message(&format!(
+                "embedded cluster: gateway {} (metrics {}); waiting for pods and HPA",
+                c.target().base_url,
+                c.metrics_url()
+            ));
+            Box::new(c)
+        }
+    };
     let ready = tokio::select! {
-        r = cluster.wait_ready(READY_TIMEOUT) => r,
+        r = backend.ready() => r,
         _ = &mut signal => Err(Interrupted.into()),
     };
-    let mut backend: Box<dyn Backend> = Box::new(cluster);
     if let Err(e) = ready {
         // Keep what the cluster said (failed pods, metric errors) for the report.
         let obs = backend.observe(0.0);

@@ -32,6 +32,9 @@ pub struct Scenario {
     /// Settings of the embedded cluster (`--backend local`).
     #[serde(default)]
     pub local: Local,
+    /// Settings for a real cluster (`--backend kube`).
+    #[serde(default)]
+    pub kube: Kube,
     /// Written as a list of one-key maps (`- scale_out: {...}`), not YAML tags.
     #[serde(default, with = "serde_norway::with::singleton_map_recursive")]
     pub expect: Vec<Expectation>,
@@ -300,6 +303,27 @@ impl Load {
         }
         (0.0, "after load".into())
     }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Kube {
+    /// How long the Deployment may take to be Available and the HPA to
+    /// report ScalingActive=True before the run fails (exit 3).
+    #[serde(default = "default_ready_timeout", with = "humantime_serde")]
+    pub ready_timeout: Duration,
+}
+
+impl Default for Kube {
+    fn default() -> Self {
+        Kube {
+            ready_timeout: default_ready_timeout(),
+        }
+    }
+}
+
+fn default_ready_timeout() -> Duration {
+    Duration::from_secs(300)
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

@@ -2,7 +2,7 @@
 //! speed: real HTTP on loopback, bounded in time, stopping by themselves.
 //! Runs are serialized: two at once on a 2-core machine would distort timing.
 mod common;
-use common::{assert_agree, show, sizes};
+use common::{assert_agree, assert_run_files, show, sizes};
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -54,15 +54,7 @@ fn ramp_reproduces_the_paper_and_agrees_with_sim() {
     let dir = tempfile::tempdir().unwrap();
     let o = run("ramp.yaml", 20, dir.path());
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
-    for f in [
-        "report.html",
-        "summary.json",
-        "junit.xml",
-        "timeline.jsonl",
-        "events.jsonl",
-    ] {
-        assert!(dir.path().join(f).is_file(), "{f} missing");
-    }
+    assert_run_files(dir.path());
     let data = load_run(dir.path()).unwrap();
     let first = data
         .events

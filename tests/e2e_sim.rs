@@ -2,7 +2,7 @@
 //! binary, a virtual clock, no sockets. Each run takes well under a second.
 
 mod common;
-use common::{show, sizes};
+use common::{assert_run_files, show, sizes};
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -37,16 +37,7 @@ fn ramp_in_sim_matches_the_local_backend() {
         "{}",
         show(&o)
     );
-    for f in [
-        "report.html",
-        "summary.json",
-        "junit.xml",
-        "timeline.jsonl",
-        "events.jsonl",
-        "run.json",
-    ] {
-        assert!(dir.path().join(f).is_file(), "{f} missing");
-    }
+    assert_run_files(dir.path());
     let data = load_run(dir.path()).unwrap();
     assert_eq!(data.meta.backend, "sim");
     assert_eq!(data.meta.speed, 1.0);

@@ -1,9 +1,10 @@
 //! Where the scenario runs. `local` is an embedded cluster in this process;
-//! `kube` (a real cluster, not built yet) implements the same contract:
+//! `kube` (a real cluster through kube-rs) implements the same contract:
 //! deploy the manifests, expose a target for the load, and report what the
 //! cluster did, sample by sample. `sim` needs no live contract: it computes
 //! the whole run on a virtual clock and hands back samples and events.
 
+pub mod kube;
 pub mod local;
 pub mod sim;
 
@@ -55,6 +56,9 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 pub trait Backend: Send {
     fn target(&self) -> LoadTarget;
+    /// Deploys what is left to deploy and waits until the scale target is
+    /// ready and the HPA is active; experiment time starts when it returns.
+    fn ready(&mut self) -> BoxFuture<'_, anyhow::Result<()>>;
     /// What happened since the last call; `t` is the sample's end in experiment seconds.
     fn observe(&mut self, t: f64) -> Observation;
     /// Removes everything the backend created. Called on success, failure and interrupt.

@@ -3,6 +3,8 @@
 
 use std::process::Output;
 
+use std::path::Path;
+
 use autoscale_harness::recorder::RunData;
 
 /// Rescale events as (experiment seconds, new size).
@@ -37,5 +39,19 @@ pub fn assert_agree(name: &str, a: &[(f64, i32)], b: &[(f64, i32)]) {
             "{name}: change to {} more than one sync period apart: {a:?} vs {b:?}",
             x.1
         );
+    }
+}
+
+/// Every file a finished run leaves in its directory.
+pub fn assert_run_files(dir: &Path) {
+    for f in [
+        "report.html",
+        "summary.json",
+        "junit.xml",
+        "timeline.jsonl",
+        "events.jsonl",
+        "run.json",
+    ] {
+        assert!(dir.join(f).is_file(), "{f} missing in {}", dir.display());
     }
 }

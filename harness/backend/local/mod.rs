@@ -305,6 +305,10 @@ impl Backend for LocalCluster {
         }
     }
 
+    fn ready(&mut self) -> super::BoxFuture<'_, anyhow::Result<()>> {
+        Box::pin(self.wait_ready(crate::run::READY_TIMEOUT))
+    }
+
     fn observe(&mut self, _t: f64) -> Observation {
         let sh = &self.shared;
         let now = sh.clock.now();

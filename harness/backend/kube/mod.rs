@@ -1,0 +1,632 @@
+//! The `kube` backend: the scenario against a real cluster through kube-rs.
+//! A fresh namespace per run (labelled so `cleanup` finds leftovers), the
+//! manifests by server-side apply in order, readiness from the Deployment's
+//! Available condition and the HPA's ScalingActive, then kube-runtime
+//! watchers (which relist after a dropped watch or `410 Gone`) feed the
+//! same samples and events as the embedded backend, with the cluster's own
+//! timestamps. The namespace is deleted at the end unless `--keep`.
+
+pub mod convert;
+pub mod kind;
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Result;
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{Event as KubeEvent, Namespace, Pod, Service};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::{Client, Config};
+use tokio::task::JoinHandle;
+
+use super::{Backend, BoxFuture, LoadTarget, Observation};
+use crate::error::{InfraError, UsageError};
+use crate::manifests::{Manifests, Object};
+use crate::scenario::Loaded;
+use convert::{Applied, FIELD_MANAGER, MANAGED_BY, RUN_LABEL, SCENARIO_LABEL};
+
+/// Command-line settings of the kube backend.
+#[derive(Debug, Clone, Default)]
+pub struct KubeOptions {
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+    /// Leave the namespace for debugging.
+    pub keep: bool,
+    /// Create or reuse this kind cluster first.
+    pub kind: Option<String>,
+}
+
+/// How long API calls may take before the cluster counts as unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A client for the chosen context; the API server must answer and accept
+/// the credentials, or this is an infrastructure error (exit 3) before
+/// anything is created or any load is sent.
+pub async fn connect(o: &KubeOptions) -> Result<Client> {
+    let opts = KubeConfigOptions {
+        context: o.context.clone(),
+        ..Default::default()
+    };
+    let where_ = || match (&o.kubeconfig, &o.context) {
+        (Some(p), Some(c)) => format!("context `{c}` of {}", p.display()),
+        (Some(p), None) => format!("the current context of {}", p.display()),
+        (None, Some(c)) => format!("context `{c}`"),
+        (None, None) => "the current kubeconfig context".into(),
+    };
+    let mut config = match &o.kubeconfig {
+        Some(p) => {
+            let kc = Kubeconfig::read_from(p)
+                .map_err(|e| InfraError(format!("cannot read kubeconfig {}: {e}", p.display())))?;
+            Config::from_custom_kubeconfig(kc, &opts).await
+        }
+        None => Config::from_kubeconfig(&opts).await,
+    }
+    .map_err(|e| InfraError(format!("cannot load {}: {e}", where_())))?;
+    config.connect_timeout = Some(CONNECT_TIMEOUT);
+    config.read_timeout = Some(Duration::from_secs(60));
+    let url = config.cluster_url.to_string();
+    let client = Client::try_from(config)
+        .map_err(|e| InfraError(format!("cannot build a client for {}: {e}", where_())))?;
+    match tokio::time::timeout(CONNECT_TIMEOUT, client.apiserver_version()).await {
+        Ok(Ok(_)) => Ok(client),
+        Ok(Err(kube::Error::Api(s))) if s.code == 401 || s.code == 403 => Err(InfraError(format!(
+            "the cluster at {url} refused the credentials of {} (HTTP {}): {}",
+            where_(),
+            s.code,
+            s.message
+        ))
+        .into()),
+        Ok(Err(e)) => Err(InfraError(format!(
+            "cannot reach the cluster at {url} ({}): {e}",
+            where_()
+        ))
+        .into()),
+        Err(_) => Err(InfraError(format!(
+            "cannot reach the cluster at {url} ({}): no answer within {}s",
+            where_(),
+            CONNECT_TIMEOUT.as_secs()
+        ))
+        .into()),
+    }
+}
+
+/// A short random run id (lowercase letters and digits).
+pub fn run_id() -> String {
+    use rand::Rng;
+    const CHARS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut r = rand::rng();
+    (0..6)
+        .map(|_| CHARS[r.random_range(0..CHARS.len())] as char)
+        .collect()
+}
+
+/// The run namespace's objects in apply order, Namespace first, as YAML
+/// documents (what `--dry-run` prints); `id` stands for the run id.
+pub fn dry_run_yaml(l: &Loaded, m: &Manifests, id: &str) -> Result<String> {
+    let ns = convert::namespace_name(&l.name(), id);
+    let mut docs = vec![serde_norway::to_string(&namespace_object(
+        &ns,
+        &l.name(),
+        id,
+    ))?];
+    for a in convert::relocate(m, &ns, l.scenario.target.replicas) {
+        docs.push(serde_norway::to_string(&convert::to_json(&a.object))?);
+    }
+    Ok(docs
+        .into_iter()
+        .map(|d| format!("---\n{d}"))
+        .collect::<String>())
+}
+
+fn namespace_object(ns: &str, scenario: &str, id: &str) -> Namespace {
+    // The scenario name as the namespace spells it: a valid label value.
+    let scenario_label = convert::namespace_name(scenario, "x")
+        .trim_start_matches("autoscale-")
+        .trim_end_matches("-x")
+        .to_string();
+    Namespace {
+        metadata: kube::api::ObjectMeta {
+            name: Some(ns.into()),
+            labels: Some(BTreeMap::from([
+                (MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string()),
+                (RUN_LABEL.to_string(), id.to_string()),
+                (SCENARIO_LABEL.to_string(), scenario_label),
+            ])),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+/// Shared with the watcher tasks.
+#[derive(Default)]
+struct Seen {
+    events: Vec<KubeEvent>,
+    usage: BTreeMap<String, (f64, u64)>,
+    /// The metrics API's last error, reported once in the events.
+    usage_error: Option<String>,
+}
+
+pub struct KubeCluster {
+    client: Client,
+    pub ns: String,
+    keep: bool,
+    applied: Vec<Applied>,
+    hpa_name: String,
+    deployment: String,
+    pod_selector: String,
+    cpu_request_milli: Option<i64>,
+    target: LoadTarget,
+    ready_timeout: Duration,
+    hpa: Option<Store<HorizontalPodAutoscaler>>,
+    deploy: Option<Store<Deployment>>,
+    pods: Option<Store<Pod>>,
+    seen: Arc<Mutex<Seen>>,
+    tasks: Vec<JoinHandle<()>>,
+    /// Unix seconds at experiment t = 0.
+    t0: f64,
+    recorded: HashSet<(String, String)>,
+    last_spec: Option<i32>,
+    usage_noted: bool,
+}
+
+impl KubeCluster {
+    /// Creates the run namespace (labelled for `cleanup`); nothing else yet,
+    /// so an interrupt from here on has something definite to delete.
+    pub async fn create(client: Client, l: &Loaded, m: &Manifests, keep: bool) -> Result<Self> {
+        let s = &l.scenario;
+        let url = s.target.url.clone().ok_or_else(|| {
+            crate::error::InputError::new(
+                &l.path,
+                "is required for --backend kube: the gateway's address as seen from here, e.g. http://127.0.0.1:8080",
+            )
+            .field("target.url")
+        })?;
+        let id = run_id();
+        let ns = convert::namespace_name(&l.name(), &id);
+        let hpa = m.hpa(&l.path, s.target.hpa.as_deref())?;
+        let hpa_name = hpa.metadata.name.clone().unwrap_or_default();
+        let deployment = hpa
+            .spec
+            .as_ref()
+            .map(|x| x.scale_target_ref.name.clone())
+            .unwrap_or_default();
+        let (pod_selector, cpu_request_milli) = m
+            .deployments()
+            .find(|(mm, _)| mm.name() == deployment)
+            .map(|(_, d)| {
+                let spec = d.spec.as_ref();
+                let sel = spec
+                    .and_then(|s| s.selector.match_labels.clone())
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(",");
+                let cpu = spec
+                    .and_then(|s| s.template.spec.as_ref())
+                    .map(|p| {
+                        p.containers
+                            .iter()
+                            .filter_map(|c| {
+                                c.resources
+                                    .as_ref()
+                                    .and_then(|r| r.requests.as_ref())
+                                    .and_then(|r| r.get("cpu"))
+                                    .and_then(|q| {
+                                        crate::autoscaler::parse_quantity_milli(&q.0).ok()
+                                    })
+                            })
+                            .sum::<i64>()
+                    })
+                    .filter(|c| *c > 0);
+                (sel, cpu)
+            })
+            .unwrap_or_default();
+        let host = s.target.host.clone().or_else(|| {
+            m.route(&l.path, &s.target.route)
+                .ok()
+                .and_then(|r| r.spec.hostnames.as_ref()?.first().cloned())
+        });
+        let nsapi: Api<Namespace> = Api::all(client.clone());
+        nsapi
+            .create(
+                &PostParams::default(),
+                &namespace_object(&ns, &l.name(), &id),
+            )
+            .await
+            .map_err(|e| {
+                InfraError(format!("cannot create namespace {ns}: {}", api_message(&e)))
+            })?;
+        Ok(Self {
+            applied: convert::relocate(m, &ns, s.target.replicas),
+            client,
+            ns,
+            keep,
+            hpa_name,
+            deployment,
+            pod_selector,
+            cpu_request_milli,
+            target: LoadTarget {
+                base_url: url.trim_end_matches('/').to_string(),
+                host,
+            },
+            ready_timeout: s.kube.ready_timeout,
+            hpa: None,
+            deploy: None,
+            pods: None,
+            seen: Default::default(),
+            tasks: Vec::new(),
+            t0: 0.0,
+            recorded: HashSet::new(),
+            last_spec: None,
+            usage_noted: false,
+        })
+    }
+
+    /// Server-side apply of every object, in manifest order.
+    async fn apply(&self) -> Result<()> {
+        let pp = PatchParams::apply(FIELD_MANAGER).force();
+        for a in &self.applied {
+            let body = convert::to_json(&a.object);
+            let c = self.client.clone();
+            let ns = self.ns.as_str();
+            let r = match &a.object {
+                Object::Deployment(_) => Api::<Deployment>::namespaced(c, ns)
+                    .patch(&a.name, &pp, &Patch::Apply(&body))
+                    .await
+                    .map(drop),
+                Object::Service(_) => Api::<Service>::namespaced(c, ns)
+                    .patch(&a.name, &pp, &Patch::Apply(&body))
+                    .await
+                    .map(drop),
+                Object::Hpa(_) => Api::<HorizontalPodAutoscaler>::namespaced(c, ns)
+                    .patch(&a.name, &pp, &Patch::Apply(&body))
+                    .await
+                    .map(drop),
+                Object::HttpRoute(_) => {
+                    Api::<gateway_api::apis::standard::httproutes::HttpRoute>::namespaced(c, ns)
+                        .patch(&a.name, &pp, &Patch::Apply(&body))
+                        .await
+                        .map(drop)
+                }
+            };
+            r.map_err(|e| {
+                InfraError(format!(
+                    "cannot apply {} {} in {}: {}",
+                    a.kind,
+                    a.name,
+                    self.ns,
+                    api_message(&e)
+                ))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Starts the watchers: HPA, Deployment and pods into stores; Events and
+    /// pod metrics into `seen`.
+    fn watch(&mut self) {
+        let c = &self.client;
+        let ns = self.ns.as_str();
+        let by_name = |n: &str| watcher::Config::default().fields(&format!("metadata.name={n}"));
+        let (hs, hw) = reflector::store();
+        let s = reflector::reflector(
+            hw,
+            watcher(
+                Api::<HorizontalPodAutoscaler>::namespaced(c.clone(), ns),
+                by_name(&self.hpa_name),
+            ),
+        )
+        .default_backoff();
+        self.tasks.push(tokio::spawn(s.for_each(|_| async {})));
+        let (ds, dw) = reflector::store();
+        let s = reflector::reflector(
+            dw,
+            watcher(
+                Api::<Deployment>::namespaced(c.clone(), ns),
+                by_name(&self.deployment),
+            ),
+        )
+        .default_backoff();
+        self.tasks.push(tokio::spawn(s.for_each(|_| async {})));
+        let (ps, pw) = reflector::store();
+        let s = reflector::reflector(
+            pw,
+            watcher(
+                Api::<Pod>::namespaced(c.clone(), ns),
+                watcher::Config::default().labels(&self.pod_selector),
+            ),
+        )
+        .default_backoff();
+        self.tasks.push(tokio::spawn(s.for_each(|_| async {})));
+        let seen = self.seen.clone();
+        let s = watcher(
+            Api::<KubeEvent>::namespaced(c.clone(), ns),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .touched_objects();
+        self.tasks.push(tokio::spawn(s.for_each(move |e| {
+            if let Ok(e) = e {
+                seen.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .events
+                    .push(e);
+            }
+            async {}
+        })));
+        self.tasks.push(tokio::spawn(poll_usage(
+            c.clone(),
+            ns.to_string(),
+            self.seen.clone(),
+        )));
+        self.hpa = Some(hs);
+        self.deploy = Some(ds);
+        self.pods = Some(ps);
+    }
+
+    fn hpa_obj(&self) -> Option<Arc<HorizontalPodAutoscaler>> {
+        self.hpa.as_ref()?.state().into_iter().next()
+    }
+    fn deploy_obj(&self) -> Option<Arc<Deployment>> {
+        self.deploy.as_ref()?.state().into_iter().next()
+    }
+    fn pod_list(&self) -> Vec<Pod> {
+        self.pods
+            .as_ref()
+            .map(|s| s.state().iter().map(|p| (**p).clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Applies, then waits for the Deployment to be Available and the HPA
+    /// to report ScalingActive=True; on timeout says why from the pods.
+    pub async fn wait_ready(&mut self) -> Result<()> {
+        self.apply().await?;
+        self.watch();
+        let start = std::time::Instant::now();
+        loop {
+            let avail = self
+                .deploy_obj()
+                .is_some_and(|d| convert::deployment_available(&d));
+            let active = self.hpa_obj().is_some_and(|h| convert::scaling_active(&h));
+            if avail && active {
+                self.t0 = now_unix();
+                return Ok(());
+            }
+            let why = convert::diagnose(&self.pod_list());
+            // Image pulls and crash loops do not fix themselves: fail early.
+            if let Some(w) = why.iter().find(|w| {
+                [
+                    "ErrImagePull",
+                    "ImagePullBackOff",
+                    "InvalidImageName",
+                    "CrashLoopBackOff",
+                ]
+                .iter()
+                .any(|r| w.contains(r))
+            }) {
+                if start.elapsed() > Duration::from_secs(60) {
+                    return Err(InfraError(format!(
+                        "the Deployment {} did not become ready: {w}",
+                        self.deployment
+                    ))
+                    .into());
+                }
+            }
+            if start.elapsed() > self.ready_timeout {
+                let mut reasons = why;
+                if !avail {
+                    reasons.push(format!("Deployment {} is not Available", self.deployment));
+                }
+                if !active {
+                    let cond = self
+                        .hpa_obj()
+                        .map(|h| convert::hpa_sample(&h))
+                        .and_then(|s| {
+                            s.conditions
+                                .into_iter()
+                                .find(|c| c.type_ == "ScalingActive")
+                        })
+                        .map(|c| format!("{}: {}", c.reason, c.message))
+                        .unwrap_or_else(|| "no status yet".into());
+                    reasons.push(format!(
+                        "HPA {} is not ScalingActive ({cond})",
+                        self.hpa_name
+                    ));
+                }
+                return Err(InfraError(format!(
+                    "namespace {} was not ready within {}: {}",
+                    self.ns,
+                    crate::scenario::fmt_dur(self.ready_timeout),
+                    reasons.join("; ")
+                ))
+                .into());
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+}
+
+fn now_unix() -> f64 {
+    jiff::Timestamp::now().as_millisecond() as f64 / 1000.0
+}
+
+/// The API server's own message when there is one.
+fn api_message(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => format!("{} (HTTP {})", s.message, s.code),
+        other => other.to_string(),
+    }
+}
+
+/// Pod CPU and memory from the metrics API (metrics-server), every 15 s
+/// like its resolution. Absent in bare clusters: the error is kept and
+/// reported once.
+async fn poll_usage(client: Client, ns: String, seen: Arc<Mutex<Seen>>) {
+    let ar = kube::discovery::ApiResource {
+        group: "metrics.k8s.io".into(),
+        version: "v1beta1".into(),
+        api_version: "metrics.k8s.io/v1beta1".into(),
+        kind: "PodMetrics".into(),
+        plural: "pods".into(),
+    };
+    let api: Api<kube::api::DynamicObject> = Api::namespaced_with(client, &ns, &ar);
+    loop {
+        match api.list(&ListParams::default()).await {
+            Ok(list) => {
+                let mut usage = BTreeMap::new();
+                for pm in list.items {
+                    let name = pm.metadata.name.clone().unwrap_or_default();
+                    let (mut cpu, mut mem) = (0.0, 0u64);
+                    for c in pm.data["containers"].as_array().into_iter().flatten() {
+                        let q = |k: &str| {
+                            c["usage"][k]
+                                .as_str()
+                                .and_then(|s| crate::autoscaler::parse_quantity_f64(s).ok())
+                        };
+                        cpu += q("cpu").unwrap_or(0.0) * 1000.0;
+                        mem += q("memory").unwrap_or(0.0) as u64;
+                    }
+                    usage.insert(name, (cpu, mem));
+                }
+                let mut s = seen.lock().unwrap_or_else(|p| p.into_inner());
+                s.usage = usage;
+                s.usage_error = None;
+            }
+            Err(e) => {
+                seen.lock().unwrap_or_else(|p| p.into_inner()).usage_error = Some(api_message(&e));
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(15)).await;
+    }
+}
+
+impl Backend for KubeCluster {
+    fn target(&self) -> LoadTarget {
+        self.target.clone()
+    }
+
+    fn ready(&mut self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(self.wait_ready())
+    }
+
+    fn observe(&mut self, _t: f64) -> Observation {
+        let hpa = self.hpa_obj();
+        let dep = self.deploy_obj();
+        let pods = self.pod_list();
+        let (raw, usage, usage_error) = {
+            let mut s = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+            (
+                std::mem::take(&mut s.events),
+                s.usage.clone(),
+                s.usage_error.clone(),
+            )
+        };
+        let mut events = Vec::new();
+        for e in &raw {
+            let key = (
+                e.metadata
+                    .uid
+                    .clone()
+                    .or_else(|| e.metadata.name.clone())
+                    .unwrap_or_default(),
+                e.metadata.resource_version.clone().unwrap_or_default(),
+            );
+            // A relist delivers the same objects again.
+            if !self.recorded.insert(key) {
+                continue;
+            }
+            if let Some(ev) = convert::event(e, self.t0, self.last_spec) {
+                events.push(ev);
+            }
+        }
+        events.sort_by(|a, b| a.t.total_cmp(&b.t));
+        if let (Some(err), false) = (usage_error, self.usage_noted) {
+            self.usage_noted = true;
+            events.push(crate::recorder::Event {
+                t: now_unix() - self.t0,
+                type_: "Warning".into(),
+                reason: "NoPodMetrics".into(),
+                object: format!("Namespace/{}", self.ns),
+                source: "autoscale-harness".into(),
+                message: format!(
+                    "per-pod CPU and memory are not recorded: the metrics API answered {err}"
+                ),
+                ..Default::default()
+            });
+        }
+        let replicas = convert::replicas(dep.as_deref(), &pods, hpa.as_deref());
+        self.last_spec = Some(replicas.spec);
+        Observation {
+            replicas,
+            pods: convert::pod_samples(&pods, &usage, self.cpu_request_milli),
+            hpa: hpa.map(|h| convert::hpa_sample(&h)),
+            events,
+        }
+    }
+
+    fn shutdown(self: Box<Self>) -> BoxFuture<'static, Result<()>> {
+        Box::pin(async move {
+            for t in &self.tasks {
+                t.abort();
+            }
+            if self.keep {
+                eprintln!(
+                    "kept namespace {ns}; look at it with\n  kubectl -n {ns} get hpa,deploy,pods,httproute\n  kubectl -n {ns} describe hpa {hpa}\nand remove it with\n  kubectl delete namespace {ns}   (or: autoscale-harness cleanup)",
+                    ns = self.ns,
+                    hpa = self.hpa_name
+                );
+                return Ok(());
+            }
+            delete_namespace(&self.client, &self.ns).await
+        })
+    }
+}
+
+async fn delete_namespace(client: &Client, ns: &str) -> Result<()> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    match api.delete(ns, &DeleteParams::background()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => {
+            Err(InfraError(format!("cannot delete namespace {ns}: {}", api_message(&e))).into())
+        }
+    }
+}
+
+/// `cleanup`: namespaces left by killed runs (labelled by the harness).
+/// Returns their names; deletes them unless `dry_run`.
+pub async fn cleanup(client: &Client, dry_run: bool) -> Result<Vec<String>> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let list = api
+        .list(&ListParams::default().labels(&format!("{}={}", MANAGED_BY.0, MANAGED_BY.1)))
+        .await
+        .map_err(|e| InfraError(format!("cannot list namespaces: {}", api_message(&e))))?;
+    let mut names = Vec::new();
+    for ns in list.items {
+        let name = ns.metadata.name.clone().unwrap_or_default();
+        if !dry_run {
+            delete_namespace(client, &name).await?;
+        }
+        names.push(name);
+    }
+    Ok(names)
+}
+
+/// `--speed` compresses only embedded time; a cluster runs in real time.
+pub fn check_speed(speed: f64) -> Result<(), UsageError> {
+    if (speed - 1.0).abs() > 1e-9 {
+        return Err(UsageError(format!(
+            "--speed {speed}: a real cluster runs in real time; --speed applies to the local backend"
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,684 @@
+//! The kube backend against an in-process fake of the Kubernetes API: a
+//! small hyper server speaking the API's JSON (version, namespaces,
+//! server-side apply, list and watch, Events, a metrics API that is
+//! absent). It also answers the load at `/get`, standing in for the
+//! gateway. A scripted "controller" rescales the Deployment and emits
+//! SuccessfulRescale events, and the HPA's first watch fails with 410 Gone,
+//! which the harness must survive by relisting.
+mod common;
+use common::show;
+
+use std::collections::{BTreeMap, HashMap};
+use std::convert::Infallible;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+use autoscale_harness::recorder::load_run;
+
+type Body = BoxBody<Bytes, Infallible>;
+
+#[derive(Default)]
+struct State {
+    /// `METHOD path?query` of every request, in order.
+    log: Vec<String>,
+    /// Collection path → name → object.
+    objects: BTreeMap<String, BTreeMap<String, Value>>,
+    rv: u64,
+    watchers: Vec<(String, mpsc::UnboundedSender<Bytes>)>,
+    lists: HashMap<String, usize>,
+    /// The HPA's first watch answers 410 Gone.
+    hpa_gone_sent: bool,
+    /// Pods never start: their image cannot be pulled.
+    pull_fails: bool,
+    /// Answer every request with 401.
+    deny: bool,
+}
+
+type Shared = Arc<Mutex<State>>;
+
+fn lock(s: &Shared) -> std::sync::MutexGuard<'_, State> {
+    s.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn full(status: StatusCode, v: &Value) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(v.to_string())).boxed())
+        .unwrap()
+}
+
+fn status(code: u16, reason: &str, message: &str) -> Response<Body> {
+    full(
+        StatusCode::from_u16(code).unwrap(),
+        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                "message": message, "reason": reason, "code": code}),
+    )
+}
+
+fn now() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+impl State {
+    /// Stores an object and tells the watchers of its collection.
+    fn put(&mut self, coll: &str, mut obj: Value) -> Value {
+        self.rv += 1;
+        obj["metadata"]["resourceVersion"] = json!(self.rv.to_string());
+        let name = obj["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if obj["metadata"]["uid"].is_null() {
+            obj["metadata"]["uid"] = json!(format!("uid-{}", self.rv));
+        }
+        let known = self
+            .objects
+            .entry(coll.to_string())
+            .or_default()
+            .insert(name, obj.clone())
+            .is_some();
+        let line = format!(
+            "{}\n",
+            json!({"type": if known { "MODIFIED" } else { "ADDED" }, "object": obj})
+        );
+        self.watchers
+            .retain(|(c, tx)| c != coll || tx.send(Bytes::from(line.clone())).is_ok());
+        obj
+    }
+
+    fn pods(&mut self, ns: &str, n: usize) {
+        let coll = format!("/api/v1/namespaces/{ns}/pods");
+        let existing = self.objects.get(&coll).map_or(0, |m| m.len());
+        for i in existing..n {
+            let status = if self.pull_fails {
+                json!({"phase": "Pending", "containerStatuses": [{"name": "httpbin", "image": "kennethreitz/httpbin",
+                    "imageID": "", "ready": false, "restartCount": 0,
+                    "state": {"waiting": {"reason": "ImagePullBackOff",
+                      "message": "Back-off pulling image \"kennethreitz/httpbin\""}}}]})
+            } else {
+                json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]})
+            };
+            self.put(
+                &coll,
+                json!({"apiVersion": "v1", "kind": "Pod",
+                  "metadata": {"name": format!("httpbin-deploy-abc-{i}"), "namespace": ns,
+                               "labels": {"app": "httpbin"}},
+                  "spec": {"containers": [{"name": "httpbin", "image": "kennethreitz/httpbin"}]},
+                  "status": status}),
+            );
+        }
+    }
+
+    /// What the cluster's controllers do after an apply.
+    fn react(&mut self, coll: &str, ns: &str, obj: &mut Value) {
+        if coll.ends_with("/deployments") {
+            let n = obj["spec"]["replicas"].as_i64().unwrap_or(1);
+            let ok = if self.pull_fails { "False" } else { "True" };
+            obj["status"] = json!({"replicas": n, "readyReplicas": n,
+                "conditions": [{"type": "Available", "status": ok}]});
+            self.pods(ns, n as usize);
+        }
+        if coll.ends_with("/horizontalpodautoscalers") {
+            obj["status"] = json!({"currentReplicas": 2, "desiredReplicas": 2,
+                "currentMetrics": [{"type": "Resource", "resource": {"name": "cpu",
+                    "current": {"averageUtilization": 12, "averageValue": "12m"}}}],
+                "conditions": [
+                  {"type": "AbleToScale", "status": "True", "reason": "ReadyForNewScale"},
+                  {"type": "ScalingActive", "status": "True", "reason": "ValidMetricFound"}]});
+        }
+    }
+
+    /// The scripted controller: a rescale with its event.
+    fn rescale(&mut self, to: i64, reason: &str) {
+        let Some(ns) = self.namespace() else { return };
+        let dcoll = format!("/apis/apps/v1/namespaces/{ns}/deployments");
+        if let Some(mut d) = self
+            .objects
+            .get(&dcoll)
+            .and_then(|m| m.get("httpbin-deploy"))
+            .cloned()
+        {
+            d["spec"]["replicas"] = json!(to);
+            d["status"]["replicas"] = json!(to);
+            self.put(&dcoll, d);
+        }
+        self.pods(&ns, to as usize);
+        let hcoll = format!("/apis/autoscaling/v2/namespaces/{ns}/horizontalpodautoscalers");
+        if let Some(mut h) = self
+            .objects
+            .get(&hcoll)
+            .and_then(|m| m.get("httpbin"))
+            .cloned()
+        {
+            h["status"]["desiredReplicas"] = json!(to);
+            self.put(&hcoll, h);
+        }
+        self.rv += 1;
+        let ev = json!({"apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": format!("httpbin.{}", self.rv), "namespace": ns},
+            "involvedObject": {"kind": "HorizontalPodAutoscaler", "name": "httpbin", "namespace": ns},
+            "reason": "SuccessfulRescale", "type": "Normal",
+            "message": format!("New size: {to}; reason: {reason}"),
+            "source": {"component": "horizontal-pod-autoscaler"},
+            "firstTimestamp": now(), "lastTimestamp": now(), "count": 1});
+        self.put(&format!("/api/v1/namespaces/{ns}/events"), ev);
+    }
+
+    fn namespace(&self) -> Option<String> {
+        self.objects
+            .get("/api/v1/namespaces")
+            .and_then(|m| m.keys().next().cloned())
+    }
+}
+
+fn kind_of(coll: &str) -> &'static str {
+    match coll.rsplit('/').next().unwrap_or_default() {
+        "deployments" => "DeploymentList",
+        "horizontalpodautoscalers" => "HorizontalPodAutoscalerList",
+        "pods" => "PodList",
+        "events" => "EventList",
+        "namespaces" => "NamespaceList",
+        "services" => "ServiceList",
+        _ => "List",
+    }
+}
+
+fn query(q: &str) -> HashMap<String, String> {
+    q.split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.replace("%3D", "=").replace("%2C", ",")))
+        .collect()
+}
+
+async fn handle(st: Shared, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let q = req.uri().query().unwrap_or_default().to_string();
+    lock(&st).log.push(format!("{method} {path}?{q}"));
+    if lock(&st).deny && path != "/get" {
+        return Ok(status(401, "Unauthorized", "Unauthorized"));
+    }
+    if path == "/get" {
+        return Ok(full(StatusCode::OK, &json!({"url": "/get"})));
+    }
+    if path == "/version" {
+        return Ok(full(
+            StatusCode::OK,
+            &json!({"major": "1", "minor": "31", "gitVersion": "v1.31.0", "gitCommit": "x",
+                    "gitTreeState": "clean", "buildDate": "2024-08-13T00:00:00Z", "goVersion": "go1.22",
+                    "compiler": "gc", "platform": "linux/amd64"}),
+        ));
+    }
+    if path.starts_with("/apis/metrics.k8s.io/") {
+        return Ok(status(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        ));
+    }
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let params = query(&q);
+    // Namespaces.
+    if path == "/api/v1/namespaces" && method == "POST" {
+        let mut v: Value = serde_json::from_slice(&body).unwrap_or_default();
+        v["metadata"]["creationTimestamp"] = json!(now());
+        let v = lock(&st).put("/api/v1/namespaces", v);
+        return Ok(full(StatusCode::CREATED, &v));
+    }
+    if let Some(ns) = path
+        .strip_prefix("/api/v1/namespaces/")
+        .filter(|p| !p.contains('/'))
+    {
+        if method == "DELETE" {
+            let mut s = lock(&st);
+            let v = s
+                .objects
+                .get_mut("/api/v1/namespaces")
+                .and_then(|m| m.remove(ns));
+            return Ok(match v {
+                Some(v) => full(StatusCode::OK, &v),
+                None => status(404, "NotFound", &format!("namespaces \"{ns}\" not found")),
+            });
+        }
+    }
+    // Server-side apply.
+    if method == "PATCH" {
+        let (coll, name) = path.rsplit_once('/').unwrap();
+        let ns = coll
+            .split('/')
+            .skip_while(|s| *s != "namespaces")
+            .nth(1)
+            .unwrap_or_default()
+            .to_string();
+        let mut v: Value = serde_json::from_slice(&body).unwrap_or_default();
+        if v["metadata"]["name"].as_str() != Some(name) {
+            return Ok(status(
+                400,
+                "BadRequest",
+                "name in body does not match the URL",
+            ));
+        }
+        let mut s = lock(&st);
+        s.react(coll, &ns, &mut v);
+        let v = s.put(coll, v);
+        return Ok(full(StatusCode::OK, &v));
+    }
+    if method != "GET" {
+        return Ok(status(405, "MethodNotAllowed", "not in the fake"));
+    }
+    let coll = path.clone();
+    let field_name = params
+        .get("fieldSelector")
+        .and_then(|f| f.strip_prefix("metadata.name=").map(str::to_string));
+    if params.get("watch").map(String::as_str) == Some("true") {
+        let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
+        {
+            let mut s = lock(&st);
+            if coll.ends_with("/horizontalpodautoscalers") && !s.hpa_gone_sent {
+                s.hpa_gone_sent = true;
+                let line = json!({"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1",
+                    "metadata": {}, "status": "Failure", "message": "too old resource version: 1 (99)",
+                    "reason": "Expired", "code": 410}});
+                let _ = tx.send(Bytes::from(format!("{line}\n")));
+                drop(tx);
+            } else {
+                s.watchers.push((coll.clone(), tx));
+            }
+        }
+        let stream = futures::stream::unfold(rx, |mut rx| async move {
+            let b = rx.recv().await?;
+            Some((Ok::<_, Infallible>(Frame::data(b)), rx))
+        });
+        return Ok(Response::builder()
+            .header("content-type", "application/json")
+            .body(BodyExt::boxed(StreamBody::new(stream)))
+            .unwrap());
+    }
+    let mut s = lock(&st);
+    *s.lists.entry(coll.clone()).or_default() += 1;
+    let items: Vec<Value> = s
+        .objects
+        .get(&coll)
+        .map(|m| {
+            m.values()
+                .filter(|o| {
+                    field_name
+                        .as_deref()
+                        .is_none_or(|n| o["metadata"]["name"] == n)
+                })
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(full(
+        StatusCode::OK,
+        &json!({"apiVersion": "v1", "kind": kind_of(&coll),
+                "metadata": {"resourceVersion": s.rv.to_string()}, "items": items}),
+    ))
+}
+
+/// Starts the fake; returns its port.
+async fn serve(st: Shared) -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((sock, _)) = l.accept().await else {
+                return;
+            };
+            let st = st.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |r| handle(st.clone(), r));
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(sock), svc)
+                    .await;
+            });
+        }
+    });
+    port
+}
+
+fn kubeconfig(dir: &Path, port: u16) -> String {
+    let p = dir.join("kubeconfig");
+    std::fs::write(
+        &p,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: http://127.0.0.1:{port}\n\
+             users:\n- name: u\n  user:\n    token: t0ken\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: u\n\
+             current-context: fake\n"
+        ),
+    )
+    .unwrap();
+    p.display().to_string()
+}
+
+fn scenario(dir: &Path, port: u16, ready_timeout: &str) -> String {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let p = dir.join("kube-fake.yaml");
+    std::fs::write(
+        &p,
+        format!(
+            "name: kube-fake\nduration: 20s\nmanifests:\n  - {root}/manifests/httpbin.yaml\n  \
+             - {root}/manifests/hpa-paper.yaml\n  - {root}/manifests/httproute.yaml\n\
+             target:\n  route: httpbin\n  hpa: httpbin\n  replicas: 2\n  url: http://127.0.0.1:{port}\n\
+             kube:\n  ready_timeout: {ready_timeout}\n\
+             load:\n  stages:\n    - {{ rate: 5, for: 8s }}\n    - {{ rate: 0, for: 12s }}\n\
+             expect:\n  - scale_out: {{ from: 2, to: 3 }}\n  - scale_in: {{ to: 2, within: 12s }}\n  \
+             - max_replicas: 3\n  - error_ratio: {{ below: 0.01 }}\n"
+        ),
+    )
+    .unwrap();
+    p.display().to_string()
+}
+
+async fn harness(args: &[&str]) -> std::process::Output {
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_autoscale-harness"))
+        .args(args)
+        .kill_on_drop(true)
+        .output();
+    tokio::time::timeout(Duration::from_secs(90), child)
+        .await
+        .expect("the harness finishes within 90 s")
+        .expect("the harness runs")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploys_watches_records_and_cleans_up() {
+    let st: Shared = Default::default();
+    let port = serve(st.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kc = kubeconfig(dir.path(), port);
+    let scen = scenario(dir.path(), port, "20s");
+    let out = dir.path().join("run");
+    // The scripted controller: once the harness watches Events, scale out
+    // to 3, then back to 2 after the load stops.
+    let script = {
+        let st = st.clone();
+        tokio::spawn(async move {
+            loop {
+                if lock(&st)
+                    .watchers
+                    .iter()
+                    .any(|(c, _)| c.ends_with("/events"))
+                {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            tokio::time::sleep(Duration::from_secs(4)).await;
+            lock(&st).rescale(
+                3,
+                "cpu resource utilization (percentage of request) above target",
+            );
+            tokio::time::sleep(Duration::from_secs(8)).await;
+            lock(&st).rescale(2, "All metrics below target");
+        })
+    };
+    let o = harness(&[
+        "experiment",
+        &scen,
+        "--backend",
+        "kube",
+        "--kubeconfig",
+        &kc,
+        "--no-progress",
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .await;
+    script.abort();
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let s = lock(&st);
+    // One namespace, created then deleted; the objects applied in manifest order.
+    let creates: Vec<&String> = s
+        .log
+        .iter()
+        .filter(|l| l.starts_with("POST /api/v1/namespaces"))
+        .collect();
+    assert_eq!(creates.len(), 1, "{:#?}", s.log);
+    let deletes: Vec<&String> = s
+        .log
+        .iter()
+        .filter(|l| l.starts_with("DELETE /api/v1/namespaces/autoscale-kube-fake-"))
+        .collect();
+    assert_eq!(deletes.len(), 1, "{:#?}", s.log);
+    let applies: Vec<&String> = s.log.iter().filter(|l| l.starts_with("PATCH ")).collect();
+    let kinds: Vec<&str> = applies
+        .iter()
+        .map(|l| l.split('?').next().unwrap().rsplit('/').nth(1).unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "deployments",
+            "services",
+            "horizontalpodautoscalers",
+            "httproutes"
+        ],
+        "{applies:#?}"
+    );
+    assert!(
+        applies
+            .iter()
+            .all(|l| l.contains("fieldManager=autoscale-harness") && l.contains("force=true")),
+        "{applies:#?}"
+    );
+    // The HPA watch failed with 410 once; the harness listed again.
+    let hpa_lists = s
+        .lists
+        .iter()
+        .filter(|(c, _)| c.ends_with("/horizontalpodautoscalers"))
+        .map(|(_, n)| *n)
+        .sum::<usize>();
+    assert!(
+        hpa_lists >= 2,
+        "the HPA was listed {hpa_lists} times: {:#?}",
+        s.log
+    );
+    drop(s);
+    // The events, at cluster timestamps, in events.jsonl; the verdict passed.
+    let run = load_run(&out).unwrap();
+    let sizes: Vec<(Option<i32>, Option<i32>)> = run
+        .events
+        .iter()
+        .filter(|e| e.is_rescale())
+        .map(|e| (e.from_replicas, e.to_replicas))
+        .collect();
+    assert_eq!(
+        sizes,
+        [(Some(2), Some(3)), (Some(3), Some(2))],
+        "{:#?}",
+        run.events
+    );
+    assert!(run.events.iter().any(|e| e.reason == "NoPodMetrics"));
+    assert_eq!(run.meta.backend, "kube");
+    assert!(run
+        .samples
+        .iter()
+        .any(|x| x.replicas.ready == 3 && x.hpa.as_ref().is_some_and(|h| h.name == "httpbin")));
+    assert!(
+        run.samples.iter().map(|x| x.completed).sum::<u64>() >= 35,
+        "the load reached the gateway"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_pull_backoff_fails_clearly_and_still_cleans_up() {
+    let st: Shared = Default::default();
+    lock(&st).pull_fails = true;
+    let port = serve(st.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kc = kubeconfig(dir.path(), port);
+    let scen = scenario(dir.path(), port, "3s");
+    let out = dir.path().join("run");
+    let o = harness(&[
+        "experiment",
+        &scen,
+        "--backend",
+        "kube",
+        "--kubeconfig",
+        &kc,
+        "--no-progress",
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(o.status.code(), Some(3), "{}", show(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("ImagePullBackOff") && err.contains("kennethreitz/httpbin"),
+        "{err}"
+    );
+    assert!(
+        lock(&st)
+            .log
+            .iter()
+            .any(|l| l.starts_with("DELETE /api/v1/namespaces/")),
+        "the namespace is deleted"
+    );
+    // No load was sent.
+    assert!(!lock(&st).log.iter().any(|l| l.starts_with("GET /get")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_or_refused_cluster_exits_3_before_any_load() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port nobody listens on.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let kc = kubeconfig(dir.path(), closed);
+    let scen = scenario(dir.path(), closed, "5s");
+    let o = harness(&[
+        "experiment",
+        &scen,
+        "--backend",
+        "kube",
+        "--kubeconfig",
+        &kc,
+        "--no-progress",
+        "--out",
+        dir.path().join("a").to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(o.status.code(), Some(3), "{}", show(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("cannot reach the cluster at http://127.0.0.1:"),
+        "{}",
+        show(&o)
+    );
+
+    let st: Shared = Default::default();
+    lock(&st).deny = true;
+    let port = serve(st.clone()).await;
+    let kc = kubeconfig(dir.path(), port);
+    let scen = scenario(dir.path(), port, "5s");
+    let o = harness(&[
+        "experiment",
+        &scen,
+        "--backend",
+        "kube",
+        "--kubeconfig",
+        &kc,
+        "--no-progress",
+        "--out",
+        dir.path().join("b").to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(o.status.code(), Some(3), "{}", show(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("refused the credentials"),
+        "{}",
+        show(&o)
+    );
+    let log = lock(&st).log.clone();
+    assert!(
+        log.iter()
+            .all(|l| !l.starts_with("POST") && !l.starts_with("GET /get")),
+        "{log:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cleanup_removes_labelled_namespaces() {
+    let st: Shared = Default::default();
+    for n in ["autoscale-ramp-aaaaaa", "autoscale-ramp-bbbbbb"] {
+        lock(&st).put(
+            "/api/v1/namespaces",
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n,
+                   "labels": {"app.kubernetes.io/managed-by": "autoscale-harness"}}}),
+        );
+    }
+    let port = serve(st.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kc = kubeconfig(dir.path(), port);
+    let o = harness(&["cleanup", "--kubeconfig", &kc, "--dry-run"]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("would delete autoscale-ramp-aaaaaa"));
+    assert!(!lock(&st).log.iter().any(|l| l.starts_with("DELETE")));
+    let o = harness(&["cleanup", "--kubeconfig", &kc]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let log = lock(&st).log.clone();
+    assert!(
+        log.iter()
+            .any(|l| l.contains("labelSelector=app.kubernetes.io")),
+        "{log:#?}"
+    );
+    assert_eq!(
+        log.iter()
+            .filter(|l| l.starts_with("DELETE /api/v1/namespaces/autoscale-ramp-"))
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn dry_run_prints_the_objects_in_order_without_a_cluster() {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_autoscale-harness"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["experiment", "ack-qps", "--backend", "kube", "--dry-run"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let y = String::from_utf8_lossy(&o.stdout);
+    let kinds: Vec<&str> = y.lines().filter_map(|l| l.strip_prefix("kind: ")).collect();
+    assert_eq!(
+        kinds,
+        [
+            "Namespace",
+            "Deployment",
+            "Service",
+            "HorizontalPodAutoscaler",
+            "HTTPRoute"
+        ],
+        "{y}"
+    );
+    // Moved into the run namespace; the route still names the gateway's
+    // namespace and the External selector follows the route id.
+    assert!(y.contains("namespace: autoscale-ack-qps-xxxxxx"), "{y}");
+    assert!(
+        y.contains("route: autoscale-ack-qps-xxxxxx-httpbin-svc-8080"),
+        "{y}"
+    );
+    assert!(!y.contains("default-httpbin-svc-8080"), "{y}");
+}
