@@ -131,8 +131,9 @@ pub async fn experiment(opts: &Options) -> Result<Outcome> {
         Kind::Kube => {
             let mut ko = opts.kube.clone();
             if let Some(name) = &ko.kind {
-                progress.message(&format!("kind cluster `{name}`: creating or reusing it"));
-                ko.context = Some(kube::kind::ensure_cluster(name, Path::new("."))?);
+                let root = std::env::current_dir()?;
+                let mut say = |m: &str| progress.message(&format!("kind: {m}"));
+                ko.context = Some(kube::kind::ensure(name, &root, &mut say)?);
             }
             let client = kube::connect(&ko).await?;
             let c = KubeCluster::create(client, &loaded, &manifests, ko.keep).await?;

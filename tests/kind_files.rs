@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use autoscale_harness::backend::kube::kind::{load_plan, Plan};
 use serde::Deserialize;
 use serde_norway::Value;
 
@@ -55,50 +56,9 @@ fn u(v: &Value) -> u64 {
 
 // ------------------------------------------------------------ the add-on plan
 
-/// The schema of manifests/kind/addons.yaml, as its README documents it.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Plan {
-    addons: Vec<Addon>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Addon {
-    name: String,
-    namespace: String,
-    #[serde(default)]
-    helm: Option<Helm>,
-    #[serde(default)]
-    apply: Vec<String>,
-    #[serde(default)]
-    wait: Vec<Wait>,
-    #[serde(with = "humantime_serde")]
-    timeout: Duration,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Helm {
-    #[serde(default)]
-    repo: Option<String>,
-    chart: String,
-    version: String,
-    release: String,
-    #[serde(default)]
-    values: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Wait {
-    resource: String,
-    condition: String,
-}
-
 fn plan() -> Plan {
-    let path = kind_dir().join("addons.yaml");
-    serde_norway::from_str(&read(&path)).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    // The harness's own loader: what `--kind` installs is what is checked.
+    load_plan(&root()).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// An exact chart version: `1.2.3` or `v1.2.3`, no range, no `latest`.
