@@ -57,19 +57,33 @@ fn shipped_scenarios_validate() {
 }
 
 #[test]
-fn backend_not_built_yet_is_bad_input() {
-    let out = Command::new(env!("CARGO_BIN_EXE_autoscale-harness"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args([
-            "experiment",
-            "smoke",
-            "--backend",
-            "kube",
-            "--out",
-            "/tmp/ah-never-used",
-        ])
-        .output()
-        .unwrap();
+fn kube_backend_input_mistakes_exit_2_before_any_cluster() {
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_autoscale-harness"))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args([
+                "experiment",
+                "smoke",
+                "--backend",
+                "kube",
+                "--out",
+                "/tmp/ah-never-used",
+            ])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    // smoke.yaml has no gateway address for a real cluster.
+    let out = run(&[]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("`kube` backend is not built yet"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("smoke.yaml")
+            && err.contains("`target.url`")
+            && err.contains("required for --backend kube"),
+        "{err}"
+    );
+    let out = run(&["--speed", "10"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("a real cluster runs in real time"));
 }
