@@ -1,4 +1,4 @@
-//! Command line: `experiment`, `validate`, `report`.
+//! Command line: `experiment`, `validate`, `report`, `bench`.
 
 use std::path::PathBuf;
 
@@ -42,11 +42,18 @@ pub enum Command {
         /// Seed for pod names, Poisson spacing and anything else random.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Also write one CSV row per request to FILE (intended_s, sent_s,
+        /// done_s, status, latency_us, service_us, ttfb_us, error), in
+        /// experiment time.
+        #[arg(long, value_name = "FILE")]
+        raw_log: Option<PathBuf>,
     },
     /// Check a scenario and its manifests without running anything.
     Validate { scenario: PathBuf },
     /// Re-render report.html, summary.json and junit.xml from a run directory.
     Report { run_dir: PathBuf },
+    /// Drive the load engine alone at one URL (constant rate or ramp) and report what it held.
+    Bench(crate::bench::BenchArgs),
 }
 
 /// Runs the CLI and returns the process exit code.
@@ -59,6 +66,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
             out,
             no_progress,
             seed,
+            raw_log,
         } => {
             let o = run::experiment(&Options {
                 scenario,
@@ -67,6 +75,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
                 out,
                 progress: !no_progress,
                 seed,
+                raw_log,
             })
             .await?;
             println!("\n{}", checks::table(&o.verdict));
@@ -102,5 +111,6 @@ pub async fn run(cli: Cli) -> Result<i32> {
                 exit::FAILED
             })
         }
+        Command::Bench(args) => crate::bench::run(args).await,
     }
 }

@@ -150,6 +150,15 @@ pub struct Sample {
     pub latency_ms: Percentiles,
     /// Service time measured from the actual send.
     pub service_ms: Percentiles,
+    /// Time to first byte (response headers) from the actual send. Absent in
+    /// older runs, on the sim backend and in samples without responses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttfb_ms: Option<Percentiles>,
+    /// How late each request was sent after its intended time (0 when on
+    /// time), over all requests sent in the sample: when the load generator
+    /// fell behind, and by how much. Absent where `ttfb_ms` is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_lateness_ms: Option<Percentiles>,
     /// The sample's response-time histogram (microseconds of experiment time,
     /// HdrHistogram V2 deflate, base64), so any window's percentiles can be
     /// computed exactly later.
