@@ -39,6 +39,10 @@ pub struct BenchArgs {
     /// How long to send, e.g. 30s or 10m.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub duration: Duration,
+    /// Send at the starting rate for this long first and count none of it
+    /// (the pool opens its connections then, as wrk does before it measures).
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    pub warmup: Duration,
     /// Idle keep-alive connections kept per host (hyper's pool_max_idle_per_host;
     /// default: the in-flight cap). Not a cap on open connections: over HTTP/1.1 a
     /// request due while none is idle opens a new one; 0 disables keep-alive.
@@ -142,13 +146,26 @@ impl Plan {
                 a.url
             )));
         }
-        let curve = RateCurve::new(vec![Segment {
-            start: 0.0,
-            end: duration,
+        // The warm-up is the first piece of the same curve, so the measured
+        // part starts on an already warm connection pool.
+        let warmup = a.warmup.as_secs_f64();
+        let mut segments = Vec::with_capacity(2);
+        if warmup > 0.0 {
+            segments.push(Segment {
+                start: 0.0,
+                end: warmup,
+                from_rate: from,
+                to_rate: from,
+            });
+        }
+        segments.push(Segment {
+            start: warmup,
+            end: warmup + duration,
             from_rate: from,
             to_rate: to,
-        }])
-        .map_err(|e| bad(format!("--rate/--ramp/--duration: {e}")))?;
+        });
+        let curve = RateCurve::new(segments)
+            .map_err(|e| bad(format!("--rate/--ramp/--duration/--warmup: {e}")))?;
         let idle = a.connections.unwrap_or(a.max_in_flight);
         let config = LoadConfig {
             curve,
@@ -175,6 +192,7 @@ impl Plan {
             from_rate: from,
             to_rate: to,
             duration_s: duration,
+            warmup_s: warmup,
             spacing: match a.spacing {
                 SpacingArg::Uniform => "uniform",
                 SpacingArg::Poisson => "poisson",
@@ -199,31 +217,45 @@ pub async fn run(args: BenchArgs) -> Result<i32> {
     Ok(exit::PASSED)
 }
 
-/// Drives the engine, reading its stats once per second of the run, and
-/// summarises what it measured.
+/// Drives the engine, reading its stats at the end of the warm-up and then
+/// once per second, and summarises the measured part.
 pub async fn measure(plan: Plan) -> Result<summary::Summary> {
     let usage_at = || rusage::now().map_err(|e| InfraError(format!("getrusage: {e}")));
-    let duration = plan.setup.duration_s;
+    let (warmup, duration) = (plan.setup.warmup_s, plan.setup.duration_s);
     let curve = plan.config.curve.clone();
-    let before = usage_at()?;
+    let mut before = usage_at()?;
     let t0 = Instant::now() + LEAD;
     let handle = load::start(plan.config, t0).map_err(|e| match e {
         LoadError::NoRuntime => anyhow::Error::from(InfraError(e.to_string())),
         e => UsageError(e.to_string()).into(),
     })?;
     let since_t0 = |at: Instant| at.saturating_duration_since(t0).as_secs_f64();
+    let at_s = |s: f64| t0 + Duration::from_secs_f64(s);
+    let mut start_s = 0.0;
+    if warmup > 0.0 {
+        tokio::time::sleep_until(at_s(warmup)).await;
+        let _ = handle.take_interval();
+        start_s = since_t0(Instant::now());
+        before = usage_at()?;
+    }
     let full_seconds = duration.floor() as u64;
     let mut windows = Vec::with_capacity(usize::try_from(full_seconds).unwrap_or(0));
-    let mut start_s = 0.0;
+    let mut measured = load::IntervalStats::new();
     for k in 1..=full_seconds {
-        tokio::time::sleep_until(t0 + Duration::from_secs(k)).await;
+        tokio::time::sleep_until(at_s(warmup + k as f64)).await;
         // The read's own instant is the window's end, so lateness in waking
         // up moves the boundary instead of counting as rate error.
         let stats = handle.take_interval();
         let end_s = since_t0(Instant::now());
         windows.push(Window::new(start_s, end_s, &stats));
+        measured.merge(&stats);
         start_s = end_s;
     }
+    // The rest: a partial last second and requests still in flight.
+    while !handle.finished() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    measured.merge(&handle.take_interval());
     let finished = handle.finish().await;
     let usage = usage_at()?.since(&before);
     Ok(summary::summarize(
@@ -231,7 +263,7 @@ pub async fn measure(plan: Plan) -> Result<summary::Summary> {
         &Measured {
             curve: &curve,
             windows: &windows,
-            totals: &finished.totals,
+            totals: &measured,
             user_s: usage.user.as_secs_f64(),
             sys_s: usage.sys.as_secs_f64(),
             peak_rss_bytes: usage.max_rss_bytes,
@@ -269,11 +301,14 @@ mod tests {
 
         let p = plan(
             "--url http://127.0.0.1:1/ --ramp 100..300 --duration 10s --connections 8 \
-             --http2 --spacing poisson --seed 9 --timeout 250ms --raw-log r.csv",
+             --http2 --spacing poisson --seed 9 --timeout 250ms --raw-log r.csv --warmup 2s",
         )
         .expect("plan");
-        assert_eq!(p.config.curve.total_requests(), 2000.0);
-        assert_eq!(p.config.curve.rate_at(5.0), 200.0);
+        // 2 s of warm-up at 100 req/s, then the ramp.
+        assert_eq!(p.config.curve.total_requests(), 2200.0);
+        assert_eq!(p.config.curve.rate_at(1.0), 100.0);
+        assert_eq!(p.config.curve.rate_at(7.0), 200.0);
+        assert_eq!(p.setup.warmup_s, 2.0);
         assert_eq!(p.config.max_idle_per_host, Some(8));
         assert!(p.config.http2);
         assert_eq!(p.config.spacing, Spacing::Poisson { seed: 9 });

@@ -440,3 +440,60 @@ fn speed_multiplies_the_real_rate_and_shortfalls_are_reported() {
         assert_eq!(t.status.s2xx, t.sent);
     })
 }
+
+#[test]
+fn bench_command_prints_json_and_rejects_bad_flags() {
+    let _turn = TURNS.lock().unwrap_or_else(PoisonError::into_inner);
+    let server = serve(Proto::Auto, |_| async { ok() });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let raw = dir.path().join("raw.csv");
+    let bin = env!("CARGO_BIN_EXE_autoscale-harness");
+    let url = format!("http://{}/x", server.addr);
+    let out = std::process::Command::new(bin)
+        .args(["bench", "--url", &url, "--rate", "500", "--duration", "2s"])
+        .args(["--warmup", "500ms", "--json", "--raw-log"])
+        .arg(&raw)
+        .output()
+        .expect("run bench");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    // The warm-up's 250 requests are not counted, but they are in the raw log.
+    assert_eq!(j["requests"]["intended"], 1000, "{j}");
+    assert_eq!(j["requests"]["completed"], 1000);
+    assert_eq!(j["requests"]["dropped"], 0);
+    assert_eq!(j["rate"]["intended_per_s"], 500.0);
+    assert_eq!(j["per_second"].as_array().map(Vec::len), Some(2));
+    assert_eq!(j["setup"]["warmup_s"], 0.5);
+    assert_eq!(j["raw_log"]["rows"], 1250);
+    assert!(j["cpu"]["per_1000_requests_s"]
+        .as_f64()
+        .is_some_and(|c| c > 0.0));
+    assert!(j["peak_rss_bytes"].as_u64().is_some_and(|b| b > 1 << 20));
+    assert_eq!(j["response_time_ms"]["count"], 1000);
+
+    for bad in [
+        &["--url", &url, "--rate", "-1", "--duration", "1s"][..],
+        &["--url", &url, "--ramp", "1-2", "--duration", "1s"],
+        &[
+            "--url",
+            "https://127.0.0.1/",
+            "--rate",
+            "1",
+            "--duration",
+            "1s",
+        ],
+        &["--url", &url, "--duration", "1s"],
+    ] {
+        let out = std::process::Command::new(bin)
+            .arg("bench")
+            .args(bad)
+            .output()
+            .expect("run bench");
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        assert!(!out.stderr.is_empty(), "{bad:?} says why");
+    }
+}

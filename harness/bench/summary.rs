@@ -9,7 +9,8 @@ use serde::Serialize;
 use crate::load::{IntervalStats, RateCurve, RawLogSummary, StatusCounts};
 
 /// One sampling window: what the engine counted between two reads of its
-/// interval stats, and when (seconds since t0) those reads happened.
+/// interval stats, and when (seconds of the curve, warm-up included, since
+/// t0) those reads happened.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Window {
     pub start_s: f64,
@@ -40,7 +41,7 @@ impl Window {
 /// One full second as reported.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Second {
-    /// 1-based second of the run.
+    /// 1-based second of the measured part (after any warm-up).
     pub second: u32,
     /// Requests the curve asks for over the window actually measured
     /// (the window's ends are the real instants the stats were read, so
@@ -146,7 +147,10 @@ pub struct Setup {
     pub http: &'static str,
     pub from_rate: f64,
     pub to_rate: f64,
+    /// The measured part.
     pub duration_s: f64,
+    /// Sent before it at the starting rate and not counted.
+    pub warmup_s: f64,
     /// "uniform" or "poisson".
     pub spacing: &'static str,
     pub max_in_flight: usize,
@@ -242,11 +246,12 @@ pub fn summarize(setup: Setup, m: &Measured<'_>) -> Summary {
     let measured_s =
         m.windows.last().map_or(0.0, |w| w.end_s) - m.windows.first().map_or(0.0, |w| w.start_s);
     let completed_in_windows: u64 = m.windows.iter().map(|w| w.completed).sum();
-    let duration = m.curve.total_duration();
+    let warmup = setup.warmup_s;
+    let duration = m.curve.total_duration() - warmup;
     Summary {
         rate: Rate {
             intended_per_s: if duration > 0.0 {
-                m.curve.total_requests() / duration
+                (m.curve.total_requests() - m.curve.cumulative(warmup)) / duration
             } else {
                 0.0
             },
@@ -310,9 +315,14 @@ pub fn render_text(s: &Summary) -> String {
             rate_text(st.to_rate)
         )
     };
+    let warmup = if st.warmup_s > 0.0 {
+        format!(" after a {}s warm-up (not counted)", st.warmup_s)
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         o,
-        "bench {} — {profile} for {}s, {} spacing, HTTP/{}",
+        "bench {} — {profile} for {}s{warmup}, {} spacing, HTTP/{}",
         st.url, st.duration_s, st.spacing, st.http
     );
     let _ = writeln!(
@@ -460,6 +470,46 @@ mod tests {
     }
 
     #[test]
+    fn warmup_is_neither_intended_nor_scored() {
+        // 2 s warm-up at 100 req/s, then a ramp 100 → 300 over 10 s.
+        let c = RateCurve::new(vec![
+            Segment {
+                start: 0.0,
+                end: 2.0,
+                from_rate: 100.0,
+                to_rate: 100.0,
+            },
+            Segment {
+                start: 2.0,
+                end: 12.0,
+                from_rate: 100.0,
+                to_rate: 300.0,
+            },
+        ])
+        .expect("curve");
+        let mut setup = fixture().setup;
+        setup.warmup_s = 2.0;
+        setup.duration_s = 10.0;
+        let windows = [w(2.0, 3.0, 110)];
+        let s = summarize(
+            setup,
+            &Measured {
+                curve: &c,
+                windows: &windows,
+                totals: &IntervalStats::new(),
+                user_s: 0.0,
+                sys_s: 0.0,
+                peak_rss_bytes: 0,
+                raw_log: None,
+            },
+        );
+        assert_eq!(s.rate.intended_per_s, 200.0);
+        assert_eq!(s.per_second[0].expected, 110.0);
+        assert_eq!(s.per_second[0].error_pct, Some(0.0));
+        assert!(render_text(&s).contains("for 10s after a 2s warm-up (not counted)"));
+    }
+
+    #[test]
     fn cpu_per_thousand() {
         assert_eq!(cpu_per_1k(3.0, 150_000), Some(0.02));
         assert_eq!(cpu_per_1k(3.0, 0), None);
@@ -495,6 +545,7 @@ mod tests {
                 from_rate: 1000.0,
                 to_rate: 1000.0,
                 duration_s: 3.0,
+                warmup_s: 0.0,
                 spacing: "uniform",
                 max_in_flight: 1000,
                 idle_connections_per_host: 64,
