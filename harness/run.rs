@@ -85,6 +85,11 @@ pub async fn experiment(opts: &Options) -> Result<Outcome> {
         ))
         .into());
     }
+    if let Some(path) = &opts.raw_log {
+        // Find out now, not after the cluster has spent minutes warming up.
+        std::fs::File::create(path)
+            .map_err(|e| UsageError(format!("--raw-log {}: {e}", path.display())))?;
+    }
     match opts.backend {
         Kind::Local => {}
         Kind::Sim => return experiment_sim(opts, &loaded, &manifests),
