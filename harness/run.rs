@@ -360,7 +360,7 @@ fn load_config(l: &Loaded, target: &backend::LoadTarget, opts: &Options) -> Resu
 }
 
 /// One line on what the raw log holds, loss and errors included.
-pub fn raw_log_note(r: &load::RawLogSummary) -> String {
+fn raw_log_note(r: &load::RawLogSummary) -> String {
     let mut s = format!("raw log: {} rows in {}", r.rows, r.path.display());
     if r.lost > 0 {
         s.push_str(&format!(
@@ -417,7 +417,7 @@ fn build_sample(
 }
 
 /// The engine records real microseconds; reports are in experiment time.
-pub(crate) fn scaled(h: &Histogram<u64>, speed: f64) -> Histogram<u64> {
+fn scaled(h: &Histogram<u64>, speed: f64) -> Histogram<u64> {
     let mut out =
         Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("static bounds are valid");
     for v in h.iter_recorded() {

@@ -134,6 +134,9 @@ SUMMARY=$OUT/summary.txt
 : > "$SUMMARY"
 row() { printf '%-44s %s\n' "$1" "$2" | tee -a "$SUMMARY"; }
 FAILED=0
+# Other work on the machine shows up in every figure; say how busy it was.
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+row "machine" "$(nproc) CPUs, load average $(loadavg) at start; nginx workers: $NGINX_WORKERS"
 
 # ------------------------------------------------------ (a) rates held, log
 log "(a) 1000, 5000, 20000 req/s for $A_SECS s each"
@@ -215,6 +218,7 @@ if [ "$LONG" = 1 ]; then
     row "(d) peak RSS after 10 min @5000/s" "$(( rss10 / 1024 )) KiB (x$(awk -v a="$rss10" -v b="$rss1" 'BEGIN { printf "%.2f", a / b }') of 1 min; held: $(held rss-10m && echo yes || echo no))"
 fi
 
+row "machine" "load average $(loadavg) at the end"
 log "summary (also in $SUMMARY)"
 cat "$SUMMARY"
 exit "$FAILED"
