@@ -234,6 +234,8 @@ pub async fn measure(plan: Plan) -> Result<summary::Summary> {
     let mut start_s = 0.0;
     if warmup > 0.0 {
         tokio::time::sleep_until(at_s(warmup)).await;
+        // Counted by when the engine processed them, so a request due right
+        // at the boundary may land on either side of this read.
         let _ = handle.take_interval();
         start_s = since_t0(Instant::now());
         before = usage_at()?;

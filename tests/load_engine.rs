@@ -461,9 +461,12 @@ fn bench_command_prints_json_and_rejects_bad_flags() {
         String::from_utf8_lossy(&out.stderr)
     );
     let j: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    // The warm-up's 250 requests are not counted, but they are in the raw log.
-    assert_eq!(j["requests"]["intended"], 1000, "{j}");
-    assert_eq!(j["requests"]["completed"], 1000);
+    // The warm-up's 250 requests are not counted, but they are in the raw
+    // log. A request due right at the warm-up's end lands on either side of
+    // the read that ends it.
+    let intended = j["requests"]["intended"].as_u64().expect("intended");
+    assert!((999..=1001).contains(&intended), "{j}");
+    assert_eq!(j["requests"]["completed"], intended);
     assert_eq!(j["requests"]["dropped"], 0);
     assert_eq!(j["rate"]["intended_per_s"], 500.0);
     assert_eq!(j["per_second"].as_array().map(Vec::len), Some(2));
@@ -473,7 +476,7 @@ fn bench_command_prints_json_and_rejects_bad_flags() {
         .as_f64()
         .is_some_and(|c| c > 0.0));
     assert!(j["peak_rss_bytes"].as_u64().is_some_and(|b| b > 1 << 20));
-    assert_eq!(j["response_time_ms"]["count"], 1000);
+    assert_eq!(j["response_time_ms"]["count"], intended);
 
     for bad in [
         &["--url", &url, "--rate", "-1", "--duration", "1s"][..],
