@@ -1,4 +1,4 @@
-//! Command line: `experiment`, `sweep`, `cleanup`, `validate`, `report`.
+//! Command line: `experiment`, `sweep`, `cleanup`, `validate`, `report`, `bench`.
 
 use std::path::PathBuf;
 
@@ -43,6 +43,11 @@ pub enum Command {
         /// Seed for pod names, Poisson spacing and anything else random.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Also write one CSV row per request to FILE (intended_s, sent_s,
+        /// done_s, status, latency_us, service_us, ttfb_us, error), in
+        /// experiment time.
+        #[arg(long, value_name = "FILE")]
+        raw_log: Option<PathBuf>,
         #[command(flatten)]
         kube: KubeArgs,
         /// Keep the run namespace (kube backend) and print how to inspect it.
@@ -95,6 +100,8 @@ pub enum Command {
     Validate { scenario: PathBuf },
     /// Re-render report.html, summary.json and junit.xml from a run directory.
     Report { run_dir: PathBuf },
+    /// Drive the load engine alone at one URL (constant rate or ramp) and report what it held.
+    Bench(crate::bench::BenchArgs),
 }
 
 /// Which cluster the kube backend talks to.
@@ -122,6 +129,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
             keep,
             kind,
             dry_run,
+            raw_log,
         } => {
             if dry_run {
                 print!("{}", run::dry_run(&scenario)?);
@@ -140,6 +148,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
                     keep,
                     kind,
                 },
+                raw_log,
             })
             .await?;
             println!("\n{}", checks::table(&o.verdict));
@@ -215,5 +224,6 @@ pub async fn run(cli: Cli) -> Result<i32> {
                 exit::FAILED
             })
         }
+        Command::Bench(args) => crate::bench::run(args).await,
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod autoscaler;
 pub mod backend;
+pub mod bench;
 pub mod checks;
 pub mod cli;
 pub mod clock;

@@ -150,6 +150,15 @@ pub struct Sample {
     pub latency_ms: Percentiles,
     /// Service time measured from the actual send.
     pub service_ms: Percentiles,
+    /// Time to first byte (response headers) from the actual send. Absent in
+    /// older runs, on the sim backend and in samples without responses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttfb_ms: Option<Percentiles>,
+    /// How late each request was sent after its intended time (0 when on
+    /// time), over all requests sent in the sample: when the load generator
+    /// fell behind, and by how much. Absent where `ttfb_ms` is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_lateness_ms: Option<Percentiles>,
     /// The sample's response-time histogram (microseconds of experiment time,
     /// HdrHistogram V2 deflate, base64), so any window's percentiles can be
     /// computed exactly later.
@@ -376,6 +385,21 @@ fn read_jsonl<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<T>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_samples_written_before_ttfb_and_lateness_existed() {
+        let old = r#"{"t":1.0,"stage":"hold","offered_qps":5.0,"intended":5,"sent":5,
+            "completed":5,"dropped":0,"late":0,"status":{"2xx":5,"3xx":0,"4xx":0,"5xx":0,
+            "timeout":0,"connect_error":0,"other":0},
+            "latency_ms":{"p50":1.0,"p90":1.0,"p99":1.0,"p999":1.0,"max":1.0},
+            "service_ms":{"p50":1.0,"p90":1.0,"p99":1.0,"p999":1.0,"max":1.0},
+            "replicas":{"spec":1,"current":1,"ready":1,"desired":1},"pods":[]}"#;
+        let s: Sample = serde_json::from_str(old).unwrap();
+        assert_eq!((s.ttfb_ms, s.send_lateness_ms), (None, None));
+        // And a sample without them writes neither key.
+        let line = serde_json::to_string(&s).unwrap();
+        assert!(!line.contains("ttfb_ms") && !line.contains("send_lateness_ms"));
+    }
 
     #[test]
     fn round_trips_and_tolerates_a_torn_last_line() {

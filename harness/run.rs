@@ -28,6 +28,8 @@ pub struct Options {
     pub progress: bool,
     pub seed: u64,
     pub kube: KubeOptions,
+    /// Write one CSV row per request here (the load engine's raw log).
+    pub raw_log: Option<PathBuf>,
 }
 
 pub struct Outcome {
@@ -98,6 +100,11 @@ pub async fn experiment(opts: &Options) -> Result<Outcome> {
             opts.speed
         ))
         .into());
+    }
+    if let Some(path) = &opts.raw_log {
+        // Find out now, not after the cluster has spent minutes warming up.
+        std::fs::File::create(path)
+            .map_err(|e| UsageError(format!("--raw-log {}: {e}", path.display())))?;
     }
     match opts.backend {
         Kind::Sim => return experiment_sim(opts, &loaded, &manifests),
@@ -176,8 +183,13 @@ pub async fn experiment(opts: &Options) -> Result<Outcome> {
     let target = backend.target();
     let load_cfg = load_config(&loaded, &target, opts)?;
     let clock = Clock::new(tokio::time::Instant::now(), opts.speed);
-    let engine = load::start(load_cfg, clock.start())
-        .map_err(|e| InfraError(format!("cannot start the load engine: {e}")))?;
+    let engine = load::start(load_cfg, clock.start()).map_err(|e| match e {
+        // A raw-log path that cannot be created is a flag to fix.
+        load::LoadError::RawLog { .. } => {
+            anyhow::Error::from(UsageError(format!("--raw-log: {e}")))
+        }
+        e => InfraError(format!("cannot start the load engine: {e}")).into(),
+    })?;
 
     let interval = s.sample_interval.as_secs_f64();
     let n = (s.duration.as_secs_f64() / interval).ceil() as u64;
@@ -217,11 +229,17 @@ pub async fn experiment(opts: &Options) -> Result<Outcome> {
     progress.finish();
     engine.stop();
     // In-flight requests get their timeout to finish; they are not counted in samples.
-    let _ = tokio::time::timeout(
+    let finished = tokio::time::timeout(
         clock.real(s.load.request.timeout) + Duration::from_secs(1),
-        engine.join(),
+        engine.finish(),
     )
     .await;
+    if let Ok(load::Finished {
+        raw_log: Some(raw), ..
+    }) = finished
+    {
+        println!("{}", raw_log_note(&raw));
+    }
     let last = rec.data().samples.last().map(|s| s.t).unwrap_or(0.0);
     backend
         .shutdown()
@@ -397,8 +415,25 @@ fn load_config(l: &Loaded, target: &backend::LoadTarget, opts: &Options) -> Resu
             timeout: req.timeout,
         },
         max_in_flight: s.load.max_in_flight,
-        http2: false,
+        http2: req.http == scenario::HttpVersion::Http2,
+        max_idle_per_host: None,
+        raw_log: opts.raw_log.clone(),
     })
+}
+
+/// One line on what the raw log holds, loss and errors included.
+fn raw_log_note(r: &load::RawLogSummary) -> String {
+    let mut s = format!("raw log: {} rows in {}", r.rows, r.path.display());
+    if r.lost > 0 {
+        s.push_str(&format!(
+            "; {} rows LOST (the writer could not keep up)",
+            r.lost
+        ));
+    }
+    if let Some(e) = &r.error {
+        s.push_str(&format!("; write error: {e}"));
+    }
+    s
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -431,6 +466,9 @@ fn build_sample(
         status: st.status,
         latency_ms: percentiles(&latency),
         service_ms: percentiles(&scaled(&st.service_time, speed)),
+        ttfb_ms: (!st.ttfb.is_empty()).then(|| percentiles(&scaled(&st.ttfb, speed))),
+        send_lateness_ms: (!st.lateness.is_empty())
+            .then(|| percentiles(&scaled(&st.lateness, speed))),
         latency_hdr: (!latency.is_empty())
             .then(|| recorder::encode_hist(&latency))
             .flatten(),

@@ -105,6 +105,9 @@ pub struct Request {
     pub body: Option<String>,
     #[serde(default = "default_timeout", with = "humantime_serde")]
     pub timeout: Duration,
+    /// `"1.1"` (default) or `"2"`: HTTP/2 with prior knowledge (h2c).
+    #[serde(default)]
+    pub http: HttpVersion,
 }
 
 impl Default for Request {
@@ -115,7 +118,57 @@ impl Default for Request {
             headers: BTreeMap::new(),
             body: None,
             timeout: default_timeout(),
+            http: HttpVersion::default(),
         }
+    }
+}
+
+/// The HTTP version the load engine speaks. Written `"1.1"` or `"2"`; the
+/// unquoted YAML numbers `1.1` and `2` are accepted too, since that is how
+/// people write versions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "HttpVersionText", into = "HttpVersionText")]
+pub enum HttpVersion {
+    #[default]
+    Http1,
+    /// HTTP/2 with prior knowledge (cleartext h2c, no upgrade).
+    Http2,
+}
+
+/// What a YAML scalar for `http` may be.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+enum HttpVersionText {
+    Text(String),
+    Number(f64),
+}
+
+impl TryFrom<HttpVersionText> for HttpVersion {
+    type Error = String;
+    fn try_from(v: HttpVersionText) -> Result<Self, String> {
+        let text = match v {
+            HttpVersionText::Text(t) => t,
+            HttpVersionText::Number(n) => n.to_string(),
+        };
+        match text.as_str() {
+            "1.1" => Ok(HttpVersion::Http1),
+            "2" => Ok(HttpVersion::Http2),
+            other => Err(format!(
+                "invalid HTTP version `{other}`: expected \"1.1\" or \"2\" (HTTP/2 with prior knowledge)"
+            )),
+        }
+    }
+}
+
+impl From<HttpVersion> for HttpVersionText {
+    fn from(v: HttpVersion) -> Self {
+        HttpVersionText::Text(
+            match v {
+                HttpVersion::Http1 => "1.1",
+                HttpVersion::Http2 => "2",
+            }
+            .into(),
+        )
     }
 }
 
@@ -967,6 +1020,31 @@ load:
         assert_eq!(e.field.as_deref(), Some("load.stages[0].ramp_to"));
         assert_eq!(e.line, Some(6));
         assert!(e.message.contains("≥ 0"), "{}", e.message);
+    }
+
+    #[test]
+    fn http_version_is_optional_and_accepts_quoted_or_bare() {
+        let with =
+            |v: &str| BASE.replace("load:\n", &format!("load:\n  request: {{ http: {v} }}\n"));
+        assert_eq!(
+            parse(BASE).unwrap().scenario.load.request.http,
+            HttpVersion::Http1
+        );
+        for (v, want) in [
+            ("\"2\"", HttpVersion::Http2),
+            ("2", HttpVersion::Http2),
+            ("\"1.1\"", HttpVersion::Http1),
+            ("1.1", HttpVersion::Http1),
+        ] {
+            assert_eq!(
+                parse(&with(v)).unwrap().scenario.load.request.http,
+                want,
+                "{v}"
+            );
+        }
+        let e = parse(&with("\"3\"")).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("load.request.http"));
+        assert!(e.message.contains("expected \"1.1\" or \"2\""), "{e}");
     }
 
     #[test]

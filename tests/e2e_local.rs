@@ -13,6 +13,10 @@ use autoscale_harness::recorder::load_run;
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn run(scenario: &str, speed: u32, dir: &Path) -> Output {
+    run_with(scenario, speed, dir, &[])
+}
+
+fn run_with(scenario: &str, speed: u32, dir: &Path, extra: &[&std::ffi::OsStr]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_autoscale-harness"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args([
@@ -24,6 +28,7 @@ fn run(scenario: &str, speed: u32, dir: &Path) -> Output {
             "--out",
         ])
         .arg(dir)
+        .args(extra)
         .output()
         .expect("the harness binary runs")
 }
@@ -125,13 +130,38 @@ fn ack_qps_scales_on_route_qps_and_agrees_with_sim() {
 fn smoke_runs_the_behavior_path_and_rerenders() {
     let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
-    let o = run("smoke", 10, dir.path());
+    let raw = dir.path().join("raw.csv");
+    let o = run_with(
+        "smoke",
+        10,
+        dir.path(),
+        &["--raw-log".as_ref(), raw.as_os_str()],
+    );
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(
         stdout.contains("PASSED: 4 of 4 expectations held"),
         "{stdout}"
     );
+    // One raw-log row per request the timeline counted, and the timeline
+    // carries time to first byte and send lateness.
+    let data = load_run(dir.path()).unwrap();
+    let intended: u64 = data.samples.iter().map(|s| s.intended).sum();
+    let rows = std::fs::read_to_string(&raw).unwrap().lines().count() as u64 - 1;
+    assert!(
+        intended > 0 && rows == intended,
+        "{rows} rows, {intended} intended"
+    );
+    assert!(
+        stdout.contains(&format!("raw log: {rows} rows in")),
+        "{stdout}"
+    );
+    for s in &data.samples {
+        assert_eq!(s.ttfb_ms.is_some(), s.status.s2xx > 0, "{s:?}");
+        // Lateness is counted when a send starts, which may fall in the
+        // next sample for one sent right at the boundary.
+        assert!(s.send_lateness_ms.is_some() || s.sent < 10, "{s:?}");
+    }
     // `report RUN_DIR` rebuilds every artefact from the JSONL files.
     for f in ["report.html", "summary.json", "junit.xml"] {
         std::fs::remove_file(dir.path().join(f)).unwrap();

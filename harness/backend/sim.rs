@@ -554,6 +554,9 @@ pub fn simulate(l: &Loaded, m: &Manifests, seed: u64) -> Result<SimRun> {
                         status: b.status,
                         latency_ms: percentiles(&b.latency),
                         service_ms: percentiles(&b.service),
+                        // The sim has no transport and sends exactly on time.
+                        ttfb_ms: None,
+                        send_lateness_ms: None,
                         latency_hdr: (!b.latency.is_empty())
                             .then(|| encode_hist(&b.latency))
                             .flatten(),

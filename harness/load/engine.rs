@@ -1,7 +1,14 @@
 //! Open-model load engine: requests go out at their intended instants
 //! whatever the server does; when `max_in_flight` requests are outstanding
 //! the next one is dropped (counted), never queued or delayed.
+//!
+//! Because nothing waits for the server before sending, response time
+//! (from the intended instant) and service time (from the actual send) only
+//! differ by how late the generator itself was: a slow server shows up in
+//! both, a stalled generator (CPU starvation, a blocked runtime thread) only
+//! in response time and in `late`/`lateness`.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,15 +24,14 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::rawlog::{RawLog, RawLogSummary};
 use super::schedule::{RateCurve, Schedule, Spacing};
-use super::stats::{DispatchCounts, IntervalStats, Outcome, Recorder};
+use super::stats::{micros, Completion, DispatchCounts, IntervalStats, Outcome, Recorder};
 
 /// Requests due within this window after "now" go out in the current batch.
 /// The tokio timer ticks at 1 ms, so a finer sleep buys nothing, and at high
 /// rates this bounds scheduler wake-ups to ~1000/s.
 const BATCH_WINDOW: Duration = Duration::from_millis(1);
-/// A dispatch later than this after its intended instant counts as `late`.
-const LATE_THRESHOLD: Duration = Duration::from_millis(1);
 /// Within one long catch-up batch, flush counts and yield this often so the
 /// request tasks and `stop()` are not starved.
 const YIELD_EVERY: u32 = 256;
@@ -56,6 +62,14 @@ pub struct LoadConfig {
     pub max_in_flight: usize,
     /// HTTP/2 with prior knowledge (h2c) instead of HTTP/1.1.
     pub http2: bool,
+    /// Idle keep-alive connections kept per host (hyper's
+    /// `pool_max_idle_per_host`); None = `max_in_flight`. This does not cap
+    /// open connections: over HTTP/1.1 a request due while none is idle
+    /// opens a new one (bounded by `max_in_flight`); HTTP/2 multiplexes
+    /// everything over one connection.
+    pub max_idle_per_host: Option<usize>,
+    /// Write one CSV row per request here (see `rawlog`).
+    pub raw_log: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -72,6 +86,8 @@ pub enum LoadError {
     BadTimeout(Duration),
     #[error("load engine must be started inside a tokio runtime")]
     NoRuntime,
+    #[error("raw log {path}: {reason}")]
+    RawLog { path: String, reason: String },
 }
 
 /// The request, pre-built once so each send only clones cheap parts.
@@ -142,6 +158,7 @@ struct Shared {
     max_in_flight: usize,
     stop: AtomicBool,
     stop_notify: Notify,
+    raw: Option<RawLog>,
 }
 
 impl Shared {
@@ -193,18 +210,33 @@ impl LoadHandle {
 
     /// Waits until the schedule is done (or stopped) and all in-flight
     /// requests finished, then returns the final totals.
-    pub async fn join(mut self) -> IntervalStats {
+    pub async fn join(self) -> IntervalStats {
+        self.finish().await.totals
+    }
+
+    /// Like [`LoadHandle::join`], and also reports on the raw log.
+    pub async fn finish(mut self) -> Finished {
         if let Some(task) = self.task.take() {
             // A panicked engine task still leaves valid counters behind.
             let _ = task.await;
         }
-        self.totals()
+        Finished {
+            totals: self.totals(),
+            raw_log: self.shared.raw.as_ref().and_then(RawLog::summary),
+        }
     }
 
     /// True once the schedule is done and nothing is in flight.
     pub fn finished(&self) -> bool {
         self.task.as_ref().is_none_or(|t| t.is_finished())
     }
+}
+
+/// The end of a run: totals, and what happened to the raw log if any.
+#[derive(Debug)]
+pub struct Finished {
+    pub totals: IntervalStats,
+    pub raw_log: Option<RawLogSummary>,
 }
 
 impl Drop for LoadHandle {
@@ -236,9 +268,18 @@ pub fn start(config: LoadConfig, t0: Instant) -> Result<LoadHandle, LoadError> {
     // Small requests; Nagle would add delay to every write.
     connector.set_nodelay(true);
     let client = Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(config.max_in_flight)
+        .pool_max_idle_per_host(config.max_idle_per_host.unwrap_or(config.max_in_flight))
         .http2_only(config.http2)
         .build(connector);
+    let raw = match &config.raw_log {
+        Some(path) => Some(
+            RawLog::create(path, t0, speed).map_err(|e| LoadError::RawLog {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })?,
+        ),
+        None => None,
+    };
 
     let shared = Arc::new(Shared {
         recorder: Recorder::new(),
@@ -248,6 +289,7 @@ pub fn start(config: LoadConfig, t0: Instant) -> Result<LoadHandle, LoadError> {
         max_in_flight: config.max_in_flight,
         stop: AtomicBool::new(false),
         stop_notify: Notify::new(),
+        raw,
     });
     let schedule = Schedule::new(config.curve, config.spacing);
     let task = runtime.spawn(run(shared.clone(), schedule, t0, speed));
@@ -263,10 +305,24 @@ fn real_instant(t0: Instant, t: f64, speed: f64) -> Option<Instant> {
     t0.checked_add(Duration::try_from_secs_f64(t / speed).ok()?)
 }
 
+/// One scheduled request: experiment time and real instant.
+#[derive(Clone, Copy)]
+struct Due {
+    t: f64,
+    at: Instant,
+}
+
 async fn run(shared: Arc<Shared>, mut schedule: Schedule, t0: Instant, speed: f64) {
-    let mut next_due = || schedule.next().and_then(|t| real_instant(t0, t, speed));
+    let mut next_due = || {
+        schedule.next().and_then(|t| {
+            Some(Due {
+                t,
+                at: real_instant(t0, t, speed)?,
+            })
+        })
+    };
     let mut due = next_due();
-    'schedule: while let Some(first) = due {
+    'schedule: while let Some(Due { at: first, .. }) = due {
         // Wake a batch window early; everything due by then goes out now.
         let wake = first.checked_sub(BATCH_WINDOW).unwrap_or(first);
         if wake > Instant::now() {
@@ -280,21 +336,22 @@ async fn run(shared: Arc<Shared>, mut schedule: Schedule, t0: Instant, speed: f6
             break;
         }
         let mut counts = DispatchCounts::default();
-        let mut now = Instant::now();
-        let mut horizon = now + BATCH_WINDOW;
+        let mut horizon = Instant::now() + BATCH_WINDOW;
         let mut batch = 0u32;
-        while let Some(at) = due.filter(|&at| at <= horizon) {
+        while let Some(d) = due.filter(|d| d.at <= horizon) {
             counts.intended += 1;
-            if now.saturating_duration_since(at) > LATE_THRESHOLD {
-                counts.late += 1;
-            }
             match shared.slots.clone().try_acquire_owned() {
                 Ok(permit) => {
                     counts.sent += 1;
-                    tokio::spawn(send_one(shared.clone(), at, permit));
+                    tokio::spawn(send_one(shared.clone(), d, permit));
                 }
                 // At the cap: drop, never queue (open model).
-                Err(_) => counts.dropped += 1,
+                Err(_) => {
+                    counts.dropped += 1;
+                    if let Some(raw) = &shared.raw {
+                        raw.dropped(d.t);
+                    }
+                }
             }
             due = next_due();
             batch += 1;
@@ -307,8 +364,7 @@ async fn run(shared: Arc<Shared>, mut schedule: Schedule, t0: Instant, speed: f6
                 if shared.stopping() {
                     break 'schedule;
                 }
-                now = Instant::now();
-                horizon = now + BATCH_WINDOW;
+                horizon = Instant::now() + BATCH_WINDOW;
             }
         }
         if !counts.is_empty() {
@@ -319,36 +375,54 @@ async fn run(shared: Arc<Shared>, mut schedule: Schedule, t0: Instant, speed: f6
     // getting all permits back means everything is accounted for. Requests
     // are bounded by their own timeout.
     let _ = shared.slots.acquire_many(shared.max_in_flight as u32).await;
+    if let Some(raw) = &shared.raw {
+        raw.finish().await;
+    }
 }
 
-async fn send_one(shared: Arc<Shared>, intended: Instant, permit: OwnedSemaphorePermit) {
+async fn send_one(shared: Arc<Shared>, due: Due, permit: OwnedSemaphorePermit) {
     // "Actual send" = when this task starts, just before handing the request
-    // to the client (so it includes any wait for a pooled connection).
+    // to the client (so it includes any wait for a pooled connection). Late
+    // is judged here rather than in the scheduler so that a runtime too busy
+    // to start the task on time counts too.
     let started = Instant::now();
+    shared.recorder.record_send(micros(due.at, started));
     let req = shared.prepared.build();
-    let outcome =
-        match tokio::time::timeout(shared.prepared.timeout, exchange(&shared.client, req)).await {
-            Ok(Ok(code)) => Outcome::Status(code),
-            Ok(Err(outcome)) => outcome,
-            Err(_) => Outcome::Timeout,
-        };
-    let done = Instant::now();
-    let micros = |from: Instant| {
-        u64::try_from(done.saturating_duration_since(from).as_micros()).unwrap_or(u64::MAX)
+    let mut headers_at = None;
+    let outcome = match tokio::time::timeout(
+        shared.prepared.timeout,
+        exchange(&shared.client, req, &mut headers_at),
+    )
+    .await
+    {
+        Ok(Ok(code)) => Outcome::Status(code),
+        Ok(Err(outcome)) => outcome,
+        Err(_) => Outcome::Timeout,
     };
+    let done = Instant::now();
     // A request sent up to BATCH_WINDOW early is measured from its actual
     // send, so response time never drops below service time; a late one is
     // measured from its intended instant (the coordinated-omission fix).
-    shared
-        .recorder
-        .record_completion(outcome, micros(intended.min(started)), micros(started));
+    let c = Completion {
+        outcome,
+        response_us: micros(due.at.min(started), done),
+        service_us: micros(started, done),
+        ttfb_us: headers_at.map(|h| micros(started, h)),
+    };
+    shared.recorder.record_completion(c);
+    if let Some(raw) = &shared.raw {
+        raw.finished(due.t, started, done, &c);
+    }
     drop(permit);
 }
 
 /// Sends one request and reads the whole response body (discarding it).
+/// Sets `headers_at` when the response head arrives (kept outside the future
+/// so a timeout while reading the body still knows it).
 async fn exchange(
     client: &Client<HttpConnector, Full<Bytes>>,
     req: Request<Full<Bytes>>,
+    headers_at: &mut Option<Instant>,
 ) -> Result<u16, Outcome> {
     let resp = client.request(req).await.map_err(|e| {
         if e.is_connect() {
@@ -357,6 +431,7 @@ async fn exchange(
             Outcome::Other
         }
     })?;
+    *headers_at = Some(Instant::now());
     let code = resp.status().as_u16();
     let mut body = resp.into_body();
     while let Some(frame) = body.frame().await {
@@ -425,6 +500,8 @@ mod tests {
             },
             max_in_flight: 1000,
             http2: false,
+            max_idle_per_host: None,
+            raw_log: None,
         }
     }
 

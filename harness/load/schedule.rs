@@ -448,6 +448,74 @@ mod tests {
     }
 
     #[test]
+    fn lowest_rate_and_exact_counts_across_steps() {
+        // 0.1 req/s: one request every 10 s, the last exactly at the end.
+        let slow = RateCurve::constant(0.1, 30.0).expect("valid");
+        let times: Vec<f64> = Schedule::new(slow, Spacing::Uniform).collect();
+        assert_eq!(times.len(), 3);
+        for (t, want) in times.iter().zip([10.0, 20.0, 30.0]) {
+            assert!((t - want).abs() < 1e-9, "{times:?}");
+        }
+        // Instant steps up and down, then a ramp to zero: exact counts at
+        // every stage boundary.
+        let c = RateCurve::new(vec![
+            seg(0.0, 1.0, 3.0, 3.0),
+            seg(1.0, 2.0, 1000.0, 1000.0),
+            seg(2.0, 4.0, 1000.0, 0.0),
+        ])
+        .expect("valid");
+        assert_eq!(count_until(&c, Spacing::Uniform, 1.0), 3);
+        assert_eq!(count_until(&c, Spacing::Uniform, 2.0), 1003);
+        assert_eq!(count_until(&c, Spacing::Uniform, 4.0), 2003);
+        assert_eq!(c.rate_at(1.0), 1000.0, "a step takes effect at its instant");
+    }
+
+    #[test]
+    fn fraction_carries_across_a_zero_rate_stage() {
+        // Half a request is left after the first second; it completes 0.5 s
+        // into the third stage, not at its start or after a full second.
+        let c = RateCurve::new(vec![
+            seg(0.0, 1.0, 1.5, 1.5),
+            seg(1.0, 6.0, 0.0, 0.0),
+            seg(6.0, 7.0, 1.0, 1.0),
+        ])
+        .expect("valid");
+        let times: Vec<f64> = Schedule::new(c, Spacing::Uniform).collect();
+        assert_eq!(times.len(), 2);
+        assert!((times[0] - 2.0 / 3.0).abs() < 1e-12);
+        assert!((times[1] - 6.5).abs() < 1e-12, "{times:?}");
+    }
+
+    #[test]
+    fn one_absolute_clock_keeps_long_runs_exact() {
+        // An hour at 20_000 req/s: request n is at n / 20_000 s to well under
+        // a microsecond, with no drift from summing intervals.
+        let c = RateCurve::constant(20_000.0, 3600.0).expect("valid");
+        for n in [1u64, 7, 36_000_001, 71_999_999, 72_000_000] {
+            let t = c.time_of_request(n).expect("inside the curve");
+            assert!((t - n as f64 / 20_000.0).abs() < 1e-7, "n={n} t={t}");
+        }
+        assert_eq!(c.time_of_request(72_000_001), None);
+    }
+
+    #[test]
+    fn poisson_holds_each_stage_rate() {
+        // 200 req/s for 50 s, nothing for 10 s, 50 req/s for 50 s.
+        let c = RateCurve::new(vec![
+            seg(0.0, 50.0, 200.0, 200.0),
+            seg(50.0, 60.0, 0.0, 0.0),
+            seg(60.0, 110.0, 50.0, 50.0),
+        ])
+        .expect("valid");
+        let times: Vec<f64> = Schedule::new(c, Spacing::Poisson { seed: 11 }).collect();
+        let within = |a: f64, b: f64| times.iter().filter(|&&t| t > a && t <= b).count() as f64;
+        // 3-sigma bands: sd = sqrt(mean).
+        assert!((within(0.0, 50.0) - 10_000.0).abs() < 300.0);
+        assert_eq!(within(50.0, 60.0), 0.0);
+        assert!((within(60.0, 110.0) - 2_500.0).abs() < 150.0);
+    }
+
+    #[test]
     fn rejects_bad_curves() {
         assert_eq!(RateCurve::new(vec![]), Err(CurveError::Empty));
         assert!(matches!(

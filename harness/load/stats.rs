@@ -1,12 +1,14 @@
 //! Counters and latency histograms, per sample interval and cumulative.
 //!
-//! Attribution: counts about *scheduling* (`intended`, `sent`, `dropped`,
-//! `late`) go to the interval in which the scheduler processed the request,
-//! which is the interval it was due in (give or take the ~1 ms dispatch batch
-//! and any scheduler lateness, itself counted in `late`). Counts about
-//! *outcomes* (`completed`, `status`, both histograms) go to the interval in
-//! which the request completed. So a slow request due in interval k may show
-//! up as completed in interval k+3; over the whole run everything adds up.
+//! Attribution: counts about *scheduling* (`intended`, `sent`, `dropped`)
+//! go to the interval in which the scheduler processed the request, which is
+//! the interval it was due in (give or take the ~1 ms dispatch batch and any
+//! scheduler lateness). `late` and `lateness` go to the interval in which the
+//! request's task actually started, so they show *when* the generator fell
+//! behind. Counts about *outcomes* (`completed`, `status`, the response,
+//! service and TTFB histograms) go to the interval in which the request
+//! completed. So a slow request due in interval k may show up as completed in
+//! interval k+3; over the whole run everything adds up.
 //!
 //! Latencies are in REAL microseconds (the caller rescales by the speed):
 //! - `response_time` = completion - min(intended instant, actual dispatch).
@@ -18,15 +20,23 @@
 //!   task started running, just before it is handed to the HTTP client). It
 //!   still includes waiting for a pooled connection, which hyper_util's
 //!   legacy client does not expose separately.
+//! - `ttfb` = response headers received - actual dispatch: the service time
+//!   without reading the body.
+//! - `lateness` = actual dispatch - intended instant (0 when on time or up to
+//!   the 1 ms batch window early), for every sent request. `response_time -
+//!   service_time` is exactly this lateness, so the two latency histograms
+//!   only differ when the generator itself fell behind: an open-model engine
+//!   never waits for the server before sending.
 //!
-//! Both histograms hold only requests that got a complete HTTP response (any
-//! status). Timeouts and errors are counted in `status` only; `completed`
-//! counts every finished request whatever its outcome.
+//! The response, service and TTFB histograms hold only requests that got a
+//! complete HTTP response (any status). Timeouts and errors are counted in
+//! `status` only; `completed` counts every finished request whatever its
+//! outcome.
 //!
 //! Design: one `IntervalStats` behind a `std::sync::Mutex`, locked once per
-//! completion and once per scheduler batch, for a few hundred nanoseconds.
-//! `take` swaps it for a fresh one and folds it into the totals, so memory is
-//! two histogram pairs regardless of run length.
+//! request start, once per completion and once per scheduler batch, for a few
+//! hundred nanoseconds. `take` swaps it for a fresh one and folds it into the
+//! totals, so memory is a fixed set of histograms regardless of run length.
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -36,6 +46,11 @@ use hdrhistogram::Histogram;
 const HIST_LOW_US: u64 = 1;
 const HIST_HIGH_US: u64 = 60_000_000;
 const HIST_SIGFIG: u8 = 3;
+
+/// A send more than this many real microseconds after its intended instant
+/// counts as `late`. The tokio timer ticks at 1 ms, so anything finer would
+/// count timer granularity rather than a generator falling behind.
+pub const LATE_THRESHOLD_US: u64 = 1_000;
 
 // One outcome model for the engine and the run record.
 pub use crate::recorder::StatusCounts;
@@ -51,13 +66,19 @@ pub struct IntervalStats {
     pub completed: u64,
     /// Requests not sent because `max_in_flight` were outstanding.
     pub dropped: u64,
-    /// Requests dispatched more than 1 ms (real) after their intended instant.
+    /// Requests sent more than 1 ms (real) after their intended instant,
+    /// measured when the request's task started.
     pub late: u64,
     pub status: StatusCounts,
     /// Completion - min(intended instant, actual dispatch), real µs.
     pub response_time: Histogram<u64>,
     /// Completion - actual dispatch, real µs.
     pub service_time: Histogram<u64>,
+    /// Response headers received - actual dispatch, real µs.
+    pub ttfb: Histogram<u64>,
+    /// Actual dispatch - intended instant (0 if not after it), real µs, one
+    /// entry per sent request (so `lateness.len()` counts sends started).
+    pub lateness: Histogram<u64>,
     /// Requests outstanding when the stats were taken (a gauge, not summed).
     pub in_flight: u64,
 }
@@ -86,6 +107,8 @@ impl IntervalStats {
             status: StatusCounts::default(),
             response_time: new_histogram(),
             service_time: new_histogram(),
+            ttfb: new_histogram(),
+            lateness: new_histogram(),
             in_flight: 0,
         }
     }
@@ -103,6 +126,8 @@ impl IntervalStats {
         // the impossible error rather than panic.
         let _ = self.response_time.add(&other.response_time);
         let _ = self.service_time.add(&other.service_time);
+        let _ = self.ttfb.add(&other.ttfb);
+        let _ = self.lateness.add(&other.lateness);
         self.in_flight = other.in_flight;
     }
 }
@@ -117,13 +142,27 @@ pub(super) enum Outcome {
     Other,
 }
 
+/// Real microseconds from `from` to `to`, 0 if `to` is earlier.
+pub(super) fn micros(from: tokio::time::Instant, to: tokio::time::Instant) -> u64 {
+    u64::try_from(to.saturating_duration_since(from).as_micros()).unwrap_or(u64::MAX)
+}
+
+/// How one finished request went, in real microseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Completion {
+    pub outcome: Outcome,
+    pub response_us: u64,
+    pub service_us: u64,
+    /// Time to the response headers; None when none arrived.
+    pub ttfb_us: Option<u64>,
+}
+
 /// Scheduler-side counts, accumulated per dispatch batch and flushed once.
 #[derive(Debug, Clone, Copy, Default)]
 pub(super) struct DispatchCounts {
     pub intended: u64,
     pub sent: u64,
     pub dropped: u64,
-    pub late: u64,
 }
 
 impl DispatchCounts {
@@ -155,14 +194,22 @@ impl Recorder {
         cur.intended += c.intended;
         cur.sent += c.sent;
         cur.dropped += c.dropped;
-        cur.late += c.late;
     }
 
-    pub fn record_completion(&self, outcome: Outcome, response_us: u64, service_us: u64) {
+    /// A request's task started `lateness_us` after its intended instant.
+    pub fn record_send(&self, lateness_us: u64) {
+        let mut cur = lock(&self.current);
+        if lateness_us > LATE_THRESHOLD_US {
+            cur.late += 1;
+        }
+        cur.lateness.saturating_record(lateness_us);
+    }
+
+    pub fn record_completion(&self, c: Completion) {
         let mut cur = lock(&self.current);
         cur.completed += 1;
         let st = &mut cur.status;
-        match outcome {
+        match c.outcome {
             Outcome::Status(code) => match code {
                 200..=299 => st.s2xx += 1,
                 300..=399 => st.s3xx += 1,
@@ -174,10 +221,13 @@ impl Recorder {
             Outcome::ConnectError => st.connect_error += 1,
             Outcome::Other => st.other += 1,
         }
-        if matches!(outcome, Outcome::Status(_)) {
+        if matches!(c.outcome, Outcome::Status(_)) {
             // Saturating: anything beyond 60 s lands in the top bucket.
-            cur.response_time.saturating_record(response_us);
-            cur.service_time.saturating_record(service_us);
+            cur.response_time.saturating_record(c.response_us);
+            cur.service_time.saturating_record(c.service_us);
+            if let Some(t) = c.ttfb_us {
+                cur.ttfb.saturating_record(t);
+            }
         }
     }
 
@@ -217,6 +267,15 @@ mod tests {
         assert!(h.max() >= 59_000_000);
     }
 
+    fn done(outcome: Outcome, response_us: u64, service_us: u64) -> Completion {
+        Completion {
+            outcome,
+            response_us,
+            service_us,
+            ttfb_us: matches!(outcome, Outcome::Status(_)).then_some(service_us / 2),
+        }
+    }
+
     #[test]
     fn take_swaps_and_totals_accumulate() {
         let r = Recorder::new();
@@ -224,19 +283,26 @@ mod tests {
             intended: 3,
             sent: 2,
             dropped: 1,
-            late: 1,
         });
-        r.record_completion(Outcome::Status(200), 1_000, 500);
-        r.record_completion(Outcome::Status(503), 2_000, 1_500);
+        // One on time, one 1.5 ms late; exactly 1 ms is not late yet.
+        r.record_send(0);
+        r.record_send(1_500);
+        r.record_send(LATE_THRESHOLD_US);
+        r.record_completion(done(Outcome::Status(200), 1_000, 500));
+        r.record_completion(done(Outcome::Status(503), 2_000, 1_500));
         let a = r.take(0);
         assert_eq!((a.intended, a.sent, a.dropped, a.late), (3, 2, 1, 1));
+        assert_eq!(a.lateness.len(), 3);
+        assert!(a.lateness.max() >= 1_499 && a.lateness.max() <= 1_501);
         assert_eq!(a.completed, 2);
         assert_eq!((a.status.s2xx, a.status.s5xx), (1, 1));
         assert_eq!(a.response_time.len(), 2);
+        assert_eq!(a.ttfb.len(), 2);
+        assert_eq!(a.ttfb.max(), 750);
 
-        r.record_completion(Outcome::Timeout, 9_000, 9_000);
-        r.record_completion(Outcome::ConnectError, 1, 1);
-        r.record_completion(Outcome::Status(99), 1, 1);
+        r.record_completion(done(Outcome::Timeout, 9_000, 9_000));
+        r.record_completion(done(Outcome::ConnectError, 1, 1));
+        r.record_completion(done(Outcome::Status(99), 1, 1));
         let t = r.totals(7);
         assert_eq!(t.completed, 5);
         assert_eq!(t.in_flight, 7);
@@ -244,10 +310,12 @@ mod tests {
         assert_eq!(t.status.errors(), 4);
         // Only the two full responses plus the odd-status one are in the histograms.
         assert_eq!(t.response_time.len(), 3);
+        assert_eq!(t.ttfb.len(), 3);
+        assert_eq!((t.late, t.lateness.len()), (1, 3));
 
         let b = r.take(0);
         assert_eq!(b.completed, 3);
-        assert_eq!(b.intended, 0);
+        assert_eq!((b.intended, b.late, b.lateness.len()), (0, 0, 0));
         let t2 = r.totals(0);
         assert_eq!(t2.completed, 5);
         assert_eq!(t2.intended, 3);

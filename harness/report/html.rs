@@ -540,6 +540,21 @@ fn errors(h: &mut String, run: &RunData) -> anyhow::Result<()> {
         }
         if let Some(c) = charts::counts(run, &charts::SHORTFALL_CLASSES, "requests per sample") {
             h.push_str("<h3>Load generator shortfall</h3>\n<p class=\"sub\">Requests not sent because the in-flight cap was reached (dropped), or sent more than 1 ms after their intended time (late).</p>\n");
+            if let Some(lag) = summary::generator_lag(run) {
+                let worst = lag.worst_ms.map_or(String::new(), |ms| {
+                    format!(" (sends up to {} ms late)", num(ms, 3))
+                });
+                writeln!(
+                    h,
+                    "<p>The load generator fell behind in {} samples ({} late requests) between {} and {}; worst at {}{}. Latency in those samples is still measured from the intended send time.</p>",
+                    lag.samples,
+                    lag.late,
+                    mmss(lag.first_t),
+                    mmss(lag.last_t),
+                    mmss(lag.worst_t),
+                    worst
+                )?;
+            }
             figure(h, &c, "Dropped and late requests per sample", "")?;
         }
     }

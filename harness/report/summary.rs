@@ -89,6 +89,44 @@ pub(super) fn totals(run: &RunData) -> Totals {
     t
 }
 
+/// When the load generator fell behind its schedule (samples with late sends).
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct GeneratorLag {
+    /// Samples with at least one late send.
+    pub samples: usize,
+    pub late: u64,
+    /// End times of the first and last such sample.
+    pub first_t: f64,
+    pub last_t: f64,
+    /// The sample with the largest send lateness (by max, else by count).
+    pub worst_t: f64,
+    /// That sample's largest lateness, ms of experiment time; None for runs
+    /// recorded before lateness was.
+    pub worst_ms: Option<f64>,
+}
+
+pub(super) fn generator_lag(run: &RunData) -> Option<GeneratorLag> {
+    let late: Vec<_> = run.samples.iter().filter(|s| s.late > 0).collect();
+    let (first, last) = (late.first()?, late.last()?);
+    let key = |s: &&crate::recorder::Sample| {
+        let max = s.send_lateness_ms.map_or(0.0, |p| p.max);
+        (max, s.late)
+    };
+    let worst = late.iter().max_by(|a, b| {
+        key(a)
+            .partial_cmp(&key(b))
+            .unwrap_or(std::cmp::Ordering::Equal)
+    })?;
+    Some(GeneratorLag {
+        samples: late.len(),
+        late: late.iter().map(|s| s.late).sum(),
+        first_t: first.t,
+        last_t: last.t,
+        worst_t: worst.t,
+        worst_ms: worst.send_lateness_ms.map(|p| p.max),
+    })
+}
+
 pub(super) fn peak_replicas(run: &RunData) -> PeakReplicas {
     run.samples
         .iter()

@@ -104,6 +104,8 @@ pub(crate) fn fixture() -> (RunData, Verdict) {
                 p999: base * 3.5,
                 max: base * 4.5,
             },
+            ttfb_ms: None,
+            send_lateness_ms: None,
             replicas: Replicas {
                 spec: desired,
                 current: if third_exists { 3 } else { 2 },
@@ -351,6 +353,42 @@ fn one_sample_and_odd_values_render() {
     let a = render(&run, &verdict).unwrap();
     assert!(a.html.contains("The HPA reported no metrics."));
     assert!(a.html.contains("No requests completed"));
+}
+
+#[test]
+fn says_when_the_generator_fell_behind() {
+    let (mut run, verdict) = fixture();
+    assert_eq!(summary::generator_lag(&run), None);
+    let a = render(&run, &verdict).unwrap();
+    assert!(!a.html.contains("fell behind"));
+    let lateness = |max: f64| Percentiles {
+        max,
+        ..Default::default()
+    };
+    // Sample i ends at t = i + 1.
+    for (t, late, max) in [(100usize, 3, 4.0), (101, 40, 250.0), (130, 1, 2.0)] {
+        let s = &mut run.samples[t - 1];
+        s.late = late;
+        s.send_lateness_ms = Some(lateness(max));
+    }
+    let lag = summary::generator_lag(&run).unwrap();
+    assert_eq!((lag.samples, lag.late), (3, 44));
+    assert_eq!(
+        (lag.first_t, lag.last_t, lag.worst_t),
+        (100.0, 130.0, 101.0)
+    );
+    assert_eq!(lag.worst_ms, Some(250.0));
+    let a = render(&run, &verdict).unwrap();
+    assert!(
+        a.html.contains(
+            "fell behind in 3 samples (44 late requests) between 1:40 and 2:10; worst at 1:41 (sends up to 250 ms late)"
+        ),
+        "{}",
+        &a.html[a.html.find("<section id=\"errors\">").unwrap_or(0)..]
+            .chars()
+            .take(2000)
+            .collect::<String>()
+    );
 }
 
 #[test]

@@ -1,0 +1,391 @@
+//! `bench`: the load engine alone against one URL, at a constant rate or a
+//! linear ramp, to show what the generator itself can hold: achieved vs
+//! intended rate per second, drops, late sends, latency, and its own CPU and
+//! memory. The flags become a [`Plan`] (validated, pure); [`run`] does the
+//! I/O; [`summary`] turns the numbers into the report (pure, unit-tested).
+
+pub mod rusage;
+pub mod summary;
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::{ArgGroup, Args, ValueEnum};
+use tokio::time::Instant;
+
+use crate::error::{exit, InfraError, UsageError};
+use crate::load::{self, LoadConfig, LoadError, RateCurve, RequestSpec, Segment, Spacing};
+
+use self::summary::{Measured, Setup, Window};
+
+/// Lead time between starting the engine and its t0, so the first requests
+/// are not late because of set-up work.
+const LEAD: Duration = Duration::from_millis(100);
+
+#[derive(Debug, Clone, Args)]
+#[command(group(ArgGroup::new("profile").required(true).args(["rate", "ramp"])))]
+pub struct BenchArgs {
+    /// Target URL, http://host[:port]/path (https is not supported).
+    #[arg(long)]
+    pub url: String,
+    /// Constant rate, requests per second.
+    #[arg(long, allow_negative_numbers = true)]
+    pub rate: Option<f64>,
+    /// Linear ramp over the whole duration, FROM..TO requests per second (e.g. 100..5000).
+    #[arg(long, value_name = "FROM..TO")]
+    pub ramp: Option<Ramp>,
+    /// How long to send, e.g. 30s or 10m.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+    /// Send at the starting rate for this long first and count none of it
+    /// (the pool opens its connections then, as wrk does before it measures).
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    pub warmup: Duration,
+    /// Idle keep-alive connections kept per host (hyper's pool_max_idle_per_host;
+    /// default: the in-flight cap). Not a cap on open connections: over HTTP/1.1 a
+    /// request due while none is idle opens a new one; 0 disables keep-alive.
+    #[arg(long, value_name = "C")]
+    pub connections: Option<usize>,
+    /// HTTP/2 with prior knowledge (h2c) instead of HTTP/1.1.
+    #[arg(long)]
+    pub http2: bool,
+    /// Per-request timeout, e.g. 5s or 500ms.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+    /// Requests outstanding at once; a request due beyond it is dropped (counted).
+    #[arg(long, default_value_t = 1000)]
+    pub max_in_flight: usize,
+    /// Spacing of requests along the curve.
+    #[arg(long, value_enum, default_value_t = SpacingArg::Uniform)]
+    pub spacing: SpacingArg,
+    /// Seed for Poisson spacing.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Also write one CSV row per request to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub raw_log: Option<PathBuf>,
+    /// Print the summary as JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SpacingArg {
+    Uniform,
+    Poisson,
+}
+
+/// `--ramp FROM..TO`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Ramp {
+    pub from: f64,
+    pub to: f64,
+}
+
+impl FromStr for Ramp {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("`{s}`: expected FROM..TO in requests per second, e.g. 100..5000");
+        let (a, b) = s.split_once("..").ok_or_else(bad)?;
+        let num = |x: &str| x.trim().parse::<f64>().map_err(|_| bad());
+        Ok(Ramp {
+            from: num(a)?,
+            to: num(b)?,
+        })
+    }
+}
+
+/// A validated bench run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub config: LoadConfig,
+    pub setup: Setup,
+}
+
+impl Plan {
+    /// Checks the flags; every error is a `UsageError` naming the flag.
+    pub fn new(a: &BenchArgs) -> Result<Self, UsageError> {
+        let bad = |m: String| UsageError(m);
+        let rate_ok = |r: f64| r.is_finite() && r >= 0.0;
+        let (from, to) = match (a.rate, a.ramp) {
+            (Some(r), None) if rate_ok(r) && r > 0.0 => (r, r),
+            (Some(r), None) => {
+                return Err(bad(format!(
+                    "--rate {r}: must be a number of requests per second > 0"
+                )))
+            }
+            (None, Some(Ramp { from, to })) if rate_ok(from) && rate_ok(to) && from + to > 0.0 => {
+                (from, to)
+            }
+            (None, Some(Ramp { from, to })) => {
+                return Err(bad(format!(
+                    "--ramp {from}..{to}: rates must be ≥ 0 and not both 0"
+                )))
+            }
+            _ => return Err(bad("give exactly one of --rate R or --ramp FROM..TO".into())),
+        };
+        let duration = a.duration.as_secs_f64();
+        if a.duration.is_zero() {
+            return Err(bad("--duration: must be more than 0s".into()));
+        }
+        if a.timeout.is_zero() {
+            return Err(bad("--timeout: must be more than 0s".into()));
+        }
+        if a.max_in_flight == 0 {
+            return Err(bad("--max-in-flight: must be at least 1".into()));
+        }
+        let url: hyper::Uri = a
+            .url
+            .parse()
+            .map_err(|e| bad(format!("--url {}: {e}", a.url)))?;
+        if url.scheme_str() != Some("http") || url.authority().is_none() {
+            return Err(bad(format!(
+                "--url {}: must be http://host[:port]/path (https is not supported)",
+                a.url
+            )));
+        }
+        // The warm-up is the first piece of the same curve, so the measured
+        // part starts on an already warm connection pool.
+        let warmup = a.warmup.as_secs_f64();
+        let mut segments = Vec::with_capacity(2);
+        if warmup > 0.0 {
+            segments.push(Segment {
+                start: 0.0,
+                end: warmup,
+                from_rate: from,
+                to_rate: from,
+            });
+        }
+        segments.push(Segment {
+            start: warmup,
+            end: warmup + duration,
+            from_rate: from,
+            to_rate: to,
+        });
+        let curve = RateCurve::new(segments)
+            .map_err(|e| bad(format!("--rate/--ramp/--duration/--warmup: {e}")))?;
+        let idle = a.connections.unwrap_or(a.max_in_flight);
+        let config = LoadConfig {
+            curve,
+            spacing: match a.spacing {
+                SpacingArg::Uniform => Spacing::Uniform,
+                SpacingArg::Poisson => Spacing::Poisson { seed: a.seed },
+            },
+            speed: 1.0,
+            request: RequestSpec {
+                method: hyper::Method::GET,
+                url,
+                headers: vec![],
+                body: None,
+                timeout: a.timeout,
+            },
+            max_in_flight: a.max_in_flight,
+            http2: a.http2,
+            max_idle_per_host: Some(idle),
+            raw_log: a.raw_log.clone(),
+        };
+        let setup = Setup {
+            url: a.url.clone(),
+            http: if a.http2 { "2" } else { "1.1" },
+            from_rate: from,
+            to_rate: to,
+            duration_s: duration,
+            warmup_s: warmup,
+            spacing: match a.spacing {
+                SpacingArg::Uniform => "uniform",
+                SpacingArg::Poisson => "poisson",
+            },
+            max_in_flight: a.max_in_flight,
+            idle_connections_per_host: idle,
+            timeout_s: a.timeout.as_secs_f64(),
+        };
+        Ok(Self { config, setup })
+    }
+}
+
+/// Runs the bench and prints its summary; returns the exit code.
+pub async fn run(args: BenchArgs) -> Result<i32> {
+    let plan = Plan::new(&args)?;
+    let summary = measure(plan).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        print!("{}", summary::render_text(&summary));
+    }
+    Ok(exit::PASSED)
+}
+
+/// Drives the engine, reading its stats at the end of the warm-up and then
+/// once per second, and summarises the measured part.
+pub async fn measure(plan: Plan) -> Result<summary::Summary> {
+    let usage_at = || rusage::now().map_err(|e| InfraError(format!("getrusage: {e}")));
+    let (warmup, duration) = (plan.setup.warmup_s, plan.setup.duration_s);
+    let curve = plan.config.curve.clone();
+    let mut before = usage_at()?;
+    let t0 = Instant::now() + LEAD;
+    let handle = load::start(plan.config, t0).map_err(|e| match e {
+        LoadError::NoRuntime => anyhow::Error::from(InfraError(e.to_string())),
+        e => UsageError(e.to_string()).into(),
+    })?;
+    let since_t0 = |at: Instant| at.saturating_duration_since(t0).as_secs_f64();
+    let at_s = |s: f64| t0 + Duration::from_secs_f64(s);
+    let mut start_s = 0.0;
+    if warmup > 0.0 {
+        tokio::time::sleep_until(at_s(warmup)).await;
+        // Counted by when the engine processed them, so a request due right
+        // at the boundary may land on either side of this read.
+        let _ = handle.take_interval();
+        start_s = since_t0(Instant::now());
+        before = usage_at()?;
+    }
+    let full_seconds = duration.floor() as u64;
+    let mut windows = Vec::with_capacity(usize::try_from(full_seconds).unwrap_or(0));
+    let mut measured = load::IntervalStats::new();
+    for k in 1..=full_seconds {
+        tokio::time::sleep_until(at_s(warmup + k as f64)).await;
+        // The read's own instant is the window's end, so lateness in waking
+        // up moves the boundary instead of counting as rate error.
+        let stats = handle.take_interval();
+        let end_s = since_t0(Instant::now());
+        windows.push(Window::new(start_s, end_s, &stats));
+        measured.merge(&stats);
+        start_s = end_s;
+    }
+    // The rest: a partial last second and requests still in flight.
+    while !handle.finished() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    measured.merge(&handle.take_interval());
+    let finished = handle.finish().await;
+    let usage = usage_at()?.since(&before);
+    Ok(summary::summarize(
+        plan.setup,
+        &Measured {
+            curve: &curve,
+            windows: &windows,
+            totals: &measured,
+            user_s: usage.user.as_secs_f64(),
+            sys_s: usage.sys.as_secs_f64(),
+            peak_rss_bytes: usage.max_rss_bytes,
+            raw_log: finished.raw_log.as_ref(),
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: BenchArgs,
+    }
+
+    fn parse(argv: &str) -> Result<BenchArgs, clap::Error> {
+        Cli::try_parse_from(std::iter::once("bench").chain(argv.split_whitespace())).map(|c| c.args)
+    }
+
+    fn plan(argv: &str) -> Result<Plan, String> {
+        let a = parse(argv).map_err(|e| e.to_string())?;
+        Plan::new(&a).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn constant_and_ramp_plans() {
+        let p = plan("--url http://127.0.0.1:1/x --rate 500 --duration 2s").expect("plan");
+        assert_eq!(p.config.curve.total_requests(), 1000.0);
+        assert_eq!(p.config.max_idle_per_host, Some(1000));
+        assert_eq!((p.setup.http, p.setup.spacing), ("1.1", "uniform"));
+
+        let p = plan(
+            "--url http://127.0.0.1:1/ --ramp 100..300 --duration 10s --connections 8 \
+             --http2 --spacing poisson --seed 9 --timeout 250ms --raw-log r.csv --warmup 2s",
+        )
+        .expect("plan");
+        // 2 s of warm-up at 100 req/s, then the ramp.
+        assert_eq!(p.config.curve.total_requests(), 2200.0);
+        assert_eq!(p.config.curve.rate_at(1.0), 100.0);
+        assert_eq!(p.config.curve.rate_at(7.0), 200.0);
+        assert_eq!(p.setup.warmup_s, 2.0);
+        assert_eq!(p.config.max_idle_per_host, Some(8));
+        assert!(p.config.http2);
+        assert_eq!(p.config.spacing, Spacing::Poisson { seed: 9 });
+        assert_eq!(p.config.request.timeout, Duration::from_millis(250));
+        assert_eq!(p.config.raw_log, Some(PathBuf::from("r.csv")));
+        assert_eq!((p.setup.from_rate, p.setup.to_rate), (100.0, 300.0));
+    }
+
+    #[test]
+    fn bad_flags_are_explained() {
+        let err = |argv: &str| plan(argv).expect_err(argv);
+        for (argv, says) in [
+            ("--url http://h/ --duration 1s", "--rate"),
+            (
+                "--url http://h/ --rate 1 --ramp 1..2 --duration 1s",
+                "cannot be used with",
+            ),
+            (
+                "--url http://h/ --rate 0 --duration 1s",
+                "--rate 0: must be",
+            ),
+            (
+                "--url http://h/ --rate -3 --duration 1s",
+                "--rate -3: must be",
+            ),
+            (
+                "--url http://h/ --rate NaN --duration 1s",
+                "--rate NaN: must be",
+            ),
+            ("--url http://h/ --ramp 0..0 --duration 1s", "not both 0"),
+            (
+                "--url http://h/ --ramp 5-10 --duration 1s",
+                "expected FROM..TO",
+            ),
+            (
+                "--url http://h/ --rate 1 --duration 0s",
+                "--duration: must be",
+            ),
+            ("--url http://h/ --rate 1 --duration soon", "--duration"),
+            (
+                "--url http://h/ --rate 1 --duration 1s --timeout 0s",
+                "--timeout",
+            ),
+            (
+                "--url http://h/ --rate 1 --duration 1s --max-in-flight 0",
+                "--max-in-flight",
+            ),
+            (
+                "--url https://h/ --rate 1 --duration 1s",
+                "https is not supported",
+            ),
+            ("--url h:80 --rate 1 --duration 1s", "must be http://"),
+        ] {
+            let e = err(argv);
+            assert!(e.contains(says), "{argv}: {e}");
+        }
+    }
+
+    #[test]
+    fn ramp_syntax() {
+        assert_eq!(
+            "0..2000".parse(),
+            Ok(Ramp {
+                from: 0.0,
+                to: 2000.0
+            })
+        );
+        assert_eq!(
+            " 10 .. 2.5".parse(),
+            Ok(Ramp {
+                from: 10.0,
+                to: 2.5
+            })
+        );
+        assert!("10..".parse::<Ramp>().is_err());
+        assert!("10".parse::<Ramp>().is_err());
+    }
+}

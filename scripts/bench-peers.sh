@@ -1,0 +1,227 @@
+#!/usr/bin/env bash
+# Benchmarks the harness's load engine (`autoscale-harness bench`) against
+# nginx on loopback, and next to wrk, hey and oha on the same target:
+#   (a) 1000, 5000 and 20000 req/s for 30 s each: every full second within
+#       ±1 %, no drops, no errors, and the harness's completed count within
+#       ±0.5 % of the lines nginx wrote to its access log during the run;
+#   (b) the highest rate the engine holds within ±1 % (step up, then bisect,
+#       short runs after a 1 s warm-up, as wrk connects before it counts)
+#       against `wrk -t1 -c64 -d10s` throughput (and hey's, for context);
+#   (c) CPU (user+sys) per 1,000 requests at 5000 req/s against
+#       `oha -q 5000 -z 30s --no-tui`, whose CPU is measured by /usr/bin/time
+#       and whose request count is nginx's access log;
+#   (d) peak RSS after 1 min at 5000 req/s, and after 10 min with LONG=1.
+# Prints a summary table (also written to $OUT/summary.txt with every run's
+# JSON beside it) and exits 1 if a check in (a) failed.
+#
+# Environment: PORT (18080), OUT (target/bench-peers), LONG (0), STEP_SECS (5,
+# length of each run in (b)), A_SECS (30, each run in (a) and oha's run in
+# (c)), RSS_SECS (60, the shorter run in (d)), NGINX_WORKERS (1: nginx on one
+# core, the load tool on the other), SKIP_INSTALL (0).
+#
+# Everything targets 127.0.0.1 only. Installs nginx, wrk, hey and jq with
+# apt-get and oha with `cargo install oha --locked` when they are missing.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+REPO=$PWD
+PORT=${PORT:-18080}
+OUT=${OUT:-$REPO/target/bench-peers}
+LONG=${LONG:-0}
+STEP_SECS=${STEP_SECS:-5}
+A_SECS=${A_SECS:-30}
+RSS_SECS=${RSS_SECS:-60}
+NGINX_WORKERS=${NGINX_WORKERS:-1}
+URL="http://127.0.0.1:$PORT/small.txt"
+export PATH="$HOME/.cargo/bin:$PATH"
+
+log() { printf '\n== %s\n' "$*" >&2; }
+
+# ---------------------------------------------------------------- installs
+install_tools() {
+    local missing=()
+    for tool in nginx wrk hey jq; do
+        command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+    done
+    [ -x /usr/bin/time ] || missing+=(time)
+    if [ ${#missing[@]} -gt 0 ]; then
+        log "installing ${missing[*]} (apt-get)"
+        local sudo=""
+        [ "$(id -u)" -eq 0 ] || sudo=sudo
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+    if ! command -v oha >/dev/null 2>&1; then
+        log "installing oha (cargo install oha --locked; this takes a few minutes once)"
+        cargo install oha --locked
+    fi
+}
+[ "${SKIP_INSTALL:-0}" = 1 ] || install_tools
+
+log "building the release binary"
+cargo build --release --quiet
+HARNESS=${CARGO_TARGET_DIR:-$REPO/target}/release/autoscale-harness
+[ -x "$HARNESS" ] || { echo "no binary at $HARNESS" >&2; exit 3; }
+
+# ------------------------------------------------------------------- nginx
+mkdir -p "$OUT"
+WORK=$(mktemp -d /tmp/bench-peers.XXXXXX)
+chmod 755 "$WORK"
+printf 'ok\n' > "$WORK/small.txt"
+chmod 644 "$WORK/small.txt"
+ACCESS_LOG=$WORK/access.log
+NGINX_CONF=$WORK/nginx.conf
+cat > "$NGINX_CONF" <<EOF
+worker_processes $NGINX_WORKERS;
+worker_rlimit_nofile 65536;
+pid $WORK/nginx.pid;
+error_log $WORK/error.log warn;
+events { worker_connections 20000; }
+http {
+    # Buffered, flushed every second: one write per request would make nginx
+    # pay for the bookkeeping the benchmark relies on.
+    access_log $ACCESS_LOG combined buffer=256k flush=1s;
+    keepalive_requests 100000000;
+    keepalive_timeout 300s;
+    client_body_temp_path $WORK/body;
+    proxy_temp_path $WORK/proxy;
+    fastcgi_temp_path $WORK/fastcgi;
+    uwsgi_temp_path $WORK/uwsgi;
+    scgi_temp_path $WORK/scgi;
+    server {
+        listen 127.0.0.1:$PORT;
+        location / { root $WORK; }
+    }
+}
+EOF
+
+stop_nginx() {
+    if [ -f "$WORK/nginx.pid" ]; then
+        kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
+        for _ in $(seq 50); do [ -f "$WORK/nginx.pid" ] || break; sleep 0.1; done
+    fi
+    rm -rf "$WORK"
+}
+trap stop_nginx EXIT
+
+ulimit -n 65536 2>/dev/null || true
+nginx -c "$NGINX_CONF" -e "$WORK/error.log"
+for _ in $(seq 50); do curl -sf "$URL" >/dev/null 2>&1 && break; sleep 0.1; done
+curl -sf "$URL" >/dev/null || { echo "nginx did not come up on $URL" >&2; cat "$WORK/error.log" >&2; exit 3; }
+sleep 1.5 # the probe's log line is flushed before counting starts
+
+log_lines() { wc -l < "$ACCESS_LOG"; }
+# Lines nginx logged since $1, after its 1 s buffer flush.
+lines_since() { sleep 2; echo $(( $(log_lines) - $1 )); }
+
+# bench NAME ARGS... -> runs the harness, JSON to $OUT/NAME.json
+bench() {
+    local name=$1; shift
+    "$HARNESS" bench --url "$URL" --json "$@" > "$OUT/$name.json"
+}
+j() { jq -r "$2" "$OUT/$1.json"; }
+pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (a - b) / b * 100 }'; }
+abs_le() { awk -v x="$1" -v m="$2" 'BEGIN { exit !((x < 0 ? -x : x) <= m) }'; }
+# held NAME -> success when the run held its rate: max per-second error
+# within 1 %, nothing dropped, no errors.
+held() {
+    [ "$(j "$1" '.requests.dropped')" = 0 ] &&
+        [ "$(j "$1" '.requests.errors')" = 0 ] &&
+        abs_le "$(j "$1" '.rate.per_second_error.max_abs_pct // 999')" 1
+}
+
+SUMMARY=$OUT/summary.txt
+: > "$SUMMARY"
+row() { printf '%-44s %s\n' "$1" "$2" | tee -a "$SUMMARY"; }
+FAILED=0
+# Other work on the machine shows up in every figure; say how busy it was.
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+row "machine" "$(nproc) CPUs, load average $(loadavg) at start; nginx workers: $NGINX_WORKERS"
+
+# ------------------------------------------------------ (a) rates held, log
+log "(a) 1000, 5000, 20000 req/s for $A_SECS s each"
+for rate in 1000 5000 20000; do
+    before=$(log_lines)
+    bench "rate-$rate" --rate "$rate" --duration "${A_SECS}s"
+    served=$(lines_since "$before")
+    completed=$(j "rate-$rate" '.requests.completed')
+    agree=$(pct "$completed" "$served")
+    verdict=PASS
+    held "rate-$rate" && abs_le "$agree" 0.5 || { verdict=FAIL; FAILED=1; }
+    # Which seconds missed, so a failure says whether it was the cold start
+    # (the pool opening its connections in second 1) or the steady state.
+    missed=$(j "rate-$rate" '[.per_second[] | select(.dropped > 0 or (.error_pct // 0 | fabs) > 1) | .second] | join(",")')
+    row "(a) $rate req/s x $A_SECS s" \
+        "$verdict${missed:+ (seconds missed: $missed)}: achieved $(j "rate-$rate" '.rate.achieved_per_s | floor') req/s, per-second error max $(j "rate-$rate" '.rate.per_second_error.max_abs_pct * 1000 | round / 1000') % mean $(j "rate-$rate" '.rate.per_second_error.mean_abs_pct * 1000 | round / 1000') %, dropped $(j "rate-$rate" '.requests.dropped'), late $(j "rate-$rate" '.requests.late'), errors $(j "rate-$rate" '.requests.errors'); completed $completed vs nginx log $served ($agree %); p99 response $(j "rate-$rate" '.response_time_ms.p99') ms"
+done
+
+# ------------------------------------------------- (b) highest held vs wrk
+log "(b) highest rate held within ±1 % ($STEP_SECS s runs)"
+try_rate() { # RATE -> success if held
+    local r=$1
+    bench "step-$r" --rate "$r" --duration "${STEP_SECS}s" --warmup 1s
+    local e
+    e=$(j "step-$r" '(.rate.per_second_error.max_abs_pct // 999) * 1000 | round / 1000')
+    if held "step-$r"; then
+        echo "  $r req/s: held (max error $e %)" >&2
+        return 0
+    fi
+    echo "  $r req/s: NOT held (max error $e %, dropped $(j "step-$r" '.requests.dropped'), late $(j "step-$r" '.requests.late'), errors $(j "step-$r" '.requests.errors'))" >&2
+    return 1
+}
+# From the highest rate (a) held, step up by 25 % until a rate is not held,
+# then bisect down to a 2 % bracket. A miss in (a) does not cap the search
+# (those runs are cold: no warm-up).
+lo=0
+hi=0
+for rate in 1000 5000 20000; do
+    if held "rate-$rate"; then lo=$rate; fi
+done
+r=$(( lo > 5000 ? lo * 5 / 4 : 6250 ))
+for _ in $(seq 12); do
+    if try_rate "$r"; then lo=$r; r=$(( r * 5 / 4 )); else hi=$r; break; fi
+done
+for _ in 1 2 3 4 5 6; do
+    [ "$hi" -gt 0 ] && [ $(( hi - lo )) -gt $(( lo / 50 + 1 )) ] || break
+    mid=$(( (lo + hi) / 2 ))
+    if try_rate "$mid"; then lo=$mid; else hi=$mid; fi
+done
+wrk -t1 -c64 -d10s "$URL" > "$OUT/wrk.txt"
+wrk_rps=$(awk '/^Requests\/sec:/ { print $2 }' "$OUT/wrk.txt")
+hey -z 10s -c 64 "$URL" > "$OUT/hey.txt"
+hey_rps=$(awk '/Requests\/sec:/ { print $2 }' "$OUT/hey.txt")
+ratio=$(awk -v a="$lo" -v b="$wrk_rps" 'BEGIN { printf "%.2f", a / b }')
+row "(b) highest rate held (±1 %, no drops)" "$lo req/s (lowest not held: $hi; ${STEP_SECS} s runs after 1 s warm-up)"
+row "(b) wrk -t1 -c64 -d10s throughput" "$wrk_rps req/s (closed loop, as fast as possible)"
+row "(b) hey -z 10s -c 64 throughput" "$hey_rps req/s (for context)"
+row "(b) harness held / wrk" "$ratio"
+
+# ----------------------------------------------------- (c) CPU/1k vs oha
+log "(c) CPU per 1,000 requests at 5000 req/s: harness vs oha"
+h_cpu=$(j rate-5000 '.cpu.per_1000_requests_s')
+before=$(log_lines)
+/usr/bin/time -f '%U %S' -o "$OUT/oha.time" oha -q 5000 -z "${A_SECS}s" --no-tui "$URL" > "$OUT/oha.txt"
+oha_served=$(lines_since "$before")
+read -r oha_user oha_sys < "$OUT/oha.time"
+oha_cpu=$(awk -v u="$oha_user" -v s="$oha_sys" -v n="$oha_served" 'BEGIN { printf "%.5f", (u + s) / n * 1000 }')
+cpu_ratio=$(awk -v a="$h_cpu" -v b="$oha_cpu" 'BEGIN { printf "%.2f", a / b }')
+row "(c) harness CPU per 1k requests @5000/s" "$(printf '%.5f' "$h_cpu") s (user $(j rate-5000 '.cpu.user_s') s, sys $(j rate-5000 '.cpu.sys_s') s, $(j rate-5000 '.requests.completed') requests)"
+row "(c) oha CPU per 1k requests @5000/s" "$oha_cpu s (user $oha_user s, sys $oha_sys s, $oha_served requests in nginx's log)"
+row "(c) harness / oha CPU" "$cpu_ratio"
+
+# ------------------------------------------------------------ (d) RSS
+log "(d) peak RSS at 5000 req/s: 1 min$([ "$LONG" = 1 ] && echo ' and 10 min' || echo ' (LONG=1 adds 10 min)')"
+bench rss-1m --rate 5000 --duration "${RSS_SECS}s"
+rss1=$(j rss-1m '.peak_rss_bytes')
+row "(d) peak RSS after $A_SECS s @5000/s" "$(( $(j rate-5000 '.peak_rss_bytes') / 1024 )) KiB"
+row "(d) peak RSS after $RSS_SECS s @5000/s" "$(( rss1 / 1024 )) KiB"
+if [ "$LONG" = 1 ]; then
+    bench rss-10m --rate 5000 --duration 600s
+    rss10=$(j rss-10m '.peak_rss_bytes')
+    row "(d) peak RSS after 10 min @5000/s" "$(( rss10 / 1024 )) KiB (x$(awk -v a="$rss10" -v b="$rss1" 'BEGIN { printf "%.2f", a / b }') of 1 min; held: $(held rss-10m && echo yes || echo no))"
+fi
+
+row "machine" "load average $(loadavg) at the end"
+log "summary (also in $SUMMARY)"
+cat "$SUMMARY"
+exit "$FAILED"
