@@ -104,6 +104,7 @@ pub(crate) fn fixture() -> (RunData, Verdict) {
                 p999: base * 3.5,
                 max: base * 4.5,
             },
+            users: None,
             replicas: Replicas {
                 spec: desired,
                 current: if third_exists { 3 } else { 2 },
