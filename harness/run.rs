@@ -383,7 +383,7 @@ pub fn rerender(dir: &Path) -> Result<Verdict> {
 fn load_config(l: &Loaded, target: &backend::LoadTarget, opts: &Options) -> Result<LoadConfig> {
     let s = &l.scenario;
     let curve = l.rate_curve()?;
-    let req = &s.load.request();
+    let req = s.load.request();
     let url: hyper::Uri = format!("{}{}", target.base_url, req.path)
         .parse()
         .map_err(|e| {
