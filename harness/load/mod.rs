@@ -6,12 +6,14 @@
 //! - [`schedule`]: the rate curve and intended request instants (pure).
 //! - [`engine`]: sends requests at those instants, drops at the in-flight cap.
 //! - [`closed`]: Goose users ramped by a test plan; every request timed here.
+//! - `goose_env`: the logger and Ctrl-C handler, claimed before Goose does.
 //! - [`driver`]: one handle over either engine for the experiment loop.
 //! - [`stats`]: per-interval and cumulative counters and latency histograms.
 
 pub mod closed;
 pub mod driver;
 pub mod engine;
+mod goose_env;
 pub mod schedule;
 pub mod stats;
 
