@@ -69,11 +69,15 @@ impl Progress {
             return;
         }
         let errors = s.status.errors() + s.dropped;
+        // A closed model's load is its users; its offered rate only echoes what they sent.
+        let load = match s.users {
+            Some(u) => format!("{u:>5} users"),
+            None => format!("offered {:>6.1}", s.offered_qps),
+        };
         let line = format!(
-            "{:<22} │ {:>6.1} QPS (offered {:>6.1}) │ pods {}/{} ready, desired {} │ p99 {:>7} │ errors {}",
+            "{:<22} │ {:>6.1} QPS ({load}) │ pods {}/{} ready, desired {} │ p99 {:>7} │ errors {}",
             truncate(&s.stage, 22),
             s.completed as f64 / interval,
-            s.offered_qps,
             s.replicas.ready,
             s.replicas.spec,
             s.replicas.desired,

@@ -164,6 +164,10 @@ pub struct Sample {
     /// computed exactly later.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_hdr: Option<String>,
+    /// Closed model (`load.model: users`): users running at `t`. Absent for
+    /// the open model, whose load is `offered_qps`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub users: Option<u64>,
     pub replicas: Replicas,
     pub pods: Vec<PodSample>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

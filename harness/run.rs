@@ -12,7 +12,7 @@ use crate::backend::{self, local::LocalCluster, Backend, Kind};
 use crate::checks::{self, Verdict};
 use crate::clock::Clock;
 use crate::error::{InfraError, Interrupted, UsageError};
-use crate::load::{self, IntervalStats, LoadConfig, RequestSpec};
+use crate::load::{self, ClosedConfig, Engine, IntervalStats, LoadConfig, RequestSpec, StepSpec};
 use crate::manifests::Manifests;
 use crate::progress::Progress;
 use crate::recorder::{self, Percentiles, Recorder, RunData, RunMeta, Sample};
@@ -107,6 +107,13 @@ pub async fn experiment(opts: &Options) -> Result<Outcome> {
             .map_err(|e| UsageError(format!("--raw-log {}: {e}", path.display())))?;
     }
     match opts.backend {
+        Kind::Sim if loaded.scenario.load.is_users() => {
+            return Err(UsageError(format!(
+                "{}: `load.model: users` (Goose users) runs on `--backend local` only; the sim backend models an arrival rate",
+                loaded.path.display()
+            ))
+            .into())
+        }
         Kind::Sim => return experiment_sim(opts, &loaded, &manifests),
         Kind::Kube => kube::check_speed(opts.speed)?,
         Kind::Local => {}
@@ -181,19 +188,13 @@ pub async fn experiment(opts: &Options) -> Result<Outcome> {
     }
 
     let target = backend.target();
-    let load_cfg = load_config(&loaded, &target, opts)?;
     let clock = Clock::new(tokio::time::Instant::now(), opts.speed);
-    let engine = load::start(load_cfg, clock.start()).map_err(|e| match e {
-        // A raw-log path that cannot be created is a flag to fix.
-        load::LoadError::RawLog { .. } => {
-            anyhow::Error::from(UsageError(format!("--raw-log: {e}")))
-        }
-        e => InfraError(format!("cannot start the load engine: {e}")).into(),
-    })?;
+    let engine = start_engine(&loaded, &target, opts, &clock)?;
 
     let interval = s.sample_interval.as_secs_f64();
     let n = (s.duration.as_secs_f64() / interval).ceil() as u64;
     let mut interrupted = false;
+    let mut engine_failure = None;
     for k in 1..=n {
         let t = (k as f64 * interval).min(s.duration.as_secs_f64());
         tokio::select! {
@@ -203,25 +204,36 @@ pub async fn experiment(opts: &Options) -> Result<Outcome> {
         let t = if interrupted { clock.now().min(t) } else { t };
         let stats = engine.take_interval();
         let obs = backend.observe(t);
-        for mut ev in obs.events {
-            if ev.offered_qps.is_none() {
-                ev.offered_qps = Some(s.load.rate_at(ev.t.max(0.0)).0);
-            }
-            progress.event(&ev);
-            rec.event(ev)?;
-        }
         let sample = build_sample(
             t,
             interval,
             &loaded,
             &stats,
+            engine.users(),
             opts.speed,
             obs.replicas,
             obs.pods,
             obs.hpa,
         );
+        for mut ev in obs.events {
+            if ev.offered_qps.is_none() {
+                ev.offered_qps = Some(if s.load.is_users() {
+                    // A closed model has no schedule: what the users offered
+                    // is what they sent in this sample.
+                    sample.offered_qps
+                } else {
+                    s.load.rate_at(ev.t.max(0.0)).0
+                });
+            }
+            progress.event(&ev);
+            rec.event(ev)?;
+        }
         progress.sample(&sample, interval);
         rec.sample(sample)?;
+        if let Some(e) = engine.failure() {
+            engine_failure = Some(e);
+            interrupted = true;
+        }
         if interrupted {
             break;
         }
@@ -230,7 +242,7 @@ pub async fn experiment(opts: &Options) -> Result<Outcome> {
     engine.stop();
     // In-flight requests get their timeout to finish; they are not counted in samples.
     let finished = tokio::time::timeout(
-        clock.real(s.load.request.timeout) + Duration::from_secs(1),
+        clock.real(s.load.timeout()) + Duration::from_secs(1),
         engine.finish(),
     )
     .await;
@@ -249,11 +261,76 @@ pub async fn experiment(opts: &Options) -> Result<Outcome> {
     rec.meta_mut().ended_at_s = last;
     let run = rec.finish()?;
     let verdict = finish(&dir, &run, &s.expect)?;
+    if let Some(e) = engine_failure {
+        return Err(
+            anyhow::Error::new(InfraError(format!("the load engine failed: {e}")))
+                .context(format!("partial record in {}", dir.display())),
+        );
+    }
     Ok(Outcome {
         verdict,
         dir,
         interrupted,
     })
+}
+
+/// Starts the engine the scenario's load model asks for, at experiment time 0.
+fn start_engine(
+    l: &Loaded,
+    target: &backend::LoadTarget,
+    opts: &Options,
+    clock: &Clock,
+) -> Result<Engine> {
+    if l.scenario.load.is_users() {
+        let cfg = closed_config(l, target, opts);
+        let h = load::closed::start(cfg, clock.start())
+            .map_err(|e| InfraError(format!("cannot start the Goose users: {e}")))?;
+        Ok(Engine::Closed(h))
+    } else {
+        let cfg = load_config(l, target, opts)?;
+        let h = load::start(cfg, clock.start()).map_err(|e| match e {
+            // A raw-log path that cannot be created is a flag to fix.
+            load::LoadError::RawLog { .. } => {
+                anyhow::Error::from(UsageError(format!("--raw-log: {e}")))
+            }
+            e => InfraError(format!("cannot start the load engine: {e}")).into(),
+        })?;
+        Ok(Engine::Open(h))
+    }
+}
+
+/// The closed model's engine settings. The scenario was validated (methods,
+/// headers, whole users), so nothing here can be bad input.
+fn closed_config(l: &Loaded, target: &backend::LoadTarget, opts: &Options) -> ClosedConfig {
+    let load = &l.scenario.load;
+    let think = load
+        .think_time
+        .map(|t| (t.min, t.max))
+        .unwrap_or((Duration::ZERO, Duration::ZERO));
+    ClosedConfig {
+        base_url: target.base_url.clone(),
+        host: target.host.clone(),
+        journey: load
+            .journey
+            .iter()
+            .map(|s| StepSpec {
+                name: s.label(),
+                method: hyper::Method::from_bytes(s.method.as_bytes())
+                    .unwrap_or(hyper::Method::GET),
+                path: s.path.clone(),
+                headers: s
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                body: s.body.clone().map(bytes::Bytes::from),
+                timeout: s.timeout,
+            })
+            .collect(),
+        think,
+        plan: l.users_plan(),
+        speed: opts.speed,
+    }
 }
 
 /// The run.json header of an experiment.
@@ -386,7 +463,7 @@ pub fn rerender(dir: &Path) -> Result<Verdict> {
 fn load_config(l: &Loaded, target: &backend::LoadTarget, opts: &Options) -> Result<LoadConfig> {
     let s = &l.scenario;
     let curve = l.rate_curve()?;
-    let req = &s.load.request;
+    let req = s.load.request();
     let url: hyper::Uri = format!("{}{}", target.base_url, req.path)
         .parse()
         .map_err(|e| {
@@ -414,7 +491,7 @@ fn load_config(l: &Loaded, target: &backend::LoadTarget, opts: &Options) -> Resu
             body: req.body.clone().map(bytes::Bytes::from),
             timeout: req.timeout,
         },
-        max_in_flight: s.load.max_in_flight,
+        max_in_flight: s.load.max_in_flight(),
         http2: req.http == scenario::HttpVersion::Http2,
         max_idle_per_host: None,
         raw_log: opts.raw_log.clone(),
@@ -442,16 +519,25 @@ fn build_sample(
     interval: f64,
     l: &Loaded,
     st: &IntervalStats,
+    users: Option<u64>,
     speed: f64,
     replicas: crate::recorder::Replicas,
     pods: Vec<crate::recorder::PodSample>,
     hpa: Option<crate::recorder::HpaSample>,
 ) -> Sample {
-    let (offered, stage) = l.scenario.load.rate_at((t - interval / 2.0).max(0.0));
+    let (planned, stage) = l.scenario.load.rate_at((t - interval / 2.0).max(0.0));
     let stage = if t > l.scenario.load.total() + interval / 2.0 {
         "after load".to_string()
     } else {
         stage
+    };
+    // The open model offers its schedule. A closed model's stages count
+    // users; what they offered is what they sent, and it falls when latency
+    // rises.
+    let offered = if l.scenario.load.is_users() {
+        st.sent as f64 / interval
+    } else {
+        planned
     };
     let latency = scaled(&st.response_time, speed);
     Sample {
@@ -472,6 +558,7 @@ fn build_sample(
         latency_hdr: (!latency.is_empty())
             .then(|| recorder::encode_hist(&latency))
             .flatten(),
+        users,
         replicas,
         pods,
         hpa,

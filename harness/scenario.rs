@@ -61,27 +61,125 @@ pub struct Target {
     pub replicas: Option<i32>,
 }
 
+/// The load profile. `model` decides which other fields apply: the open
+/// model sends `request` on the stages' schedule; the closed `users` model
+/// runs Goose users that walk `journey` with `think_time` between steps.
+/// Fields of the other model are rejected rather than ignored, so a scenario
+/// never reads as doing something it does not.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Load {
-    /// `open` (arrival rate, default). The closed `users` model comes with the Goose engine.
+    /// `open` (arrival rate, the default) or `users` (closed model).
     #[serde(default)]
     pub model: LoadModel,
+    /// Open model: request spacing (default uniform).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spacing: Option<Spacing>,
+    /// Open model: requests outstanding at once; beyond it requests are
+    /// counted as dropped (default 2000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_in_flight: Option<usize>,
+    /// Open model: the request sent on schedule (default `GET /get`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<Request>,
+    /// From 0: requests per second (open model) or users (`users` model).
     #[serde(default)]
-    pub spacing: Spacing,
-    /// Requests outstanding at once; beyond it requests are counted as dropped.
-    #[serde(default = "default_max_in_flight")]
-    pub max_in_flight: usize,
-    #[serde(default)]
-    pub request: Request,
     pub stages: Vec<Stage>,
+    /// Users model: pause after each journey step (default none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub think_time: Option<ThinkTime>,
+    /// Users model: the requests each user makes in order, over and over.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub journey: Vec<JourneyStep>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LoadModel {
+    /// Arrival rate: requests go out on schedule whatever the latency.
     #[default]
     Open,
+    /// Closed: a number of users, each waiting for its response (and its
+    /// think time) before the next request. Driven by Goose.
+    Users,
+}
+
+/// Most users a scenario may start: each is a task with its own request
+/// loop, and far beyond this the harness, not the service, is measured.
+pub const MAX_USERS: f64 = 10_000.0;
+
+/// HTTP methods a journey step may use (the ones Goose's requests take).
+pub const JOURNEY_METHODS: [&str; 6] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"];
+
+/// One request of a user's journey.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct JourneyStep {
+    /// Label of the step; default `METHOD path`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default = "default_method")]
+    pub method: String,
+    pub path: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl JourneyStep {
+    pub fn label(&self) -> String {
+        self.name
+            .clone()
+            .unwrap_or_else(|| format!("{} {}", self.method, self.path))
+    }
+}
+
+/// A pause, written `2s` (fixed) or `1s..3s` (uniform in the range).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ThinkTime {
+    pub min: Duration,
+    pub max: Duration,
+}
+
+impl TryFrom<String> for ThinkTime {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let parse = |part: &str| {
+            humantime::parse_duration(part.trim()).map_err(|e| {
+                format!(
+                    "`{}`: {e}; write a duration (`2s`) or a range (`1s..3s`)",
+                    part.trim()
+                )
+            })
+        };
+        let (min, max) = match s.split_once("..") {
+            Some((a, b)) => (parse(a)?, parse(b)?),
+            None => {
+                let d = parse(&s)?;
+                (d, d)
+            }
+        };
+        if min > max {
+            return Err(format!(
+                "`{s}`: the range's start is above its end; write `min..max`"
+            ));
+        }
+        Ok(ThinkTime { min, max })
+    }
+}
+
+impl From<ThinkTime> for String {
+    fn from(t: ThinkTime) -> String {
+        if t.min == t.max {
+            fmt_dur(t.min)
+        } else {
+            format!("{}..{}", fmt_dur(t.min), fmt_dur(t.max))
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -184,7 +282,7 @@ impl TryFrom<f64> for Rate {
             Ok(Rate(v))
         } else {
             Err(format!(
-                "invalid rate {v}: expected a number of requests per second ≥ 0"
+                "invalid value {v}: expected a number ≥ 0 (requests per second; users with `model: users`)"
             ))
         }
     }
@@ -280,9 +378,12 @@ impl Stage {
             Stage::Hold { duration } | Stage::Step { duration, .. } => *duration,
         }
     }
-    pub fn label(&self) -> String {
+    /// `unit` follows the number, e.g. ` users` for the closed model.
+    pub fn label(&self, unit: &str) -> String {
         match self {
-            Stage::Ramp { to, over } => format!("ramp_to {} over {}", to.0, fmt_dur(*over)),
+            Stage::Ramp { to, over } => {
+                format!("ramp_to {}{unit} over {}", to.0, fmt_dur(*over))
+            }
             Stage::Hold { duration } => format!("hold {}", fmt_dur(*duration)),
             Stage::Step { rate, duration } => format!("rate {} for {}", rate.0, fmt_dur(*duration)),
         }
@@ -300,8 +401,37 @@ pub struct RatePiece {
 }
 
 impl Load {
-    /// The stages as contiguous linear pieces from t = 0 and rate 0.
+    pub fn is_users(&self) -> bool {
+        self.model == LoadModel::Users
+    }
+
+    /// The open model's request (its default when not written).
+    pub fn request(&self) -> Request {
+        self.request.clone().unwrap_or_default()
+    }
+
+    pub fn max_in_flight(&self) -> usize {
+        self.max_in_flight.unwrap_or_else(default_max_in_flight)
+    }
+
+    /// The longest any one request may take, in experiment time: what the
+    /// gateway allows upstream and how long in-flight requests get at the end.
+    pub fn timeout(&self) -> Duration {
+        match self.model {
+            LoadModel::Open => self.request().timeout,
+            LoadModel::Users => self
+                .journey
+                .iter()
+                .map(|s| s.timeout)
+                .max()
+                .unwrap_or_else(default_timeout),
+        }
+    }
+
+    /// The stages as contiguous linear pieces from t = 0 and rate 0 (or 0
+    /// users: the pieces' values are users for the closed model).
     pub fn pieces(&self) -> Vec<RatePiece> {
+        let unit = if self.is_users() { " users" } else { "" };
         let mut t = 0.0;
         let mut rate = 0.0;
         let mut out = Vec::new();
@@ -317,7 +447,7 @@ impl Load {
                 end: t + d,
                 from,
                 to,
-                label: s.label(),
+                label: s.label(unit),
             });
             t += d;
             rate = to;
@@ -325,7 +455,8 @@ impl Load {
         out
     }
 
-    /// When the load stops: the last instant the offered rate is above zero.
+    /// When the load stops: the last instant the offered rate (or, for the
+    /// closed model, the user count) is above zero.
     pub fn load_stop(&self) -> f64 {
         self.pieces()
             .iter()
@@ -773,6 +904,13 @@ impl Loaded {
 
     /// The load stages as the engine's rate curve (shared by every backend).
     pub fn rate_curve(&self) -> Result<crate::load::RateCurve, InputError> {
+        if self.scenario.load.is_users() {
+            // Stages count users here; read as a rate they would mean something else.
+            return Err(self.err(
+                "load.model",
+                "the `users` model has no request-rate curve; it runs on `--backend local`",
+            ));
+        }
         let segments = self
             .scenario
             .load
@@ -791,9 +929,24 @@ impl Loaded {
             .map_err(|e| InputError::new(&self.path, e.to_string()).field("load.stages"))
     }
 
+    /// The users model's stages as Goose test-plan steps: each piece reaches
+    /// its user count linearly over its duration (a hold keeps it).
+    pub fn users_plan(&self) -> Vec<crate::load::closed::PlanStep> {
+        self.scenario
+            .load
+            .pieces()
+            .into_iter()
+            .map(|p| crate::load::closed::PlanStep {
+                // Validation makes these whole numbers within MAX_USERS.
+                users: p.to.round() as usize,
+                over: Duration::from_secs_f64(p.end - p.start),
+            })
+            .collect()
+    }
+
     /// The engine's spacing; Poisson draws from `seed`.
     pub fn spacing(&self, seed: u64) -> crate::load::Spacing {
-        match self.scenario.load.spacing {
+        match self.scenario.load.spacing.unwrap_or_default() {
             Spacing::Uniform => crate::load::Spacing::Uniform,
             Spacing::Poisson => crate::load::Spacing::Poisson { seed },
         }
@@ -866,11 +1019,9 @@ fn validate(l: &Loaded) -> Result<(), InputError> {
             "list at least one manifest file (Deployment, Service, HPA, HTTPRoute)",
         ));
     }
-    if s.load.stages.is_empty() {
-        return Err(l.err(
-            "load.stages",
-            "list at least one stage: {ramp_to: R, over: D}, {hold: D} or {rate: R, for: D}",
-        ));
+    match s.load.model {
+        LoadModel::Open => validate_open(l)?,
+        LoadModel::Users => validate_users(l)?,
     }
     let total = s.load.total();
     if total > s.duration.as_secs_f64() + 1e-9 {
@@ -885,24 +1036,6 @@ fn validate(l: &Loaded) -> Result<(), InputError> {
     }
     if s.target.replicas.is_some_and(|n| n < 1) {
         return Err(l.err("target.replicas", "must be ≥ 1"));
-    }
-    if s.load.max_in_flight == 0 {
-        return Err(l.err("load.max_in_flight", "must be at least 1"));
-    }
-    if s.load.request.timeout.is_zero() {
-        return Err(l.err("load.request.timeout", "must be more than 0s"));
-    }
-    if !s.load.request.path.starts_with('/') {
-        return Err(l.err("load.request.path", "must start with `/`, e.g. `/get`"));
-    }
-    if hyper::Method::from_bytes(s.load.request.method.as_bytes()).is_err() {
-        return Err(l.err(
-            "load.request.method",
-            format!(
-                "`{}` is not an HTTP method (GET, POST, PUT, ...)",
-                s.load.request.method
-            ),
-        ));
     }
     let m = &s.local.pods.model;
     if m.concurrency == 0 {
@@ -973,6 +1106,151 @@ fn validate(l: &Loaded) -> Result<(), InputError> {
     Ok(())
 }
 
+/// The open model: a rate schedule and one request; no journey.
+fn validate_open(l: &Loaded) -> Result<(), InputError> {
+    let load = &l.scenario.load;
+    for (field, written) in [
+        ("load.journey", !load.journey.is_empty()),
+        ("load.think_time", load.think_time.is_some()),
+    ] {
+        if written {
+            return Err(l.err(
+                field,
+                "only with `model: users` (the closed model); the open model sends `load.request` on the stages' schedule",
+            ));
+        }
+    }
+    if load.stages.is_empty() {
+        return Err(l.err(
+            "load.stages",
+            "list at least one stage: {ramp_to: R, over: D}, {hold: D} or {rate: R, for: D}",
+        ));
+    }
+    if load.max_in_flight() == 0 {
+        return Err(l.err("load.max_in_flight", "must be at least 1"));
+    }
+    let req = load.request();
+    if req.timeout.is_zero() {
+        return Err(l.err("load.request.timeout", "must be more than 0s"));
+    }
+    if !req.path.starts_with('/') {
+        return Err(l.err("load.request.path", "must start with `/`, e.g. `/get`"));
+    }
+    if hyper::Method::from_bytes(req.method.as_bytes()).is_err() {
+        return Err(l.err(
+            "load.request.method",
+            format!(
+                "`{}` is not an HTTP method (GET, POST, PUT, ...)",
+                req.method
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The closed model: stages in whole users, a journey, no open-model fields.
+fn validate_users(l: &Loaded) -> Result<(), InputError> {
+    let load = &l.scenario.load;
+    for (field, written, why) in [
+        (
+            "load.request",
+            load.request.is_some(),
+            "each `load.journey` step carries its own method, path, headers, body and timeout",
+        ),
+        (
+            "load.spacing",
+            load.spacing.is_some(),
+            "a user sends when its previous response and its think time are over",
+        ),
+        (
+            "load.max_in_flight",
+            load.max_in_flight.is_some(),
+            "each user has at most one request in flight, so the user count is the cap",
+        ),
+    ] {
+        if written {
+            return Err(l.err(
+                field,
+                format!("only for `model: open`; with `model: users` {why}"),
+            ));
+        }
+    }
+    const SHAPES: &str = "{ramp_to: N, over: D} (N users; `over: 0s` jumps) or {hold: D}";
+    if load.stages.is_empty() {
+        return Err(l.err(
+            "load.stages",
+            format!("list at least one stage, in users: {SHAPES}"),
+        ));
+    }
+    for (i, stage) in load.stages.iter().enumerate() {
+        match stage {
+            Stage::Step { .. } => {
+                return Err(l.err(
+                    &format!("load.stages[{i}]"),
+                    format!(
+                        "with `model: users` a stage is {SHAPES}; `rate` is for the open model"
+                    ),
+                ));
+            }
+            Stage::Ramp { to, .. } if to.0.fract() != 0.0 || to.0 > MAX_USERS => {
+                return Err(l.err(
+                    &format!("load.stages[{i}].ramp_to"),
+                    format!(
+                        "counts users with `model: users`: a whole number from 0 to {MAX_USERS}, got {}",
+                        to.0
+                    ),
+                ));
+            }
+            _ => {}
+        }
+    }
+    if load.load_stop() == 0.0 {
+        return Err(l.err(
+            "load.stages",
+            "no stage starts a user; ramp to at least 1, e.g. {ramp_to: 10, over: 1m}",
+        ));
+    }
+    if load.journey.is_empty() {
+        return Err(l.err(
+            "load.journey",
+            "required with `model: users`: the steps each user repeats, e.g. `- { name: home, path: /get }`",
+        ));
+    }
+    for (i, step) in load.journey.iter().enumerate() {
+        let f = |k: &str| format!("load.journey[{i}].{k}");
+        if !step.path.starts_with('/') {
+            return Err(l.err(&f("path"), "must start with `/`, e.g. `/get`"));
+        }
+        if !JOURNEY_METHODS.contains(&step.method.as_str()) {
+            return Err(l.err(
+                &f("method"),
+                format!(
+                    "`{}` is not one of {}",
+                    step.method,
+                    JOURNEY_METHODS.join(", ")
+                ),
+            ));
+        }
+        if step.timeout.is_zero() {
+            return Err(l.err(&f("timeout"), "must be more than 0s"));
+        }
+        for (name, value) in &step.headers {
+            let bad = hyper::header::HeaderName::from_bytes(name.as_bytes())
+                .err()
+                .map(|e| format!("`{name}` is not a header name: {e}"))
+                .or_else(|| {
+                    hyper::header::HeaderValue::from_str(value)
+                        .err()
+                        .map(|e| format!("`{name}: {value}` is not a header value: {e}"))
+                });
+            if let Some(msg) = bad {
+                return Err(l.err(&f("headers"), msg));
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1027,7 +1305,7 @@ load:
         let with =
             |v: &str| BASE.replace("load:\n", &format!("load:\n  request: {{ http: {v} }}\n"));
         assert_eq!(
-            parse(BASE).unwrap().scenario.load.request.http,
+            parse(BASE).unwrap().scenario.load.request().http,
             HttpVersion::Http1
         );
         for (v, want) in [
@@ -1037,7 +1315,7 @@ load:
             ("1.1", HttpVersion::Http1),
         ] {
             assert_eq!(
-                parse(&with(v)).unwrap().scenario.load.request.http,
+                parse(&with(v)).unwrap().scenario.load.request().http,
                 want,
                 "{v}"
             );
@@ -1051,5 +1329,177 @@ load:
     fn stage_with_missing_key_is_explained() {
         let e = parse(&BASE.replace("      over: 1m\n", "")).unwrap_err();
         assert!(e.message.contains("`ramp_to` needs `over`"), "{e}");
+    }
+
+    const USERS: &str = "\
+duration: 10m
+manifests: [a.yaml]
+target: { route: httpbin }
+load:
+  model: users
+  think_time: 1s..3s
+  journey:
+    - name: home
+      path: /get
+    - method: POST
+      path: /anything/cart
+      headers: { content-type: application/json }
+      body: '{}'
+      timeout: 5s
+  stages:
+    - ramp_to: 20
+      over: 2m
+    - hold: 3m
+    - ramp_to: 0
+      over: 30s
+    - hold: 1m
+";
+
+    /// The error for `text`, which must fail validation.
+    fn error(text: &str) -> InputError {
+        match parse(text) {
+            Ok(_) => panic!("accepted:\n{text}"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn users_model_reads_journey_think_time_and_user_stages() {
+        let l = parse(USERS).unwrap();
+        let load = &l.scenario.load;
+        assert!(load.is_users());
+        assert_eq!(
+            load.think_time,
+            Some(ThinkTime {
+                min: Duration::from_secs(1),
+                max: Duration::from_secs(3)
+            })
+        );
+        assert_eq!(load.journey.len(), 2);
+        assert_eq!(load.journey[0].label(), "home");
+        assert_eq!(load.journey[1].label(), "POST /anything/cart");
+        assert_eq!(load.journey[1].method, "POST");
+        // Defaults: GET and 10 s; the longest step bounds the gateway timeout.
+        assert_eq!(load.journey[0].method, "GET");
+        assert_eq!(load.journey[0].timeout, Duration::from_secs(10));
+        assert_eq!(load.timeout(), Duration::from_secs(10));
+        // Load stops when the last user has left, not when the stages end.
+        assert_eq!(load.load_stop(), 330.0);
+        assert_eq!(
+            load.rate_at(60.0),
+            (10.0, "ramp_to 20 users over 2m".into())
+        );
+        let plan = l.users_plan();
+        assert_eq!(
+            plan.iter()
+                .map(|p| (p.users, p.over.as_secs()))
+                .collect::<Vec<_>>(),
+            vec![(20, 120), (20, 180), (0, 30), (0, 60)]
+        );
+        // A users scenario has no rate curve to hand to the open engine or the sim.
+        assert_eq!(
+            l.rate_curve().unwrap_err().field.as_deref(),
+            Some("load.model")
+        );
+    }
+
+    #[test]
+    fn think_time_is_a_duration_or_a_range() {
+        let fixed = parse(&USERS.replace("1s..3s", "2s")).unwrap();
+        let t = fixed.scenario.load.think_time.unwrap();
+        assert_eq!(
+            (t.min, t.max),
+            (Duration::from_secs(2), Duration::from_secs(2))
+        );
+        assert_eq!(String::from(t), "2s");
+        let e = error(&USERS.replace("1s..3s", "3s..1s"));
+        assert_eq!(e.field.as_deref(), Some("load.think_time"));
+        assert!(e.message.contains("start is above its end"), "{e}");
+        let e = error(&USERS.replace("1s..3s", "soon"));
+        assert_eq!(e.field.as_deref(), Some("load.think_time"));
+        assert!(e.message.contains("`soon`"), "{e}");
+    }
+
+    #[test]
+    fn open_model_fields_are_rejected_with_users_and_named() {
+        for (field, insert) in [
+            ("load.request", "  request: { path: /get }\n"),
+            ("load.spacing", "  spacing: poisson\n"),
+            ("load.max_in_flight", "  max_in_flight: 10\n"),
+        ] {
+            let e = error(&USERS.replace("  model: users\n", &format!("  model: users\n{insert}")));
+            assert_eq!(e.field.as_deref(), Some(field));
+            assert_eq!(e.line, Some(6), "{e}");
+            assert!(e.message.contains("only for `model: open`"), "{e}");
+        }
+    }
+
+    #[test]
+    fn users_fields_are_rejected_with_the_open_model() {
+        let e = error(&BASE.replace("load:\n", "load:\n  think_time: 1s\n"));
+        assert_eq!(e.field.as_deref(), Some("load.think_time"));
+        assert!(e.message.contains("only with `model: users`"), "{e}");
+        let e = error(&BASE.replace("load:\n", "load:\n  journey: [{ path: /get }]\n"));
+        assert_eq!(e.field.as_deref(), Some("load.journey"));
+    }
+
+    #[test]
+    fn users_stages_count_whole_users() {
+        let e = error(&USERS.replace("ramp_to: 20", "ramp_to: 2.5"));
+        assert_eq!(e.field.as_deref(), Some("load.stages[0].ramp_to"));
+        assert_eq!(e.line, Some(16));
+        assert!(e.message.contains("whole number"), "{e}");
+        let e = error(&USERS.replace("ramp_to: 20", "ramp_to: 20000"));
+        assert!(e.message.contains("10000"), "{e}");
+        let e = error(&USERS.replace("    - hold: 3m\n", "    - rate: 5\n      for: 3m\n"));
+        assert_eq!(e.field.as_deref(), Some("load.stages[1]"));
+        assert!(e.message.contains("`rate` is for the open model"), "{e}");
+        let e = error(&USERS.replace("ramp_to: 20", "ramp_to: 0"));
+        assert_eq!(e.field.as_deref(), Some("load.stages"));
+        assert!(e.message.contains("no stage starts a user"), "{e}");
+    }
+
+    #[test]
+    fn journey_is_required_and_its_steps_checked() {
+        let no_journey = USERS.replace(
+            &USERS[USERS.find("  journey:").unwrap()..USERS.find("  stages:").unwrap()],
+            "",
+        );
+        let e = error(&no_journey);
+        assert_eq!(e.field.as_deref(), Some("load.journey"));
+        assert!(e.message.contains("required with `model: users`"), "{e}");
+        for (from, to, field, says) in [
+            (
+                "path: /get",
+                "path: get",
+                "load.journey[0].path",
+                "must start with `/`",
+            ),
+            (
+                "method: POST",
+                "method: OPTIONS",
+                "load.journey[1].method",
+                "GET, HEAD",
+            ),
+            (
+                "timeout: 5s",
+                "timeout: 0s",
+                "load.journey[1].timeout",
+                "more than 0s",
+            ),
+            (
+                "content-type: application/json",
+                "\"content type\": x",
+                "load.journey[1].headers",
+                "not a header name",
+            ),
+        ] {
+            let e = error(&USERS.replace(from, to));
+            assert_eq!(e.field.as_deref(), Some(field), "{e}");
+            assert!(e.message.contains(says), "{e}");
+        }
+        let e = error(&USERS.replace("      path: /get\n", ""));
+        assert_eq!(e.field.as_deref(), Some("load.journey[0]"));
+        assert!(e.message.contains("missing field `path`"), "{e}");
     }
 }

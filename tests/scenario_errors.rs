@@ -32,6 +32,7 @@ bad_input!(hpa_max_below_min, "max-below-min.yaml");
 bad_input!(unknown_expectation, "bad-expectation.yaml");
 bad_input!(stage_missing_over, "stage-missing-over.yaml");
 bad_input!(unknown_route, "unknown-route.yaml");
+bad_input!(users_with_open_model_request, "users-with-request.yaml");
 
 #[test]
 fn missing_scenario_file() {
@@ -42,7 +43,7 @@ fn missing_scenario_file() {
 
 #[test]
 fn shipped_scenarios_validate() {
-    for s in ["ramp", "ack-qps.yaml", "scenarios/smoke.yaml"] {
+    for s in ["ramp", "ack-qps.yaml", "scenarios/smoke.yaml", "journey"] {
         let out = Command::new(env!("CARGO_BIN_EXE_autoscale-harness"))
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .args(["validate", s])

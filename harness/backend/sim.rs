@@ -336,8 +336,8 @@ pub fn simulate(l: &Loaded, m: &Manifests, seed: u64) -> Result<SimRun> {
     let curve = l.rate_curve()?;
     let spacing = l.spacing(seed);
     let mut schedule = Schedule::new(curve, spacing).peekable();
-    let timeout = s.load.request.timeout.as_secs_f64();
-    let max_in_flight = s.load.max_in_flight;
+    let timeout = s.load.timeout().as_secs_f64();
+    let max_in_flight = s.load.max_in_flight();
     // Client-side completions (ns of cluster time) for the in-flight cap.
     let mut outstanding: BinaryHeap<Reverse<u64>> = BinaryHeap::new();
 
@@ -560,6 +560,7 @@ pub fn simulate(l: &Loaded, m: &Manifests, seed: u64) -> Result<SimRun> {
                         latency_hdr: (!b.latency.is_empty())
                             .then(|| encode_hist(&b.latency))
                             .flatten(),
+                        users: None,
                         replicas,
                         pods,
                         hpa: hpa_sample.clone(),

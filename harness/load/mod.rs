@@ -1,17 +1,26 @@
-//! Load engine v1: open-model (arrival-rate) HTTP load over hyper, with
-//! latency measured from each request's intended send time so a slow server
-//! or a stalled sender cannot hide queueing (no coordinated omission).
+//! Load engines: the open model (arrival rate over hyper, latency measured
+//! from each request's intended send time, no coordinated omission) and the
+//! closed model (Goose users walking a journey with think time). Both feed
+//! the same per-interval stats.
 //!
 //! - [`schedule`]: the rate curve and intended request instants (pure).
 //! - [`engine`]: sends requests at those instants, drops at the in-flight cap.
+//! - [`closed`]: Goose users ramped by a test plan; every request timed here.
+//! - `goose_env`: the logger and Ctrl-C handler, claimed before Goose does.
+//! - [`driver`]: one handle over either engine for the experiment loop.
 //! - [`stats`]: per-interval and cumulative counters and latency histograms.
 //! - [`rawlog`]: the optional per-request CSV, written off the request path.
 
+pub mod closed;
+pub mod driver;
 pub mod engine;
+mod goose_env;
 pub mod rawlog;
 pub mod schedule;
 pub mod stats;
 
+pub use self::closed::{ClosedConfig, ClosedError, ClosedHandle, PlanStep, StepSpec};
+pub use self::driver::Engine;
 pub use self::engine::{start, Finished, LoadConfig, LoadError, LoadHandle, RequestSpec};
 pub use self::rawlog::RawLogSummary;
 pub use self::schedule::{CurveError, RateCurve, Schedule, Segment, Spacing};

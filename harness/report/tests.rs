@@ -106,6 +106,7 @@ pub(crate) fn fixture() -> (RunData, Verdict) {
             },
             ttfb_ms: None,
             send_lateness_ms: None,
+            users: None,
             replicas: Replicas {
                 spec: desired,
                 current: if third_exists { 3 } else { 2 },

@@ -192,7 +192,7 @@ impl LocalCluster {
         let gateway = Gateway::start(
             &http_routes,
             GatewayOptions {
-                upstream_timeout: s.load.request.timeout.div_f64(speed) + Duration::from_secs(1),
+                upstream_timeout: s.load.timeout().div_f64(speed) + Duration::from_secs(1),
                 time_scale: speed,
                 ..Default::default()
             },

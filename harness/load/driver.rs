@@ -1,0 +1,60 @@
+//! One handle over either engine, so the experiment loop reads the same
+//! per-interval stats whichever load model the scenario asks for.
+
+use super::closed::ClosedHandle;
+use super::engine::LoadHandle;
+use super::stats::IntervalStats;
+
+pub enum Engine {
+    /// Arrival rate (`load.model: open`).
+    Open(LoadHandle),
+    /// Goose users (`load.model: users`).
+    Closed(ClosedHandle),
+}
+
+impl Engine {
+    /// Stats since the previous call. Call once per sample interval.
+    pub fn take_interval(&self) -> IntervalStats {
+        match self {
+            Engine::Open(h) => h.take_interval(),
+            Engine::Closed(h) => h.take_interval(),
+        }
+    }
+
+    /// Stops sending; requests in flight run to completion or timeout.
+    pub fn stop(&self) {
+        match self {
+            Engine::Open(h) => h.stop(),
+            Engine::Closed(h) => h.stop(),
+        }
+    }
+
+    /// Waits for the engine to finish: the run's totals, and the raw log's
+    /// summary when the open engine wrote one.
+    pub async fn finish(self) -> super::Finished {
+        match self {
+            Engine::Open(h) => h.finish().await,
+            Engine::Closed(h) => super::Finished {
+                totals: h.join().await,
+                raw_log: None,
+            },
+        }
+    }
+
+    /// Users running now; `None` for the open model, which has no users.
+    pub fn users(&self) -> Option<u64> {
+        match self {
+            Engine::Open(_) => None,
+            Engine::Closed(h) => Some(h.users()),
+        }
+    }
+
+    /// Why the engine gave up, if it did (the open engine cannot fail once
+    /// started).
+    pub fn failure(&self) -> Option<String> {
+        match self {
+            Engine::Open(_) => None,
+            Engine::Closed(h) => h.failure(),
+        }
+    }
+}
