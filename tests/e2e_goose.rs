@@ -127,38 +127,7 @@ fn sim_backend_refuses_the_users_model() {
 fn interrupt_during_a_goose_attack_still_cleans_up() {
     let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_autoscale-harness"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args([
-            "experiment",
-            "journey",
-            "--no-progress",
-            "--speed",
-            "20",
-            "--out",
-        ])
-        .arg(dir.path())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    // Wait until users are running (bounded: 60 s).
-    let timeline = dir.path().join("timeline.jsonl");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while std::fs::read_to_string(&timeline).map_or(0, |t| t.lines().count()) < 30 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no samples within 60 s"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGINT);
-    }
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(130));
-    let data = load_run(dir.path()).unwrap();
-    assert!(data.meta.interrupted);
+    let data = common::interrupt_after("journey", 20, 30, dir.path());
     assert!(data.samples.len() >= 30 && data.samples.len() < 240);
     assert!(data.samples.iter().any(|s| s.users.unwrap_or(0) > 0));
-    assert!(dir.path().join("report.html").is_file());
 }

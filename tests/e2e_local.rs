@@ -201,37 +201,6 @@ fn failed_expectation_exits_1() {
 fn interrupt_cleans_up_and_writes_a_partial_report() {
     let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_autoscale-harness"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args([
-            "experiment",
-            "ramp",
-            "--no-progress",
-            "--speed",
-            "30",
-            "--out",
-        ])
-        .arg(dir.path())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    // Wait until some samples are on disk (bounded: 60 s).
-    let timeline = dir.path().join("timeline.jsonl");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while std::fs::read_to_string(&timeline).map_or(0, |t| t.lines().count()) < 60 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no samples within 60 s"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGINT);
-    }
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(130));
-    let data = load_run(dir.path()).unwrap();
-    assert!(data.meta.interrupted);
+    let data = common::interrupt_after("ramp", 30, 60, dir.path());
     assert!(data.samples.len() >= 60 && data.samples.len() < 2100);
-    assert!(dir.path().join("report.html").is_file());
 }

@@ -400,6 +400,22 @@ async fn harness(args: &[&str]) -> std::process::Output {
         .expect("the harness runs")
 }
 
+/// `experiment SCENARIO --backend kube --kubeconfig KC --out OUT`.
+async fn kube_run(scen: &str, kc: &str, out: &Path) -> std::process::Output {
+    harness(&[
+        "experiment",
+        scen,
+        "--backend",
+        "kube",
+        "--kubeconfig",
+        kc,
+        "--no-progress",
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deploys_watches_records_and_cleans_up() {
     let st: Shared = Default::default();
@@ -432,18 +448,7 @@ async fn deploys_watches_records_and_cleans_up() {
             lock(&st).rescale(2, "All metrics below target");
         })
     };
-    let o = harness(&[
-        "experiment",
-        &scen,
-        "--backend",
-        "kube",
-        "--kubeconfig",
-        &kc,
-        "--no-progress",
-        "--out",
-        out.to_str().unwrap(),
-    ])
-    .await;
+    let o = kube_run(&scen, &kc, &out).await;
     script.abort();
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
     let s = lock(&st);
@@ -529,18 +534,7 @@ async fn image_pull_backoff_fails_clearly_and_still_cleans_up() {
     let kc = kubeconfig(dir.path(), port);
     let scen = scenario(dir.path(), port, "3s");
     let out = dir.path().join("run");
-    let o = harness(&[
-        "experiment",
-        &scen,
-        "--backend",
-        "kube",
-        "--kubeconfig",
-        &kc,
-        "--no-progress",
-        "--out",
-        out.to_str().unwrap(),
-    ])
-    .await;
+    let o = kube_run(&scen, &kc, &out).await;
     assert_eq!(o.status.code(), Some(3), "{}", show(&o));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
@@ -568,18 +562,7 @@ async fn unreachable_or_refused_cluster_exits_3_before_any_load() {
     };
     let kc = kubeconfig(dir.path(), closed);
     let scen = scenario(dir.path(), closed, "5s");
-    let o = harness(&[
-        "experiment",
-        &scen,
-        "--backend",
-        "kube",
-        "--kubeconfig",
-        &kc,
-        "--no-progress",
-        "--out",
-        dir.path().join("a").to_str().unwrap(),
-    ])
-    .await;
+    let o = kube_run(&scen, &kc, &dir.path().join("a")).await;
     assert_eq!(o.status.code(), Some(3), "{}", show(&o));
     assert!(
         String::from_utf8_lossy(&o.stderr)
@@ -593,18 +576,7 @@ async fn unreachable_or_refused_cluster_exits_3_before_any_load() {
     let port = serve(st.clone()).await;
     let kc = kubeconfig(dir.path(), port);
     let scen = scenario(dir.path(), port, "5s");
-    let o = harness(&[
-        "experiment",
-        &scen,
-        "--backend",
-        "kube",
-        "--kubeconfig",
-        &kc,
-        "--no-progress",
-        "--out",
-        dir.path().join("b").to_str().unwrap(),
-    ])
-    .await;
+    let o = kube_run(&scen, &kc, &dir.path().join("b")).await;
     assert_eq!(o.status.code(), Some(3), "{}", show(&o));
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("refused the credentials"),

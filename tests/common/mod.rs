@@ -55,3 +55,42 @@ pub fn assert_run_files(dir: &Path) {
         assert!(dir.join(f).is_file(), "{f} missing in {}", dir.display());
     }
 }
+
+/// Starts `experiment SCENARIO --speed N`, waits until `samples` lines are
+/// in the timeline (bounded: 60 s), sends SIGINT, and checks the run ended
+/// with exit 130, marked interrupted, with a report. Returns the record.
+#[cfg(unix)]
+pub fn interrupt_after(scenario: &str, speed: u32, samples: usize, dir: &Path) -> RunData {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_autoscale-harness"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "experiment",
+            scenario,
+            "--no-progress",
+            "--speed",
+            &speed.to_string(),
+            "--out",
+        ])
+        .arg(dir)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let timeline = dir.join("timeline.jsonl");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::fs::read_to_string(&timeline).map_or(0, |t| t.lines().count()) < samples {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {samples} samples within 60 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // SAFETY: signalling our own child by pid.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    let data = autoscale_harness::recorder::load_run(dir).unwrap();
+    assert!(data.meta.interrupted);
+    assert!(dir.join("report.html").is_file());
+    data
+}
