@@ -1,6 +1,9 @@
 use clap::Parser;
 
 fn main() {
+    // Two rustls crypto providers are compiled in (kube-rs: ring, Goose's
+    // reqwest: aws-lc), so rustls needs to be told which one TLS uses.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = autoscale_harness::cli::Cli::parse();
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

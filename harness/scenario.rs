@@ -1052,8 +1052,11 @@ fn validate(l: &Loaded) -> Result<(), InputError> {
             ));
         }
     }
-    // The engine's own checks on the curve, at validation time, not mid-run.
-    l.rate_curve()?;
+    // The engine's own checks on the curve, at validation time, not mid-run
+    // (the users model has stages of users, not a rate curve).
+    if !s.load.is_users() {
+        l.rate_curve()?;
+    }
     let c = &s.local.controller;
     if c.sync_period.is_zero() {
         return Err(l.err("local.controller.sync_period", "must be more than 0s"));
