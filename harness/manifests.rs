@@ -23,6 +23,21 @@ pub enum Object {
     HttpRoute(Box<HttpRoute>),
 }
 
+impl Object {
+    /// The object as JSON: what the API server would be sent (the apply
+    /// body, `kind`/`apiVersion` included), so a field the types do not
+    /// know is absent from it.
+    pub fn to_json(&self) -> serde_json::Value {
+        let v = match self {
+            Object::Deployment(o) => serde_json::to_value(o),
+            Object::Service(o) => serde_json::to_value(o),
+            Object::Hpa(o) => serde_json::to_value(o),
+            Object::HttpRoute(o) => serde_json::to_value(o),
+        };
+        v.unwrap_or_default()
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Manifest {
     pub object: Object,
@@ -50,17 +65,6 @@ impl Manifest {
             Object::HttpRoute(o) => &o.metadata,
         };
         m.name.clone().unwrap_or_default()
-    }
-    /// The decoded object as JSON: what the API server would be sent, so a
-    /// field the types do not know is absent from it.
-    pub fn to_json(&self) -> serde_json::Value {
-        let v = match &self.object {
-            Object::Deployment(o) => serde_json::to_value(o),
-            Object::Service(o) => serde_json::to_value(o),
-            Object::Hpa(o) => serde_json::to_value(o),
-            Object::HttpRoute(o) => serde_json::to_value(o),
-        };
-        v.unwrap_or_default()
     }
     fn err(&self, field: &str, msg: impl Into<String>) -> InputError {
         let line = yaml::nearest_line(&self.text, field).map(|l| l + self.line - 1);

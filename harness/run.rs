@@ -107,6 +107,11 @@ pub async fn experiment(opts: &Options) -> Result<Outcome> {
             .map_err(|e| UsageError(format!("--raw-log {}: {e}", path.display())))?;
     }
     match opts.backend {
+        // Before the run directory exists: a scenario to fix, not a run.
+        Kind::Kube => {
+            kube::check_speed(opts.speed)?;
+            kube::gateway_url(&loaded)?;
+        }
         Kind::Sim if loaded.scenario.load.is_users() => {
             return Err(UsageError(format!(
                 "{}: `load.model: users` (Goose users) runs on `--backend local` only; the sim backend models an arrival rate",
@@ -115,16 +120,7 @@ pub async fn experiment(opts: &Options) -> Result<Outcome> {
             .into())
         }
         Kind::Sim => return experiment_sim(opts, &loaded, &manifests),
-        Kind::Kube => kube::check_speed(opts.speed)?,
         Kind::Local => {}
-    }
-    if opts.backend == Kind::Kube && loaded.scenario.target.url.is_none() {
-        return Err(crate::error::InputError::new(
-            &loaded.path,
-            "is required for --backend kube: the gateway's address as seen from here, e.g. http://127.0.0.1:8080",
-        )
-        .field("target.url")
-        .into());
     }
     let s = &loaded.scenario;
     let name = loaded.name();

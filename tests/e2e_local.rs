@@ -17,38 +17,23 @@ fn run(scenario: &str, speed: u32, dir: &Path) -> Output {
 }
 
 fn run_with(scenario: &str, speed: u32, dir: &Path, extra: &[&std::ffi::OsStr]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_autoscale-harness"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args([
-            "experiment",
-            scenario,
-            "--no-progress",
-            "--speed",
-            &speed.to_string(),
-            "--out",
-        ])
-        .arg(dir)
-        .args(extra)
-        .output()
-        .expect("the harness binary runs")
+    let speed = speed.to_string();
+    let base: [&std::ffi::OsStr; 7] = [
+        "experiment".as_ref(),
+        scenario.as_ref(),
+        "--no-progress".as_ref(),
+        "--speed".as_ref(),
+        speed.as_ref(),
+        "--out".as_ref(),
+        dir.as_os_str(),
+    ];
+    common::harness(base.iter().chain(extra))
 }
 
 /// The same scenario on the sim backend: its rescale sizes and times.
 fn sim_sizes(scenario: &str) -> Vec<(f64, i32)> {
     let dir = tempfile::tempdir().unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_autoscale-harness"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args([
-            "experiment",
-            scenario,
-            "--backend",
-            "sim",
-            "--no-progress",
-            "--out",
-        ])
-        .arg(dir.path())
-        .output()
-        .expect("the harness binary runs");
+    let o = common::sim_run(scenario, 1, dir.path());
     assert_eq!(o.status.code(), Some(0), "sim {scenario}: {}", show(&o));
     sizes(&load_run(dir.path()).unwrap())
 }

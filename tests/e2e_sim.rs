@@ -5,26 +5,12 @@ mod common;
 use common::{assert_run_files, show, sizes};
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use autoscale_harness::recorder::load_run;
 
 fn run(scenario: &str, seed: u64, dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_autoscale-harness"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args([
-            "experiment",
-            scenario,
-            "--backend",
-            "sim",
-            "--no-progress",
-            "--seed",
-            &seed.to_string(),
-            "--out",
-        ])
-        .arg(dir)
-        .output()
-        .expect("the harness binary runs")
+    common::sim_run(scenario, seed, dir)
 }
 
 #[test]
@@ -102,12 +88,7 @@ fn same_seed_same_timeline() {
 }
 
 fn sweep(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_autoscale-harness"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .arg("sweep")
-        .args(args)
-        .output()
-        .expect("the harness binary runs")
+    common::harness(std::iter::once(&"sweep").chain(args))
 }
 
 #[test]

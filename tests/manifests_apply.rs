@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use autoscale_harness::backend::kube::convert::{relocate, to_json};
+use autoscale_harness::backend::kube::convert::relocate;
 use autoscale_harness::manifests::Manifests;
 
 const NOT_APP_MANIFESTS: [&str; 7] = [
@@ -65,7 +65,7 @@ fn every_app_manifest_decodes_validates_and_serializes_for_apply() {
         let applied = relocate(&m, "autoscale-test-abcdef", Some(2));
         assert_eq!(applied.len(), m.items.len());
         for a in applied {
-            let body = to_json(&a.object);
+            let body = a.object.to_json();
             assert_eq!(
                 body["metadata"]["namespace"], "autoscale-test-abcdef",
                 "{set:?}"

@@ -222,7 +222,7 @@ fn variant(
             .map_err(|e| fail(s, v, decode_err(e)))?;
         // Kubernetes types ignore fields they do not know; a sweep over a
         // misspelt field would silently run the same scenario N times.
-        let json = m.items[i].to_json();
+        let json = m.items[i].object.to_json();
         for ((s, t), v) in settings.iter().zip(targets).zip(&values) {
             if *t == Some(i) && set::get_json(&json, &s.path).is_none() {
                 return Err(fail(

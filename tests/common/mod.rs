@@ -7,6 +7,32 @@ use std::path::Path;
 
 use autoscale_harness::recorder::RunData;
 
+/// The harness binary with `args`, run from the repository root.
+pub fn harness<S: AsRef<std::ffi::OsStr>>(args: impl IntoIterator<Item = S>) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_autoscale-harness"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(args)
+        .output()
+        .expect("the harness binary runs")
+}
+
+/// `experiment SCENARIO --backend sim --seed SEED --out DIR`.
+pub fn sim_run(scenario: &str, seed: u64, dir: &Path) -> Output {
+    let seed = seed.to_string();
+    let args: [&std::ffi::OsStr; 9] = [
+        "experiment".as_ref(),
+        scenario.as_ref(),
+        "--backend".as_ref(),
+        "sim".as_ref(),
+        "--no-progress".as_ref(),
+        "--seed".as_ref(),
+        seed.as_ref(),
+        "--out".as_ref(),
+        dir.as_os_str(),
+    ];
+    harness(args)
+}
+
 /// Rescale events as (experiment seconds, new size).
 pub fn sizes(run: &RunData) -> Vec<(f64, i32)> {
     run.events

@@ -22,17 +22,22 @@ pub const RUN_LABEL: &str = "autoscale-harness/run";
 pub const SCENARIO_LABEL: &str = "autoscale-harness/scenario";
 pub const FIELD_MANAGER: &str = "autoscale-harness";
 
-/// `autoscale-<scenario>-<id>`, a valid DNS-1123 label (≤ 63 characters).
-pub fn namespace_name(scenario: &str, id: &str) -> String {
-    let mut s: String = scenario
+/// `s` lowercased, other characters as `-`, trimmed, at most `max` long:
+/// a valid DNS-1123 label part and label value.
+pub fn dns_label(s: &str, max: usize) -> String {
+    let s: String = s
         .to_ascii_lowercase()
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
         .collect();
-    s = s.trim_matches('-').to_string();
-    let room = 63 - "autoscale-".len() - 1 - id.len();
-    s.truncate(room);
-    let s = s.trim_end_matches('-');
+    let mut s = s.trim_matches('-').to_string();
+    s.truncate(max);
+    s.trim_end_matches('-').to_string()
+}
+
+/// `autoscale-<scenario>-<id>`, a valid DNS-1123 label (≤ 63 characters).
+pub fn namespace_name(scenario: &str, id: &str) -> String {
+    let s = dns_label(scenario, 63 - "autoscale-".len() - 1 - id.len());
     if s.is_empty() {
         format!("autoscale-{id}")
     } else {
@@ -118,17 +123,6 @@ fn relabel(labels: &mut Option<BTreeMap<String, String>>, orig: &str, ns: &str) 
             *v = format!("{ns}-{rest}");
         }
     }
-}
-
-/// Serializes an object for apply (`kind`/`apiVersion` included).
-pub fn to_json(o: &Object) -> serde_json::Value {
-    let v = match o {
-        Object::Deployment(x) => serde_json::to_value(x),
-        Object::Service(x) => serde_json::to_value(x),
-        Object::Hpa(x) => serde_json::to_value(x),
-        Object::HttpRoute(x) => serde_json::to_value(x),
-    };
-    v.unwrap_or_default()
 }
 
 /// Seconds from `t0` (Unix seconds) to a Kubernetes timestamp.

@@ -97,6 +97,18 @@ pub async fn connect(o: &KubeOptions) -> Result<Client> {
     }
 }
 
+/// `target.url`, which the kube backend needs: the harness cannot know
+/// where a cluster's gateway is reachable from here.
+pub fn gateway_url(l: &Loaded) -> Result<String, crate::error::InputError> {
+    l.scenario.target.url.clone().ok_or_else(|| {
+        crate::error::InputError::new(
+            &l.path,
+            "is required for --backend kube: the gateway's address as seen from here, e.g. http://127.0.0.1:8080",
+        )
+        .field("target.url")
+    })
+}
+
 /// A short random run id (lowercase letters and digits).
 pub fn run_id() -> String {
     use rand::Rng;
@@ -117,7 +129,7 @@ pub fn dry_run_yaml(l: &Loaded, m: &Manifests, id: &str) -> Result<String> {
         id,
     ))?];
     for a in convert::relocate(m, &ns, l.scenario.target.replicas) {
-        docs.push(serde_norway::to_string(&convert::to_json(&a.object))?);
+        docs.push(serde_norway::to_string(&a.object.to_json())?);
     }
     Ok(docs
         .into_iter()
@@ -127,10 +139,7 @@ pub fn dry_run_yaml(l: &Loaded, m: &Manifests, id: &str) -> Result<String> {
 
 fn namespace_object(ns: &str, scenario: &str, id: &str) -> Namespace {
     // The scenario name as the namespace spells it: a valid label value.
-    let scenario_label = convert::namespace_name(scenario, "x")
-        .trim_start_matches("autoscale-")
-        .trim_end_matches("-x")
-        .to_string();
+    let scenario_label = convert::dns_label(scenario, 63);
     Namespace {
         metadata: kube::api::ObjectMeta {
             name: Some(ns.into()),
@@ -182,13 +191,7 @@ impl KubeCluster {
     /// so an interrupt from here on has something definite to delete.
     pub async fn create(client: Client, l: &Loaded, m: &Manifests, keep: bool) -> Result<Self> {
         let s = &l.scenario;
-        let url = s.target.url.clone().ok_or_else(|| {
-            crate::error::InputError::new(
-                &l.path,
-                "is required for --backend kube: the gateway's address as seen from here, e.g. http://127.0.0.1:8080",
-            )
-            .field("target.url")
-        })?;
+        let url = gateway_url(l)?;
         let id = run_id();
         let ns = convert::namespace_name(&l.name(), &id);
         let hpa = m.hpa(&l.path, s.target.hpa.as_deref())?;
@@ -275,7 +278,7 @@ impl KubeCluster {
     async fn apply(&self) -> Result<()> {
         let pp = PatchParams::apply(FIELD_MANAGER).force();
         for a in &self.applied {
-            let body = convert::to_json(&a.object);
+            let body = a.object.to_json();
             let c = self.client.clone();
             let ns = self.ns.as_str();
             let r = match &a.object {

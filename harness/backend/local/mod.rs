@@ -638,54 +638,45 @@ async fn deployment_controller(sh: Arc<Shared>, mut stop: watch::Receiver<bool>)
 
 fn reconcile_pods(sh: &Arc<Shared>) {
     let mut st = sh.lock();
-    let active = st
+    let rs = sh.cfg.replica_set.clone();
+    let view: Vec<_> = st
         .pods
         .iter()
-        .filter(|p| p.phase != Phase::Terminating)
-        .count() as i32;
-    let want = st.spec_replicas;
-    if active == want {
+        .map(|p| (p.phase, p.ready_since, p.created))
+        .collect();
+    let Some((plan, msg)) = resize(&view, st.spec_replicas, &rs) else {
         return;
-    }
-    let rs = sh.cfg.replica_set.clone();
-    let deploy = format!("Deployment/{}", sh.cfg.deployment);
-    let verb = if active < want {
-        for _ in active..want {
-            let name = format!("{rs}-{}", random_suffix(&mut st.rng));
-            let task = tokio::spawn(pod_lifecycle(sh.clone(), name.clone()));
-            st.pods.push(PodEntry {
-                name,
-                created: sh.clock.now(),
-                phase: Phase::Pending,
-                started: None,
-                ready_since: None,
-                handle: None,
-                startup: Some(task.abort_handle()),
-            });
-        }
-        "up"
-    } else {
-        // The ReplicaSet controller deletes pending before running, unready
-        // before ready, the most recently ready first, then the newest.
-        let order = scale_in_order(
-            &st.pods
-                .iter()
-                .map(|p| (p.phase, p.ready_since, p.created))
-                .collect::<Vec<_>>(),
-        );
-        for &i in order.iter().take((active - want) as usize) {
-            let p = &mut st.pods[i];
-            p.phase = Phase::Terminating;
-            if let Some(a) = p.startup.take() {
-                a.abort();
-            }
-            let name = p.name.clone();
-            let handle = p.handle.clone();
-            tokio::spawn(terminate(sh.clone(), name, handle));
-        }
-        "down"
     };
-    let msg = format!("Scaled {verb} replica set {rs} from {active} to {want}");
+    let deploy = format!("Deployment/{}", sh.cfg.deployment);
+    match plan {
+        Resize::Create(n) => {
+            for _ in 0..n {
+                let name = format!("{rs}-{}", random_suffix(&mut st.rng));
+                let task = tokio::spawn(pod_lifecycle(sh.clone(), name.clone()));
+                st.pods.push(PodEntry {
+                    name,
+                    created: sh.clock.now(),
+                    phase: Phase::Pending,
+                    started: None,
+                    ready_since: None,
+                    handle: None,
+                    startup: Some(task.abort_handle()),
+                });
+            }
+        }
+        Resize::Delete(victims) => {
+            for i in victims {
+                let p = &mut st.pods[i];
+                p.phase = Phase::Terminating;
+                if let Some(a) = p.startup.take() {
+                    a.abort();
+                }
+                let name = p.name.clone();
+                let handle = p.handle.clone();
+                tokio::spawn(terminate(sh.clone(), name, handle));
+            }
+        }
+    }
     sh.event(
         &mut st,
         "Normal",
@@ -696,6 +687,39 @@ fn reconcile_pods(sh: &Arc<Shared>) {
     );
     drop(st);
     update_endpoints(sh);
+}
+
+/// What the ReplicaSet controller does to reach the wanted replicas.
+pub(crate) enum Resize {
+    /// Create this many pods.
+    Create(usize),
+    /// Delete these pods (indices, in deletion order).
+    Delete(Vec<usize>),
+}
+
+/// The resize for pods given as (phase, ready since, created) and its
+/// ScalingReplicaSet message; `None` when the count is already right
+/// (shared with `sim`).
+pub(crate) fn resize(
+    pods: &[(Phase, Option<f64>, f64)],
+    want: i32,
+    rs: &str,
+) -> Option<(Resize, String)> {
+    let active = pods.iter().filter(|p| p.0 != Phase::Terminating).count() as i32;
+    if active == want {
+        return None;
+    }
+    let (plan, verb) = if active < want {
+        (Resize::Create((want - active) as usize), "up")
+    } else {
+        let mut order = scale_in_order(pods);
+        order.truncate((active - want) as usize);
+        (Resize::Delete(order), "down")
+    };
+    Some((
+        plan,
+        format!("Scaled {verb} replica set {rs} from {active} to {want}"),
+    ))
 }
 
 /// Indices of the non-terminating pods, given as (phase, ready since,
