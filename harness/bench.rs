@@ -43,9 +43,9 @@ pub struct BenchArgs {
     /// (the pool opens its connections then, as wrk does before it measures).
     #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
     pub warmup: Duration,
-    /// Idle keep-alive connections kept per host (hyper's pool_max_idle_per_host;
-    /// default: the in-flight cap). Not a cap on open connections: over HTTP/1.1 a
-    /// request due while none is idle opens a new one; 0 disables keep-alive.
+    /// Open at most C HTTP/1.1 connections (default: the in-flight cap). A request
+    /// due while all C are busy waits for one: it stays in flight, and the wait is
+    /// in its response time but not in its service time.
     #[arg(long, value_name = "C")]
     pub connections: Option<usize>,
     /// HTTP/2 with prior knowledge (h2c) instead of HTTP/1.1.
@@ -166,7 +166,10 @@ impl Plan {
         });
         let curve = RateCurve::new(segments)
             .map_err(|e| bad(format!("--rate/--ramp/--duration/--warmup: {e}")))?;
-        let idle = a.connections.unwrap_or(a.max_in_flight);
+        let connections = a.connections.unwrap_or(a.max_in_flight);
+        if connections == 0 {
+            return Err(bad("--connections must be at least 1".into()));
+        }
         let config = LoadConfig {
             curve,
             spacing: match a.spacing {
@@ -183,7 +186,7 @@ impl Plan {
             },
             max_in_flight: a.max_in_flight,
             http2: a.http2,
-            max_idle_per_host: Some(idle),
+            max_connections: Some(connections),
             raw_log: a.raw_log.clone(),
         };
         let setup = Setup {
@@ -198,7 +201,7 @@ impl Plan {
                 SpacingArg::Poisson => "poisson",
             },
             max_in_flight: a.max_in_flight,
-            idle_connections_per_host: idle,
+            max_connections: connections,
             timeout_s: a.timeout.as_secs_f64(),
         };
         Ok(Self { config, setup })
@@ -298,7 +301,7 @@ mod tests {
     fn constant_and_ramp_plans() {
         let p = plan("--url http://127.0.0.1:1/x --rate 500 --duration 2s").expect("plan");
         assert_eq!(p.config.curve.total_requests(), 1000.0);
-        assert_eq!(p.config.max_idle_per_host, Some(1000));
+        assert_eq!(p.config.max_connections, Some(1000));
         assert_eq!((p.setup.http, p.setup.spacing), ("1.1", "uniform"));
 
         let p = plan(
@@ -311,7 +314,7 @@ mod tests {
         assert_eq!(p.config.curve.rate_at(1.0), 100.0);
         assert_eq!(p.config.curve.rate_at(7.0), 200.0);
         assert_eq!(p.setup.warmup_s, 2.0);
-        assert_eq!(p.config.max_idle_per_host, Some(8));
+        assert_eq!(p.config.max_connections, Some(8));
         assert!(p.config.http2);
         assert_eq!(p.config.spacing, Spacing::Poisson { seed: 9 });
         assert_eq!(p.config.request.timeout, Duration::from_millis(250));

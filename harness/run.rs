@@ -489,7 +489,7 @@ fn load_config(l: &Loaded, target: &backend::LoadTarget, opts: &Options) -> Resu
         },
         max_in_flight: s.load.max_in_flight(),
         http2: req.http == scenario::HttpVersion::Http2,
-        max_idle_per_host: None,
+        max_connections: s.load.connections,
         raw_log: opts.raw_log.clone(),
     })
 }

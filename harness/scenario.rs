@@ -79,6 +79,11 @@ pub struct Load {
     /// counted as dropped (default 2000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_in_flight: Option<usize>,
+    /// Open model, HTTP/1.1: cap on open connections (default
+    /// `max_in_flight`). A request due while all are busy waits for one,
+    /// in flight, the wait counted in its response time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections: Option<usize>,
     /// Open model: the request sent on schedule (default `GET /get`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request: Option<Request>,
@@ -1132,6 +1137,12 @@ fn validate_open(l: &Loaded) -> Result<(), InputError> {
     if load.max_in_flight() == 0 {
         return Err(l.err("load.max_in_flight", "must be at least 1"));
     }
+    if load.connections == Some(0) {
+        return Err(l.err(
+            "load.connections",
+            "must be at least 1 (leave it out to allow one per request in flight)",
+        ));
+    }
     let req = load.request();
     if req.timeout.is_zero() {
         return Err(l.err("load.request.timeout", "must be more than 0s"));
@@ -1169,6 +1180,11 @@ fn validate_users(l: &Loaded) -> Result<(), InputError> {
             "load.max_in_flight",
             load.max_in_flight.is_some(),
             "each user has at most one request in flight, so the user count is the cap",
+        ),
+        (
+            "load.connections",
+            load.connections.is_some(),
+            "each user keeps its own connection",
         ),
     ] {
         if written {
@@ -1429,6 +1445,7 @@ load:
             ("load.request", "  request: { path: /get }\n"),
             ("load.spacing", "  spacing: poisson\n"),
             ("load.max_in_flight", "  max_in_flight: 10\n"),
+            ("load.connections", "  connections: 4\n"),
         ] {
             let e = error(&USERS.replace("  model: users\n", &format!("  model: users\n{insert}")));
             assert_eq!(e.field.as_deref(), Some(field));

@@ -1,6 +1,6 @@
 //! The load engine against tiny hyper servers on 127.0.0.1: dropping at the
-//! in-flight cap, latency from the intended send time, the raw log, HTTP/2
-//! prior knowledge and time compression. Each test is bounded (≤ ~3 s).
+//! in-flight cap, waiting at the connection cap, latency from the intended
+//! send time, the raw log, HTTP/2 prior knowledge and time compression. Each test is bounded (≤ ~3 s).
 //!
 //! Servers run on their own thread and runtime, so a test can stall the
 //! engine's runtime without stalling the server. The tests take turns (a
@@ -138,7 +138,7 @@ fn config(addr: SocketAddr, curve: RateCurve) -> LoadConfig {
         },
         max_in_flight: 1000,
         http2: false,
-        max_idle_per_host: None,
+        max_connections: None,
         raw_log: None,
     }
 }
@@ -281,6 +281,80 @@ fn read_csv(path: &Path) -> (String, Vec<Vec<String>>) {
         .map(|l| l.split(',').map(str::to_string).collect())
         .collect();
     (header, rows)
+}
+
+#[test]
+fn at_the_connection_cap_requests_wait_and_the_wait_is_response_time() {
+    run(async {
+        // 20 ms per request over at most 2 connections serves 100 req/s; 200
+        // are due in 1 s, so a backlog builds in the client, counted in flight.
+        let server = serve(Proto::Auto, |_| async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            ok()
+        });
+        let mut cfg = config(server.addr, constant(200.0, 1.0));
+        cfg.max_connections = Some(2);
+        let t0 = Instant::now();
+        let s = load::start(cfg, t0).expect("start").join().await;
+        assert_eq!((s.intended, s.dropped, s.status.s2xx), (200, 0, 200));
+        assert!(server.connections.load(Ordering::Relaxed) <= 2);
+        // The last ones waited ~1 s for a connection; the server took 20 ms.
+        assert!(at_least_ms(&s.response_time, 700) >= 20, "{s:?}");
+        assert_eq!(at_least_ms(&s.service_time, 200), 0, "{s:?}");
+        assert!(t0.elapsed() >= Duration::from_millis(1800));
+    });
+}
+
+#[test]
+fn connections_the_server_closes_give_their_slot_back() {
+    run(async {
+        // Every response closes its connection; with a cap of 1 a slot that
+        // was not given back would stall every later request.
+        let server = serve(Proto::Auto, |_| async {
+            let mut r = ok();
+            r.headers_mut()
+                .insert(hyper::header::CONNECTION, "close".parse().expect("value"));
+            r
+        });
+        let mut cfg = config(server.addr, constant(100.0, 0.3));
+        cfg.max_connections = Some(1);
+        cfg.request.timeout = Duration::from_secs(1);
+        let s = load::start(cfg, Instant::now())
+            .expect("start")
+            .join()
+            .await;
+        assert_eq!((s.intended, s.status.s2xx), (30, 30), "{:?}", s.status);
+        assert_eq!(server.connections.load(Ordering::Relaxed), 30);
+    });
+}
+
+#[test]
+fn requests_timing_out_at_the_connection_cap_leak_no_slot() {
+    run(async {
+        // The first request stalls past its timeout, holding the only
+        // connection; those waiting behind it time out too. Once it is gone
+        // the slot must come back: later requests all succeed.
+        let calls = Arc::new(AtomicUsize::new(0));
+        let server = serve(Proto::Auto, move |_| {
+            let first = calls.fetch_add(1, Ordering::Relaxed) == 0;
+            async move {
+                if first {
+                    tokio::time::sleep(Duration::from_millis(600)).await;
+                }
+                ok()
+            }
+        });
+        let mut cfg = config(server.addr, constant(50.0, 1.0));
+        cfg.max_connections = Some(1);
+        cfg.request.timeout = Duration::from_millis(200);
+        let s = load::start(cfg, Instant::now())
+            .expect("start")
+            .join()
+            .await;
+        assert_eq!(s.intended, 50);
+        assert_eq!(s.status.s2xx + s.status.timeout, 50, "{:?}", s.status);
+        assert!((1..=12).contains(&s.status.timeout), "{:?}", s.status);
+    });
 }
 
 #[test]

@@ -33,6 +33,7 @@ bad_input!(unknown_expectation, "bad-expectation.yaml");
 bad_input!(stage_missing_over, "stage-missing-over.yaml");
 bad_input!(unknown_route, "unknown-route.yaml");
 bad_input!(users_with_open_model_request, "users-with-request.yaml");
+bad_input!(zero_connections, "zero-connections.yaml");
 
 #[test]
 fn missing_scenario_file() {

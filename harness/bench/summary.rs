@@ -154,8 +154,8 @@ pub struct Setup {
     /// "uniform" or "poisson".
     pub spacing: &'static str,
     pub max_in_flight: usize,
-    /// hyper's pool_max_idle_per_host.
-    pub idle_connections_per_host: usize,
+    /// Cap on open HTTP/1.1 connections.
+    pub max_connections: usize,
     pub timeout_s: f64,
 }
 
@@ -327,8 +327,8 @@ pub fn render_text(s: &Summary) -> String {
     );
     let _ = writeln!(
         o,
-        "  in-flight cap {}, idle keep-alive connections per host ≤ {}, timeout {}s",
-        st.max_in_flight, st.idle_connections_per_host, st.timeout_s
+        "  in-flight cap {}, connections ≤ {}, timeout {}s",
+        st.max_in_flight, st.max_connections, st.timeout_s
     );
     let r = &s.requests;
     let _ = writeln!(
@@ -548,7 +548,7 @@ mod tests {
                 warmup_s: 0.0,
                 spacing: "uniform",
                 max_in_flight: 1000,
-                idle_connections_per_host: 64,
+                max_connections: 64,
                 timeout_s: 5.0,
             },
             &Measured {

@@ -17,13 +17,11 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::header::{HeaderName, HeaderValue, HOST};
 use hyper::{HeaderMap, Method, Request, Uri};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::pool::{Lease, Pool, SendError, Target};
 use super::rawlog::{RawLog, RawLogSummary};
 use super::schedule::{RateCurve, Schedule, Spacing};
 use super::stats::{micros, Completion, DispatchCounts, IntervalStats, Outcome, Recorder};
@@ -62,12 +60,11 @@ pub struct LoadConfig {
     pub max_in_flight: usize,
     /// HTTP/2 with prior knowledge (h2c) instead of HTTP/1.1.
     pub http2: bool,
-    /// Idle keep-alive connections kept per host (hyper's
-    /// `pool_max_idle_per_host`); None = `max_in_flight`. This does not cap
-    /// open connections: over HTTP/1.1 a request due while none is idle
-    /// opens a new one (bounded by `max_in_flight`); HTTP/2 multiplexes
-    /// everything over one connection.
-    pub max_idle_per_host: Option<usize>,
+    /// Cap on open HTTP/1.1 connections; None = `max_in_flight`. A request
+    /// due while all are busy waits for one (still in flight, the wait in its
+    /// response time; see `pool`). HTTP/2 multiplexes everything over one
+    /// connection.
+    pub max_connections: Option<usize>,
     /// Write one CSV row per request here (see `rawlog`).
     pub raw_log: Option<PathBuf>,
 }
@@ -78,6 +75,8 @@ pub enum LoadError {
     BadSpeed(f64),
     #[error("max_in_flight must be between 1 and {max}, got {got}")]
     BadMaxInFlight { got: usize, max: usize },
+    #[error("connections must be at least 1")]
+    BadConnections,
     #[error("url {0}: must be http://host[:port]/path (https is not supported)")]
     BadUrl(String),
     #[error("header {name:?}: {reason}")]
@@ -93,7 +92,10 @@ pub enum LoadError {
 /// The request, pre-built once so each send only clones cheap parts.
 struct Prepared {
     method: Method,
+    /// Origin form (`/path?query`) for HTTP/1.1, absolute for HTTP/2 (whose
+    /// `:scheme` and `:authority` come from it).
     uri: Uri,
+    target: Target,
     headers: HeaderMap,
     body: Bytes,
     /// Real-time timeout.
@@ -107,6 +109,16 @@ impl Prepared {
             return Err(bad_url());
         }
         let authority = spec.url.authority().ok_or_else(bad_url)?;
+        let target = Target {
+            host: authority.host().to_owned(),
+            port: authority.port_u16().unwrap_or(80),
+        };
+        let uri = if http2 {
+            spec.url.clone()
+        } else {
+            let origin = spec.url.path_and_query().map_or("/", |p| p.as_str());
+            origin.parse().map_err(|_| bad_url())?
+        };
         let mut headers = HeaderMap::with_capacity(spec.headers.len() + 1);
         for (name, value) in &spec.headers {
             let bad = |reason: String| LoadError::BadHeader {
@@ -133,7 +145,8 @@ impl Prepared {
             .ok_or(LoadError::BadTimeout(spec.timeout))?;
         Ok(Self {
             method: spec.method.clone(),
-            uri: spec.url.clone(),
+            uri,
+            target,
             headers,
             body: spec.body.clone().unwrap_or_default(),
             timeout,
@@ -151,7 +164,7 @@ impl Prepared {
 
 struct Shared {
     recorder: Recorder,
-    client: Client<HttpConnector, Full<Bytes>>,
+    pool: Pool,
     prepared: Prepared,
     /// One permit per allowed outstanding request.
     slots: Arc<Semaphore>,
@@ -261,16 +274,13 @@ pub fn start(config: LoadConfig, t0: Instant) -> Result<LoadHandle, LoadError> {
             max,
         });
     }
+    let max_connections = config.max_connections.unwrap_or(config.max_in_flight);
+    if max_connections == 0 {
+        return Err(LoadError::BadConnections);
+    }
     let prepared = Prepared::new(&config.request, speed, config.http2)?;
     let runtime = tokio::runtime::Handle::try_current().map_err(|_| LoadError::NoRuntime)?;
-
-    let mut connector = HttpConnector::new();
-    // Small requests; Nagle would add delay to every write.
-    connector.set_nodelay(true);
-    let client = Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(config.max_idle_per_host.unwrap_or(config.max_in_flight))
-        .http2_only(config.http2)
-        .build(connector);
+    let pool = Pool::new(prepared.target.clone(), config.http2, max_connections);
     let raw = match &config.raw_log {
         Some(path) => Some(
             RawLog::create(path, t0, speed).map_err(|e| LoadError::RawLog {
@@ -283,7 +293,7 @@ pub fn start(config: LoadConfig, t0: Instant) -> Result<LoadHandle, LoadError> {
 
     let shared = Arc::new(Shared {
         recorder: Recorder::new(),
-        client,
+        pool,
         prepared,
         slots: Arc::new(Semaphore::new(config.max_in_flight)),
         max_in_flight: config.max_in_flight,
@@ -381,63 +391,92 @@ async fn run(shared: Arc<Shared>, mut schedule: Schedule, t0: Instant, speed: f6
 }
 
 async fn send_one(shared: Arc<Shared>, due: Due, permit: OwnedSemaphorePermit) {
-    // "Actual send" = when this task starts, just before handing the request
-    // to the client (so it includes any wait for a pooled connection). Late
-    // is judged here rather than in the scheduler so that a runtime too busy
-    // to start the task on time counts too.
+    // The task starting is the generator's side of the send: late is judged
+    // here rather than in the scheduler so that a runtime too busy to start
+    // the task on time counts too.
     let started = Instant::now();
     shared.recorder.record_send(micros(due.at, started));
     let req = shared.prepared.build();
-    let mut headers_at = None;
+    let mut times = Times::default();
     let outcome = match tokio::time::timeout(
         shared.prepared.timeout,
-        exchange(&shared.client, req, &mut headers_at),
+        exchange(&shared.pool, req, &mut times),
     )
     .await
     {
-        Ok(Ok(code)) => Outcome::Status(code),
+        Ok(Ok((code, lease))) => {
+            // Back to the pool before anything else, so the next request
+            // finds it idle.
+            lease.release().await;
+            Outcome::Status(code)
+        }
         Ok(Err(outcome)) => outcome,
         Err(_) => Outcome::Timeout,
     };
-    let done = Instant::now();
-    // A request sent up to BATCH_WINDOW early is measured from its actual
-    // send, so response time never drops below service time; a late one is
-    // measured from its intended instant (the coordinated-omission fix).
+    let done = times.done.unwrap_or_else(Instant::now);
+    // Service time starts when the request got a connection (a wait for one
+    // at the connection cap is the client's, not the server's); response
+    // time starts at the intended instant, or at the task start for one sent
+    // up to BATCH_WINDOW early, so it never drops below service time.
+    let sent = times.sent.unwrap_or(started);
     let c = Completion {
         outcome,
         response_us: micros(due.at.min(started), done),
-        service_us: micros(started, done),
-        ttfb_us: headers_at.map(|h| micros(started, h)),
+        service_us: micros(sent, done),
+        ttfb_us: times.headers.map(|h| micros(sent, h)),
     };
     shared.recorder.record_completion(c);
     if let Some(raw) = &shared.raw {
-        raw.finished(due.t, started, done, &c);
+        raw.finished(due.t, sent, done, &c);
     }
     drop(permit);
 }
 
-/// Sends one request and reads the whole response body (discarding it).
-/// Sets `headers_at` when the response head arrives (kept outside the future
-/// so a timeout while reading the body still knows it).
-async fn exchange(
-    client: &Client<HttpConnector, Full<Bytes>>,
-    req: Request<Full<Bytes>>,
-    headers_at: &mut Option<Instant>,
-) -> Result<u16, Outcome> {
-    let resp = client.request(req).await.map_err(|e| {
-        if e.is_connect() {
-            Outcome::ConnectError
-        } else {
-            Outcome::Other
+/// Instants of one exchange, kept outside its future so that a timeout still
+/// knows how far it got.
+#[derive(Default)]
+struct Times {
+    /// Got a connection; the request is written next.
+    sent: Option<Instant>,
+    /// Response head received.
+    headers: Option<Instant>,
+    /// Body read to the end.
+    done: Option<Instant>,
+}
+
+/// Sends one request and reads the whole response body (discarding it). A
+/// request that never left because its keep-alive connection had just been
+/// closed by the server is retried once on another connection, as browsers
+/// and hyper's own pooled client do.
+async fn exchange<'p>(
+    pool: &'p Pool,
+    mut req: Request<Full<Bytes>>,
+    t: &mut Times,
+) -> Result<(u16, Lease<'p>), Outcome> {
+    for retry in [true, false] {
+        let mut lease = pool.checkout().await.map_err(|e| match e {
+            SendError::Connect => Outcome::ConnectError,
+            SendError::Other => Outcome::Other,
+        })?;
+        t.sent = Some(Instant::now());
+        let resp = match lease.send(req).await {
+            Ok(resp) => resp,
+            Err(Some(back)) if retry => {
+                req = back;
+                continue;
+            }
+            Err(_) => return Err(Outcome::Other),
+        };
+        t.headers = Some(Instant::now());
+        let code = resp.status().as_u16();
+        let mut body = resp.into_body();
+        while let Some(frame) = body.frame().await {
+            frame.map_err(|_| Outcome::Other)?;
         }
-    })?;
-    *headers_at = Some(Instant::now());
-    let code = resp.status().as_u16();
-    let mut body = resp.into_body();
-    while let Some(frame) = body.frame().await {
-        frame.map_err(|_| Outcome::Other)?;
+        t.done = Some(Instant::now());
+        return Ok((code, lease));
     }
-    Ok(code)
+    Err(Outcome::Other)
 }
 
 #[cfg(test)]
@@ -449,7 +488,7 @@ mod tests {
     use hyper::body::Incoming;
     use hyper::service::service_fn;
     use hyper::{Response, StatusCode};
-    use hyper_util::rt::TokioIo;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
     use hyper_util::server::conn::auto;
     use tokio::net::TcpListener;
 
@@ -500,7 +539,7 @@ mod tests {
             },
             max_in_flight: 1000,
             http2: false,
-            max_idle_per_host: None,
+            max_connections: None,
             raw_log: None,
         }
     }

@@ -5,6 +5,7 @@
 //!
 //! - [`schedule`]: the rate curve and intended request instants (pure).
 //! - [`engine`]: sends requests at those instants, drops at the in-flight cap.
+//! - `pool`: capped keep-alive HTTP/1.1 connections, or one HTTP/2 one.
 //! - [`closed`]: Goose users ramped by a test plan; every request timed here.
 //! - `goose_env`: the logger and Ctrl-C handler, claimed before Goose does.
 //! - [`driver`]: one handle over either engine for the experiment loop.
@@ -15,6 +16,7 @@ pub mod closed;
 pub mod driver;
 pub mod engine;
 mod goose_env;
+mod pool;
 pub mod rawlog;
 pub mod schedule;
 pub mod stats;

@@ -27,13 +27,15 @@ const CHANNEL_ROWS: usize = 65_536;
 struct Row {
     /// Intended send time.
     intended_s: f64,
-    /// Actual send (the request's task started); empty when dropped.
+    /// Actual send: the request got a connection (or, when it never got one,
+    /// its task started); empty when dropped.
     sent_s: Option<f64>,
     /// Completion (response read, error or timeout); empty when dropped.
     done_s: Option<f64>,
     /// HTTP status; empty when no complete response arrived.
     status: Option<u16>,
-    /// Completion - min(intended, sent): the response time.
+    /// Completion - intended (or the task start, for one started up to the
+    /// 1 ms batch window early): the response time.
     latency_us: Option<u64>,
     /// Completion - sent: the service time.
     service_us: Option<u64>,
@@ -149,8 +151,8 @@ impl RawLog {
         });
     }
 
-    /// A request due at experiment time `t`, sent at `started`, finished at `done`.
-    pub fn finished(&self, t: f64, started: Instant, done: Instant, c: &Completion) {
+    /// A request due at experiment time `t`, sent at `sent`, finished at `done`.
+    pub fn finished(&self, t: f64, sent: Instant, done: Instant, c: &Completion) {
         let (status, error) = match c.outcome {
             Outcome::Status(code) => (Some(code), ""),
             Outcome::Timeout => (None, "timeout"),
@@ -159,7 +161,7 @@ impl RawLog {
         };
         self.push(Row {
             intended_s: t,
-            sent_s: Some(self.secs(started)),
+            sent_s: Some(self.secs(sent)),
             done_s: Some(self.secs(done)),
             status,
             latency_us: Some(self.us(c.response_us)),

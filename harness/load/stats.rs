@@ -16,15 +16,15 @@
 //!   includes the sender's lateness, so it is free of coordinated omission.
 //!   Requests dispatched early (by at most the 1 ms batch window) count from
 //!   the actual dispatch, so response time is always >= service time.
-//! - `service_time` = completion - actual dispatch (the moment the request's
-//!   task started running, just before it is handed to the HTTP client). It
-//!   still includes waiting for a pooled connection, which hyper_util's
-//!   legacy client does not expose separately.
-//! - `ttfb` = response headers received - actual dispatch: the service time
+//! - `service_time` = completion - the moment the request got a connection
+//!   and was written (dialling a new connection included, a wait for a busy
+//!   one at the `connections` cap not).
+//! - `ttfb` = response headers received - that same moment: the service time
 //!   without reading the body.
 //! - `lateness` = actual dispatch - intended instant (0 when on time or up to
 //!   the 1 ms batch window early), for every sent request. `response_time -
-//!   service_time` is exactly this lateness, so the two latency histograms
+//!   service_time` is this lateness plus any wait for a connection at the
+//!   `connections` cap, so with the default cap the two latency histograms
 //!   only differ when the generator itself fell behind: an open-model engine
 //!   never waits for the server before sending.
 //!
