@@ -13,12 +13,15 @@
 //!   response time (measured from the intended instant) and it counts against
 //!   the in-flight cap like any outstanding request, so nothing is hidden: the
 //!   open model still drops at the cap, it just stops dialling at the
-//!   connection cap.
+//!   connection cap. Connections idle for [`IDLE_TIMEOUT`] are closed, so the
+//!   pool follows the current concurrency rather than the highest a long
+//!   run ever reached (memory is per connection).
 //! - HTTP/2 (prior knowledge): one connection, multiplexed; re-dialled by the
 //!   next request after it closes.
 
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -28,8 +31,14 @@ use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 type Body = Full<Bytes>;
+
+/// An HTTP/1.1 connection unused this long is closed (hyper's pooled client
+/// uses 90 s; shorter here because a surplus connection only costs memory
+/// and the server's attention).
+pub(super) const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why a request got no response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +72,7 @@ impl Pool {
             Pool::Http1(H1Pool {
                 target,
                 cap: max_connections.max(1),
+                idle_timeout: IDLE_TIMEOUT,
                 state: Mutex::new(H1State::default()),
             })
         }
@@ -149,13 +159,15 @@ impl Drop for Lease<'_> {
 pub(super) struct H1Pool {
     target: Target,
     cap: usize,
+    idle_timeout: Duration,
     state: Mutex<H1State>,
 }
 
 #[derive(Default)]
 struct H1State {
-    /// Ready connections, most recently used last.
-    idle: Vec<http1::SendRequest<Body>>,
+    /// Ready connections and when each was checked in, most recently used
+    /// last (taken from the back, expired from the front).
+    idle: VecDeque<(http1::SendRequest<Body>, Instant)>,
     /// Connections open or being dialled, idle or not.
     open: usize,
     /// Requests waiting for a connection, oldest first.
@@ -178,9 +190,19 @@ impl H1Pool {
     async fn checkout(&self) -> Result<http1::SendRequest<Body>, SendError> {
         let wait = {
             let mut st = self.lock();
+            let now = Instant::now();
+            while st
+                .idle
+                .front()
+                .is_some_and(|(_, at)| now - *at > self.idle_timeout)
+            {
+                // Dropping the last SendRequest closes the connection.
+                st.idle.pop_front();
+                st.open -= 1;
+            }
             loop {
-                match st.idle.pop() {
-                    Some(s) if s.is_ready() => return Ok(s),
+                match st.idle.pop_back() {
+                    Some((s, _)) if s.is_ready() => return Ok(s),
                     // Closed by the server while idle.
                     Some(_) => st.open -= 1,
                     None => break,
@@ -231,7 +253,7 @@ impl H1Pool {
                 Err(Grant::Dial) => unreachable!("sent a connection"),
             }
         }
-        st.idle.push(s);
+        st.idle.push_back((s, Instant::now()));
     }
 
     /// A connection (or a slot being dialled) is gone: hand the slot to the
@@ -305,5 +327,92 @@ impl H2Conn {
         tokio::spawn(conn);
         *slot = Some(sender.clone());
         Ok(sender)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::convert::Infallible;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use http_body_util::BodyExt;
+    use hyper::service::service_fn;
+    use tokio::net::TcpListener;
+
+    /// An HTTP/1.1 server on 127.0.0.1 answering "ok"; counts connections.
+    async fn server() -> (Target, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::Relaxed);
+                let svc = service_fn(|_req| async {
+                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
+                });
+                tokio::spawn(
+                    hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc),
+                );
+            }
+        });
+        let target = Target {
+            host: "127.0.0.1".into(),
+            port,
+        };
+        (target, accepted)
+    }
+
+    fn h1(target: Target, cap: usize, idle_timeout: Duration) -> H1Pool {
+        H1Pool {
+            target,
+            cap,
+            idle_timeout,
+            state: Mutex::new(H1State::default()),
+        }
+    }
+
+    /// One request on a checked-out connection, then back to the pool.
+    async fn get(pool: &Pool) {
+        let mut lease = pool.checkout().await.expect("checkout");
+        let req = Request::get("/").body(Full::default()).expect("request");
+        let resp = lease.send(req).await.expect("response");
+        resp.into_body().collect().await.expect("body");
+        lease.release().await;
+    }
+
+    #[tokio::test]
+    async fn at_the_cap_a_checkout_waits_for_a_release() {
+        let (target, accepted) = server().await;
+        let pool = Pool::Http1(h1(target, 1, IDLE_TIMEOUT));
+        let first = pool.checkout().await.expect("first");
+        let second = pool.checkout();
+        tokio::pin!(second);
+        let waited = tokio::time::timeout(Duration::from_millis(50), &mut second).await;
+        assert!(waited.is_err(), "the only connection is leased");
+        first.release().await;
+        let second = second.await.expect("handed the released connection");
+        drop(second); // mid-exchange: closed, its slot freed
+        get(&pool).await;
+        assert_eq!(accepted.load(Ordering::Relaxed), 2);
+    }
+
+    #[tokio::test]
+    async fn idle_connections_are_reused_then_expire() {
+        let (target, accepted) = server().await;
+        let pool = Pool::Http1(h1(target, 4, Duration::from_millis(100)));
+        get(&pool).await;
+        get(&pool).await;
+        assert_eq!(accepted.load(Ordering::Relaxed), 1, "kept alive");
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        get(&pool).await;
+        assert_eq!(accepted.load(Ordering::Relaxed), 2, "expired, re-dialled");
+        let Pool::Http1(p) = &pool else {
+            unreachable!()
+        };
+        assert_eq!(p.lock().open, 1, "the expired one no longer counts");
     }
 }
