@@ -208,21 +208,31 @@ impl Plan {
     }
 }
 
-/// Runs the bench and prints its summary; returns the exit code.
+/// Runs the bench and prints its summary; returns the exit code (130 when
+/// Ctrl-C or SIGTERM cut it short: the summary of what ran is still printed).
 pub async fn run(args: BenchArgs) -> Result<i32> {
     let plan = Plan::new(&args)?;
-    let summary = measure(plan).await?;
+    let summary = measure(plan, crate::run::shutdown_signal()).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
         print!("{}", summary::render_text(&summary));
     }
-    Ok(exit::PASSED)
+    Ok(if summary.interrupted_after_s.is_some() {
+        exit::INTERRUPTED
+    } else {
+        exit::PASSED
+    })
 }
 
 /// Drives the engine, reading its stats at the end of the warm-up and then
-/// once per second, and summarises the measured part.
-pub async fn measure(plan: Plan) -> Result<summary::Summary> {
+/// once per second, and summarises the measured part. When `interrupt`
+/// completes, sending stops; what was sent is still awaited and summarised.
+pub async fn measure(
+    plan: Plan,
+    interrupt: impl std::future::Future<Output = ()>,
+) -> Result<summary::Summary> {
+    let mut interrupt = std::pin::pin!(interrupt);
     let usage_at = || rusage::now().map_err(|e| InfraError(format!("getrusage: {e}")));
     let (warmup, duration) = (plan.setup.warmup_s, plan.setup.duration_s);
     let curve = plan.config.curve.clone();
@@ -235,8 +245,12 @@ pub async fn measure(plan: Plan) -> Result<summary::Summary> {
     let since_t0 = |at: Instant| at.saturating_duration_since(t0).as_secs_f64();
     let at_s = |s: f64| t0 + Duration::from_secs_f64(s);
     let mut start_s = 0.0;
+    let mut interrupted_at = None;
     if warmup > 0.0 {
-        tokio::time::sleep_until(at_s(warmup)).await;
+        tokio::select! {
+            _ = tokio::time::sleep_until(at_s(warmup)) => {}
+            _ = &mut interrupt => interrupted_at = Some(Instant::now()),
+        }
         // Counted by when the engine processed them, so a request due right
         // at the boundary may land on either side of this read.
         let _ = handle.take_interval();
@@ -247,7 +261,16 @@ pub async fn measure(plan: Plan) -> Result<summary::Summary> {
     let mut windows = Vec::with_capacity(usize::try_from(full_seconds).unwrap_or(0));
     let mut measured = load::IntervalStats::new();
     for k in 1..=full_seconds {
-        tokio::time::sleep_until(at_s(warmup + k as f64)).await;
+        if interrupted_at.is_some() {
+            break;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep_until(at_s(warmup + k as f64)) => {}
+            _ = &mut interrupt => {
+                interrupted_at = Some(Instant::now());
+                break;
+            }
+        }
         // The read's own instant is the window's end, so lateness in waking
         // up moves the boundary instead of counting as rate error.
         let stats = handle.take_interval();
@@ -255,6 +278,9 @@ pub async fn measure(plan: Plan) -> Result<summary::Summary> {
         windows.push(Window::new(start_s, end_s, &stats));
         measured.merge(&stats);
         start_s = end_s;
+    }
+    if interrupted_at.is_some() {
+        handle.stop();
     }
     // The rest: a partial last second and requests still in flight.
     while !handle.finished() {
@@ -273,6 +299,7 @@ pub async fn measure(plan: Plan) -> Result<summary::Summary> {
             sys_s: usage.sys.as_secs_f64(),
             peak_rss_bytes: usage.max_rss_bytes,
             raw_log: finished.raw_log.as_ref(),
+            interrupted_after_s: interrupted_at.map(|at| (since_t0(at) - warmup).max(0.0)),
         },
     ))
 }

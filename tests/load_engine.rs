@@ -574,3 +574,38 @@ fn bench_command_prints_json_and_rejects_bad_flags() {
         assert!(!out.stderr.is_empty(), "{bad:?} says why");
     }
 }
+
+/// Ctrl-C stops a bench early: it still waits for what it sent, prints the
+/// summary of what ran, says it was interrupted, and exits 130.
+#[cfg(unix)]
+#[test]
+fn interrupted_bench_prints_what_ran_and_exits_130() {
+    let _turn = TURNS.lock().unwrap_or_else(PoisonError::into_inner);
+    let server = serve(Proto::Auto, |_| async { ok() });
+    let url = format!("http://{}/x", server.addr);
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_autoscale-harness"))
+        .args(["bench", "--url", &url, "--rate", "200", "--duration", "60s"])
+        .args(["--warmup", "200ms", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run bench");
+    std::thread::sleep(Duration::from_millis(1700));
+    // SAFETY: signalling our own child by pid.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let started = std::time::Instant::now();
+    let out = child.wait_with_output().expect("bench output");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(out.status.code(), Some(130));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let after = j["interrupted_after_s"]
+        .as_f64()
+        .expect("interrupted_after_s");
+    assert!((1.0..3.0).contains(&after), "{after}");
+    let seconds = j["per_second"].as_array().map_or(0, Vec::len);
+    assert!((1..=3).contains(&seconds), "{j}");
+    // Everything sent was waited for and counted.
+    assert_eq!(j["requests"]["completed"], j["requests"]["sent"]);
+    assert_eq!(j["requests"]["errors"], 0);
+}

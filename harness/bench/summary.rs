@@ -227,6 +227,9 @@ pub struct Summary {
     pub peak_rss_bytes: u64,
     pub raw_log: Option<RawLogReport>,
     pub per_second: Vec<Second>,
+    /// Seconds into the measured part (after the warm-up) at which Ctrl-C
+    /// or SIGTERM stopped the run; None when it ran to the end.
+    pub interrupted_after_s: Option<f64>,
 }
 
 /// What the I/O side measured, to be summarised.
@@ -238,6 +241,7 @@ pub struct Measured<'a> {
     pub sys_s: f64,
     pub peak_rss_bytes: u64,
     pub raw_log: Option<&'a RawLogSummary>,
+    pub interrupted_after_s: Option<f64>,
 }
 
 pub fn summarize(setup: Setup, m: &Measured<'_>) -> Summary {
@@ -284,6 +288,7 @@ pub fn summarize(setup: Setup, m: &Measured<'_>) -> Summary {
         peak_rss_bytes: m.peak_rss_bytes,
         raw_log: m.raw_log.map(RawLogReport::from),
         per_second,
+        interrupted_after_s: m.interrupted_after_s,
     }
 }
 
@@ -330,6 +335,13 @@ pub fn render_text(s: &Summary) -> String {
         "  in-flight cap {}, connections ≤ {}, timeout {}s",
         st.max_in_flight, st.max_connections, st.timeout_s
     );
+    if let Some(at) = s.interrupted_after_s {
+        let _ = writeln!(
+            o,
+            "INTERRUPTED after {at:.1}s of {}s: the figures cover what ran",
+            st.duration_s
+        );
+    }
     let r = &s.requests;
     let _ = writeln!(
         o,
@@ -501,6 +513,7 @@ mod tests {
                 sys_s: 0.0,
                 peak_rss_bytes: 0,
                 raw_log: None,
+                interrupted_after_s: None,
             },
         );
         assert_eq!(s.rate.intended_per_s, 200.0);
@@ -559,6 +572,7 @@ mod tests {
                 sys_s: 0.05,
                 peak_rss_bytes: 12 << 20,
                 raw_log: Some(&raw),
+                interrupted_after_s: None,
             },
         )
     }
@@ -582,6 +596,17 @@ mod tests {
         assert_eq!(json["requests"]["dropped"], 10);
         assert_eq!(json["per_second"].as_array().map(Vec::len), Some(3));
         assert_eq!(json["raw_log"]["rows"], 3000);
+    }
+
+    #[test]
+    fn an_interrupted_run_says_so() {
+        let mut s = fixture();
+        assert!(!render_text(&s).contains("INTERRUPTED"));
+        s.interrupted_after_s = Some(1.25);
+        let text = render_text(&s);
+        assert!(text.contains("INTERRUPTED after 1.2s of 3s"), "{text}");
+        let json: serde_json::Value = serde_json::to_value(&s).expect("json");
+        assert_eq!(json["interrupted_after_s"], 1.25);
     }
 
     #[test]

@@ -110,7 +110,12 @@ impl Prepared {
         }
         let authority = spec.url.authority().ok_or_else(bad_url)?;
         let target = Target {
-            host: authority.host().to_owned(),
+            // `[::1]` in a URL is `::1` to the resolver.
+            host: authority
+                .host()
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
             port: authority.port_u16().unwrap_or(80),
         };
         let uri = if http2 {
