@@ -250,7 +250,8 @@ impl H1Pool {
                 Ok(()) => return,
                 // That waiter timed out; try the next.
                 Err(Grant::Conn(back)) => s = back,
-                Err(Grant::Dial) => unreachable!("sent a connection"),
+                // Not possible: what comes back is what was sent.
+                Err(Grant::Dial) => return,
             }
         }
         st.idle.push_back((s, Instant::now()));
