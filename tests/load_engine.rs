@@ -581,7 +581,12 @@ fn bench_command_prints_json_and_rejects_bad_flags() {
 #[test]
 fn interrupted_bench_prints_what_ran_and_exits_130() {
     let _turn = TURNS.lock().unwrap_or_else(PoisonError::into_inner);
-    let server = serve(Proto::Auto, |_| async { ok() });
+    let served = Arc::new(AtomicUsize::new(0));
+    let count = served.clone();
+    let server = serve(Proto::Auto, move |_| {
+        count.fetch_add(1, Ordering::Relaxed);
+        async { ok() }
+    });
     let url = format!("http://{}/x", server.addr);
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_autoscale-harness"))
         .args(["bench", "--url", &url, "--rate", "200", "--duration", "60s"])
@@ -589,7 +594,16 @@ fn interrupted_bench_prints_what_ran_and_exits_130() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("run bench");
-    std::thread::sleep(Duration::from_millis(1700));
+    // Signal once it has been sending for ~1.5 s (its handler is in place
+    // before the first request), however slowly the process started.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while served.load(Ordering::Relaxed) < 300 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "bench never got going"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     // SAFETY: signalling our own child by pid.
     unsafe {
         libc::kill(child.id() as i32, libc::SIGINT);
