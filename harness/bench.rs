@@ -244,13 +244,17 @@ pub async fn measure(
     })?;
     let since_t0 = |at: Instant| at.saturating_duration_since(t0).as_secs_f64();
     let at_s = |s: f64| t0 + Duration::from_secs_f64(s);
+    // Sleeps until `s`; the instant of the interrupt if it came first.
+    let mut wait_until = async |s: f64| {
+        tokio::select! {
+            _ = tokio::time::sleep_until(at_s(s)) => None,
+            _ = &mut interrupt => Some(Instant::now()),
+        }
+    };
     let mut start_s = 0.0;
     let mut interrupted_at = None;
     if warmup > 0.0 {
-        tokio::select! {
-            _ = tokio::time::sleep_until(at_s(warmup)) => {}
-            _ = &mut interrupt => interrupted_at = Some(Instant::now()),
-        }
+        interrupted_at = wait_until(warmup).await;
         // Counted by when the engine processed them, so a request due right
         // at the boundary may land on either side of this read.
         let _ = handle.take_interval();
@@ -264,12 +268,9 @@ pub async fn measure(
         if interrupted_at.is_some() {
             break;
         }
-        tokio::select! {
-            _ = tokio::time::sleep_until(at_s(warmup + k as f64)) => {}
-            _ = &mut interrupt => {
-                interrupted_at = Some(Instant::now());
-                break;
-            }
+        interrupted_at = wait_until(warmup + k as f64).await;
+        if interrupted_at.is_some() {
+            break;
         }
         // The read's own instant is the window's end, so lateness in waking
         // up moves the boundary instead of counting as rate error.

@@ -15,12 +15,7 @@ use crate::load::{IntervalStats, RateCurve, RawLogSummary, StatusCounts};
 pub struct Window {
     pub start_s: f64,
     pub end_s: f64,
-    pub intended: u64,
-    pub sent: u64,
-    pub completed: u64,
-    pub dropped: u64,
-    pub late: u64,
-    pub errors: u64,
+    pub requests: Requests,
 }
 
 impl Window {
@@ -28,12 +23,7 @@ impl Window {
         Self {
             start_s,
             end_s,
-            intended: st.intended,
-            sent: st.sent,
-            completed: st.completed,
-            dropped: st.dropped,
-            late: st.late,
-            errors: st.status.errors(),
+            requests: Requests::from(st),
         }
     }
 }
@@ -64,16 +54,17 @@ pub fn seconds(curve: &RateCurve, windows: &[Window]) -> Vec<Second> {
         .enumerate()
         .map(|(i, w)| {
             let expected = curve.cumulative(w.end_s) - curve.cumulative(w.start_s);
+            let r = &w.requests;
             Second {
                 second: u32::try_from(i + 1).unwrap_or(u32::MAX),
                 expected,
-                sent: w.sent,
-                completed: w.completed,
-                dropped: w.dropped,
-                late: w.late,
-                errors: w.errors,
+                sent: r.sent,
+                completed: r.completed,
+                dropped: r.dropped,
+                late: r.late,
+                errors: r.errors,
                 error_pct: (expected >= 1.0)
-                    .then(|| (w.completed as f64 - expected) / expected * 100.0),
+                    .then(|| (r.completed as f64 - expected) / expected * 100.0),
             }
         })
         .collect()
@@ -159,7 +150,7 @@ pub struct Setup {
     pub timeout_s: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Requests {
     pub intended: u64,
     pub sent: u64,
@@ -169,6 +160,20 @@ pub struct Requests {
     /// Non-2xx/3xx, timeouts, connection and other errors.
     pub errors: u64,
     pub status: StatusCounts,
+}
+
+impl From<&IntervalStats> for Requests {
+    fn from(t: &IntervalStats) -> Self {
+        Self {
+            intended: t.intended,
+            sent: t.sent,
+            completed: t.completed,
+            dropped: t.dropped,
+            late: t.late,
+            errors: t.status.errors(),
+            status: t.status,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -249,7 +254,7 @@ pub fn summarize(setup: Setup, m: &Measured<'_>) -> Summary {
     let per_second = seconds(m.curve, m.windows);
     let measured_s =
         m.windows.last().map_or(0.0, |w| w.end_s) - m.windows.first().map_or(0.0, |w| w.start_s);
-    let completed_in_windows: u64 = m.windows.iter().map(|w| w.completed).sum();
+    let completed_in_windows: u64 = m.windows.iter().map(|w| w.requests.completed).sum();
     let warmup = setup.warmup_s;
     let duration = m.curve.total_duration() - warmup;
     Summary {
@@ -267,15 +272,7 @@ pub fn summarize(setup: Setup, m: &Measured<'_>) -> Summary {
             per_second_error: rate_error(&per_second),
         },
         setup,
-        requests: Requests {
-            intended: t.intended,
-            sent: t.sent,
-            completed: t.completed,
-            dropped: t.dropped,
-            late: t.late,
-            errors: t.status.errors(),
-            status: t.status,
-        },
+        requests: Requests::from(t),
         response_time_ms: quantiles(&t.response_time),
         service_time_ms: quantiles(&t.service_time),
         ttfb_ms: quantiles(&t.ttfb),
@@ -422,16 +419,9 @@ mod tests {
     use crate::load::Segment;
 
     fn w(start_s: f64, end_s: f64, completed: u64) -> Window {
-        Window {
-            start_s,
-            end_s,
-            intended: completed,
-            sent: completed,
-            completed,
-            dropped: 0,
-            late: 0,
-            errors: 0,
-        }
+        let mut st = IntervalStats::new();
+        (st.intended, st.sent, st.completed) = (completed, completed, completed);
+        Window::new(start_s, end_s, &st)
     }
 
     #[test]

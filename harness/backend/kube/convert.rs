@@ -344,23 +344,19 @@ pub fn hpa_sample(h: &HorizontalPodAutoscaler) -> HpaSample {
 }
 
 pub fn scaling_active(h: &HorizontalPodAutoscaler) -> bool {
-    h.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| {
-            c.iter()
-                .any(|c| c.type_ == "ScalingActive" && c.status == "True")
-        })
+    let conds = h.status.iter().flat_map(|s| s.conditions.iter().flatten());
+    is_true(conds.map(|c| (&c.type_, &c.status)), "ScalingActive")
 }
 
 pub fn deployment_available(d: &Deployment) -> bool {
-    d.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| {
-            c.iter()
-                .any(|c| c.type_ == "Available" && c.status == "True")
-        })
+    let conds = d.status.iter().flat_map(|s| s.conditions.iter().flatten());
+    is_true(conds.map(|c| (&c.type_, &c.status)), "Available")
+}
+
+/// Whether the condition of type `ty` among (type, status) pairs is "True"
+/// (each kind has its own condition struct with these two fields).
+fn is_true<'a>(mut conds: impl Iterator<Item = (&'a String, &'a String)>, ty: &str) -> bool {
+    conds.any(|(t, s)| t == ty && s == "True")
 }
 
 /// A cluster Event as a recorder event at experiment time (`t0` in Unix

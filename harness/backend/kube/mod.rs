@@ -320,36 +320,21 @@ impl KubeCluster {
         let c = &self.client;
         let ns = self.ns.as_str();
         let by_name = |n: &str| watcher::Config::default().fields(&format!("metadata.name={n}"));
-        let (hs, hw) = reflector::store();
-        let s = reflector::reflector(
-            hw,
-            watcher(
-                Api::<HorizontalPodAutoscaler>::namespaced(c.clone(), ns),
-                by_name(&self.hpa_name),
-            ),
-        )
-        .default_backoff();
-        self.tasks.push(tokio::spawn(s.for_each(|_| async {})));
-        let (ds, dw) = reflector::store();
-        let s = reflector::reflector(
-            dw,
-            watcher(
-                Api::<Deployment>::namespaced(c.clone(), ns),
-                by_name(&self.deployment),
-            ),
-        )
-        .default_backoff();
-        self.tasks.push(tokio::spawn(s.for_each(|_| async {})));
-        let (ps, pw) = reflector::store();
-        let s = reflector::reflector(
-            pw,
-            watcher(
-                Api::<Pod>::namespaced(c.clone(), ns),
-                watcher::Config::default().labels(&self.pod_selector),
-            ),
-        )
-        .default_backoff();
-        self.tasks.push(tokio::spawn(s.for_each(|_| async {})));
+        let hs = reflect(
+            &mut self.tasks,
+            Api::<HorizontalPodAutoscaler>::namespaced(c.clone(), ns),
+            by_name(&self.hpa_name),
+        );
+        let ds = reflect(
+            &mut self.tasks,
+            Api::<Deployment>::namespaced(c.clone(), ns),
+            by_name(&self.deployment),
+        );
+        let ps = reflect(
+            &mut self.tasks,
+            Api::<Pod>::namespaced(c.clone(), ns),
+            watcher::Config::default().labels(&self.pod_selector),
+        );
         let seen = self.seen.clone();
         let s = watcher(
             Api::<KubeEvent>::namespaced(c.clone(), ns),
@@ -468,6 +453,20 @@ fn api_message(e: &kube::Error) -> String {
         kube::Error::Api(s) => format!("{} (HTTP {})", s.message, s.code),
         other => other.to_string(),
     }
+}
+
+/// A reflector kept current in the background (relisting with backoff after
+/// errors and `410 Gone`); its task joins `tasks`, its store is returned.
+fn reflect<K>(tasks: &mut Vec<JoinHandle<()>>, api: Api<K>, config: watcher::Config) -> Store<K>
+where
+    K: kube::Resource + Clone + std::fmt::Debug + Send + Sync + serde::de::DeserializeOwned,
+    K: 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    let (store, writer) = reflector::store();
+    let s = reflector::reflector(writer, watcher(api, config)).default_backoff();
+    tasks.push(tokio::spawn(s.for_each(|_| async {})));
+    store
 }
 
 /// Pod CPU and memory from the metrics API (metrics-server), every 15 s
