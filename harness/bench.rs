@@ -212,7 +212,7 @@ impl Plan {
 /// Ctrl-C or SIGTERM cut it short: the summary of what ran is still printed).
 pub async fn run(args: BenchArgs) -> Result<i32> {
     let plan = Plan::new(&args)?;
-    let summary = measure(plan, crate::run::shutdown_signal()).await?;
+    let summary = measure(plan, crate::signal::shutdown_signal()).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {

@@ -226,7 +226,7 @@ fn check(e: &Expectation, run: &RunData) -> CheckResult {
             // Mean per pod over the samples where it was ready.
             let mut per_pod: std::collections::BTreeMap<&str, (f64, u32)> = Default::default();
             for s in &window {
-                for pod in s.pods.iter().filter(|p| p.ready) {
+                for pod in s.pods.iter().filter(|p| p.ready && !p.terminating) {
                     let e = per_pod.entry(pod.name.as_str()).or_default();
                     e.0 += pod.qps;
                     e.1 += 1;

@@ -203,7 +203,8 @@ pub async fn run(cli: Cli) -> Result<i32> {
             Ok(exit::PASSED)
         }
         Command::Validate { scenario } => {
-            let (l, m) = run::prepare(&scenario)?;
+            let p = crate::prepared::Prepared::load(&scenario)?;
+            let (l, m) = (&p.loaded, &p.manifests);
             println!(
                 "{}: valid ({} stages, {} manifests with {} objects, {} expectations)",
                 l.path.display(),

@@ -29,12 +29,20 @@ impl Clock {
     pub fn real(&self, d: Duration) -> Duration {
         d.div_f64(self.speed)
     }
+    /// Nanoseconds of experiment time in `real_ns` real nanoseconds (a real
+    /// pod's CPU time, compressed with the clock).
+    pub fn experiment_ns(&self, real_ns: u64) -> u64 {
+        (real_ns as f64 * self.speed).round() as u64
+    }
     /// The real instant of experiment time `t` seconds.
     pub fn instant(&self, t: f64) -> Instant {
         self.t0 + Duration::from_secs_f64(t.max(0.0) / self.speed)
     }
-    pub async fn sleep(&self, d: Duration) {
-        tokio::time::sleep(self.real(d)).await
+    /// The real instant of experiment time `t` seconds, `None` where it is
+    /// not representable (the end of a schedule).
+    pub fn checked_instant(&self, t: f64) -> Option<Instant> {
+        self.t0
+            .checked_add(Duration::try_from_secs_f64(t / self.speed).ok()?)
     }
     pub async fn sleep_until(&self, t: f64) {
         tokio::time::sleep_until(self.instant(t)).await

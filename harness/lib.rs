@@ -1,21 +1,26 @@
 //! autoscale-harness: proves a service autoscales correctly.
 //!
-//! Data flows one way (see DESIGN.md): scenario → backend deploy → load engine
-//! and recorder → checks → report.
+//! Data flows one way (see DESIGN.md): scenario → prepared → backend
+//! (the cluster core with local sockets or a virtual clock, or a real
+//! cluster) → load engine and recorder → checks → report. The binary calls
+//! `cli::run`; tests reach the few modules they exercise directly.
 
 pub mod autoscaler;
 pub mod backend;
-pub mod bench;
-pub mod checks;
+mod bench;
+mod checks;
 pub mod cli;
-pub mod clock;
+mod clock;
+mod cluster;
 pub mod error;
 pub mod load;
 pub mod manifests;
-pub mod progress;
+mod prepared;
+mod progress;
 pub mod recorder;
-pub mod report;
-pub mod run;
-pub mod scenario;
-pub mod sweep;
-pub mod yaml;
+mod report;
+mod run;
+mod scenario;
+mod signal;
+mod sweep;
+mod yaml;

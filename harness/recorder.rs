@@ -69,7 +69,12 @@ pub struct PodSample {
     pub name: String,
     /// Pending, Running, Terminating.
     pub phase: String,
+    /// The Ready condition. A terminating pod keeps it while it drains, and
+    /// the HPA still counts it ready (Value and AverageValue targets).
     pub ready: bool,
+    /// Deleted and draining; the Service no longer sends to it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub terminating: bool,
     /// Requests per experiment-second the gateway sent to this pod in the sample.
     pub qps: f64,
     /// CPU usage in millicores over the sample.

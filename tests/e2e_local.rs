@@ -163,6 +163,29 @@ fn smoke_runs_the_behavior_path_and_rerenders() {
     assert_eq!(junit.matches("<testcase").count(), 4, "{junit}");
 }
 
+/// smoke.yaml with a start-up delay of one sync period, so that new pods
+/// become ready exactly at a sync instant: local and sim must order the two
+/// the same way (the sync first, as in a cluster).
+#[test]
+fn startup_of_whole_sync_periods_agrees_with_sim() {
+    let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let scen = dir.path().join("aligned.yaml");
+    let root = env!("CARGO_MANIFEST_DIR");
+    let text = std::fs::read_to_string(Path::new(root).join("scenarios/smoke.yaml"))
+        .unwrap()
+        .replace("../manifests/", &format!("{root}/manifests/"))
+        .replace("startup_delay: 2s", "startup_delay: 5s");
+    assert!(text.contains("sync_period: 5s"), "{text}");
+    std::fs::write(&scen, &text).unwrap();
+    let scen = scen.to_str().unwrap();
+    let o = run(scen, 10, &dir.path().join("local"));
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let local = sizes(&load_run(&dir.path().join("local")).unwrap());
+    assert!(local.len() >= 2, "{local:?}");
+    assert_agree("aligned smoke local@10 vs sim", &local, &sim_sizes(scen));
+}
+
 #[test]
 fn failed_expectation_exits_1() {
     let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());

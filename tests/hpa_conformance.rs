@@ -341,7 +341,8 @@ impl MetricsSource for FakeMetrics {
 fn run_reconcile(inp: &Value, exp: &Value) -> Result<(), String> {
     let cc = &inp["controller_config"];
     let config = ControllerConfig {
-        sync_period: secs(&cc["sync_period_s"]),
+        // sync_period_s only says when the caller reconciles; the loops
+        // of the cluster core schedule that (`local.controller.sync_period`).
         tolerance: f(&cc["tolerance"]),
         cpu_initialization_period: secs(&cc["cpu_initialization_period_s"]),
         initial_readiness_delay: secs(&cc["initial_readiness_delay_s"]),

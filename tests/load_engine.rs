@@ -540,7 +540,9 @@ fn bench_command_prints_json_and_rejects_bad_flags() {
     // the read that ends it.
     let intended = j["requests"]["intended"].as_u64().expect("intended");
     assert!((999..=1001).contains(&intended), "{j}");
-    assert_eq!(j["requests"]["completed"], intended);
+    // So may its completion, on the other side of its due instant.
+    let completed = j["requests"]["completed"].as_u64().expect("completed");
+    assert!(completed.abs_diff(intended) <= 1, "{j}");
     assert_eq!(j["requests"]["dropped"], 0);
     assert_eq!(j["rate"]["intended_per_s"], 500.0);
     assert_eq!(j["per_second"].as_array().map(Vec::len), Some(2));

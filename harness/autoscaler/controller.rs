@@ -48,9 +48,6 @@ impl Default for FeatureGates {
 /// kube-controller-manager settings for the HPA controller. `Default` = production defaults.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ControllerConfig {
-    /// `--horizontal-pod-autoscaler-sync-period` (not used by `reconcile` itself; callers
-    /// schedule reconciles with it).
-    pub sync_period: Millis,
     /// `--horizontal-pod-autoscaler-tolerance`, both directions.
     pub tolerance: f64,
     /// `--horizontal-pod-autoscaler-cpu-initialization-period`.
@@ -69,7 +66,6 @@ pub struct ControllerConfig {
 impl Default for ControllerConfig {
     fn default() -> Self {
         ControllerConfig {
-            sync_period: 15_000,
             tolerance: 0.1,
             cpu_initialization_period: 300_000,
             initial_readiness_delay: 30_000,

@@ -1,8 +1,8 @@
-//! Where the scenario runs. `local` is an embedded cluster in this process;
-//! `kube` (a real cluster through kube-rs) implements the same contract:
-//! deploy the manifests, expose a target for the load, and report what the
-//! cluster did, sample by sample. `sim` needs no live contract: it computes
-//! the whole run on a virtual clock and hands back samples and events.
+//! Where the scenario runs, behind one contract: deploy the manifests, wait
+//! until the scale target is ready, expose a target for the load, and report
+//! what the cluster did, sample by sample. `local` (the cluster core with
+//! real sockets) and `sim` (the core on a virtual clock, load included) are
+//! the embedded cluster; `kube` is a real one through kube-rs.
 
 pub mod kube;
 pub mod local;
@@ -11,6 +11,7 @@ pub mod sim;
 use std::future::Future;
 use std::pin::Pin;
 
+use crate::load::IntervalStats;
 use crate::recorder::{Event, HpaSample, PodSample, Replicas};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -50,16 +51,23 @@ pub struct Observation {
     pub hpa: Option<HpaSample>,
     /// Events since the previous observation, in order.
     pub events: Vec<Event>,
+    /// The sample's load statistics, from a backend that models the load
+    /// itself (sim); the others leave it to the load engine.
+    pub load: Option<IntervalStats>,
 }
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 pub trait Backend: Send {
-    fn target(&self) -> LoadTarget;
+    /// Where the load engine sends; `None` for a backend that models the
+    /// load on its own virtual clock (the loop then does not wait for time).
+    fn target(&self) -> Option<LoadTarget>;
     /// Deploys what is left to deploy and waits until the scale target is
-    /// ready and the HPA is active; experiment time starts when it returns.
-    fn ready(&mut self) -> BoxFuture<'_, anyhow::Result<()>>;
-    /// What happened since the last call; `t` is the sample's end in experiment seconds.
+    /// ready and the HPA is active. Experiment time starts then: at the real
+    /// instant returned, where the backend has fixed one, else on return.
+    fn ready(&mut self) -> BoxFuture<'_, anyhow::Result<Option<tokio::time::Instant>>>;
+    /// What happened since the last call, up to the end of the sample that
+    /// ends at experiment time `t`.
     fn observe(&mut self, t: f64) -> Observation;
     /// Removes everything the backend created. Called on success, failure and interrupt.
     fn shutdown(self: Box<Self>) -> BoxFuture<'static, anyhow::Result<()>>;

@@ -21,6 +21,7 @@ impl Usage {
         }
     }
 
+    #[cfg(test)]
     pub fn cpu(&self) -> Duration {
         self.user + self.sys
     }

@@ -31,7 +31,8 @@ pub struct History {
     keep: f64,
 }
 
-/// A pod's counters at a scrape (cumulative; `cpu_ns` in real nanoseconds).
+/// A pod's counters at a scrape (cumulative; `cpu_ns` in nanoseconds of
+/// experiment time: the driver converts a real pod's CPU with its clock).
 pub struct PodCounters {
     pub name: String,
     pub cpu_ns: u64,
@@ -96,8 +97,6 @@ pub struct Snapshot {
 pub struct Windows {
     pub rate: f64,
     pub resource: f64,
-    /// Experiment seconds per real second: CPU time was compressed with the clock.
-    pub speed: f64,
     /// Container name the usage is reported under.
     pub container: String,
 }
@@ -110,8 +109,8 @@ impl Snapshot {
         for (name, q) in &h.pods {
             if let Some((a, b)) = History::span(q, w.resource, |p| p.t) {
                 let dt = b.t - a.t;
-                // Experiment CPU seconds = real busy × speed, over experiment seconds.
-                let cores = (b.cpu_ns.saturating_sub(a.cpu_ns)) as f64 * w.speed / 1e9 / dt;
+                // CPU seconds over experiment seconds (counters are in experiment time).
+                let cores = (b.cpu_ns.saturating_sub(a.cpu_ns)) as f64 / 1e9 / dt;
                 let ts: Millis = (b.t * 1000.0).round() as Millis;
                 let win: Millis = (dt * 1000.0).round() as Millis;
                 cpu.push(PodResourceMetric {
@@ -280,7 +279,7 @@ mod tests {
     use crate::autoscaler::MetricsSource;
 
     #[test]
-    fn rates_over_the_window_and_cpu_scaled_by_speed() {
+    fn rates_and_cpu_over_their_windows() {
         let mut h = History::new(120.0);
         for i in 0..=6u64 {
             let t = i as f64 * 15.0;
@@ -288,8 +287,8 @@ mod tests {
                 t,
                 vec![PodCounters {
                     name: "p".into(),
-                    // 30 req/s; 10 ms of real CPU per experiment-second at speed 10 = 10% of a core.
-                    cpu_ns: i * 15 * 10_000_000,
+                    // 30 req/s; 100 ms of CPU per second = 10% of a core.
+                    cpu_ns: i * 15 * 100_000_000,
                     requests: i * 15 * 30,
                     memory: 1 << 20,
                 }],
@@ -302,7 +301,6 @@ mod tests {
             &Windows {
                 rate: 60.0,
                 resource: 30.0,
-                speed: 10.0,
                 container: "c".into(),
             },
             &[("default/r".into(), labels)],

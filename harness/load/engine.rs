@@ -25,6 +25,7 @@ use super::pool::{Lease, Pool, SendError, Target};
 use super::rawlog::{RawLog, RawLogSummary};
 use super::schedule::{RateCurve, Schedule, Spacing};
 use super::stats::{micros, Completion, DispatchCounts, IntervalStats, Outcome, Recorder};
+use crate::clock::Clock;
 
 /// Requests due within this window after "now" go out in the current batch.
 /// The tokio timer ticks at 1 ms, so a finer sleep buys nothing, and at high
@@ -307,17 +308,11 @@ pub fn start(config: LoadConfig, t0: Instant) -> Result<LoadHandle, LoadError> {
         raw,
     });
     let schedule = Schedule::new(config.curve, config.spacing);
-    let task = runtime.spawn(run(shared.clone(), schedule, t0, speed));
+    let task = runtime.spawn(run(shared.clone(), schedule, Clock::new(t0, speed)));
     Ok(LoadHandle {
         shared,
         task: Some(task),
     })
-}
-
-/// Real instant of experiment time `t`; None if it is not representable
-/// (treated as the end of the schedule).
-fn real_instant(t0: Instant, t: f64, speed: f64) -> Option<Instant> {
-    t0.checked_add(Duration::try_from_secs_f64(t / speed).ok()?)
 }
 
 /// One scheduled request: experiment time and real instant.
@@ -327,12 +322,13 @@ struct Due {
     at: Instant,
 }
 
-async fn run(shared: Arc<Shared>, mut schedule: Schedule, t0: Instant, speed: f64) {
+async fn run(shared: Arc<Shared>, mut schedule: Schedule, clock: Clock) {
+    // An instant past what `Instant` holds ends the schedule.
     let mut next_due = || {
         schedule.next().and_then(|t| {
             Some(Due {
                 t,
-                at: real_instant(t0, t, speed)?,
+                at: clock.checked_instant(t)?,
             })
         })
     };

@@ -49,6 +49,7 @@ pub(crate) fn fixture() -> (RunData, Verdict) {
                 cpu_utilization: Some(per_pod * w * 3.5 + 2.0 + jitter * 3.0),
                 memory_bytes: 64 << 20,
                 in_flight: 1,
+                ..Default::default()
             })
             .collect();
         if third_exists {

@@ -11,6 +11,7 @@ use anyhow::{Context, Result};
 
 use crate::error::InputError;
 use crate::manifests::Manifests;
+use crate::prepared::Prepared;
 use crate::report::sweep::{self as page, SweepRun};
 use crate::run;
 use crate::scenario::{self, Loaded};
@@ -36,12 +37,12 @@ pub struct Outcome {
 /// One point of the grid, ready to run.
 struct Variant {
     values: Vec<String>,
-    loaded: Loaded,
-    manifests: Manifests,
+    prepared: Prepared,
 }
 
 pub fn sweep(opts: &Options) -> Result<Outcome> {
-    let (base, manifests) = run::prepare(&opts.scenario)?;
+    let prepared = Prepared::load(&opts.scenario)?;
+    let (base, manifests) = (&prepared.loaded, &prepared.manifests);
     let bad = |msg: String| InputError::new(&base.path, msg).field("--set");
     if opts.sets.is_empty() {
         return Err(bad(format!("give at least one --set {}", set::SYNTAX)).into());
@@ -53,12 +54,12 @@ pub fn sweep(opts: &Options) -> Result<Outcome> {
         .collect::<Result<Vec<_>, _>>()?;
     let targets = settings
         .iter()
-        .map(|s| resolve(&base, &manifests, s))
+        .map(|s| resolve(base, manifests, s))
         .collect::<Result<Vec<_>, _>>()?;
     let grid = set::grid(&settings).map_err(bad)?;
     let variants = grid
         .into_iter()
-        .map(|values| variant(&base, &manifests, &settings, &targets, values))
+        .map(|values| variant(base, manifests, &settings, &targets, values))
         .collect::<Result<Vec<_>, _>>()?;
 
     let dir = opts.out.clone().unwrap_or_else(|| {
@@ -238,17 +239,11 @@ fn variant(
             }
         }
     }
-    if first_scen.is_some() || docs.iter().any(Option::is_some) {
-        run::cross_check(&loaded, &m).map_err(|e| {
-            let s = &settings[0];
-            fail(s, &values.join(","), decode_err(e))
-        })?;
-    }
-    Ok(Variant {
-        values,
-        loaded,
-        manifests: m,
-    })
+    let prepared = Prepared::new(loaded, m).map_err(|e| {
+        let s = &settings[0];
+        fail(s, &values.join(","), decode_err(e))
+    })?;
+    Ok(Variant { values, prepared })
 }
 
 /// `03-maxReplicas=5`: the index keeps the order, the rest says what it is.
@@ -301,8 +296,7 @@ fn run_all(
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some(v) = variants.get(i) else { break };
                 let r = run::record_sim(
-                    &v.loaded,
-                    &v.manifests,
+                    &v.prepared,
                     seed,
                     &dir.join(&names[i]),
                     crate::progress::Progress::silent(),

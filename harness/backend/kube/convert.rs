@@ -186,7 +186,8 @@ pub fn pod_samples(
             PodSample {
                 name,
                 phase,
-                ready: is_ready(p) && !is_terminating(p),
+                ready: is_ready(p),
+                terminating: is_terminating(p),
                 qps: 0.0,
                 cpu_millicores: cpu,
                 cpu_utilization: cpu_request_milli

@@ -28,7 +28,8 @@ use tokio::task::JoinHandle;
 
 use super::{Backend, BoxFuture, LoadTarget, Observation};
 use crate::error::{InfraError, UsageError};
-use crate::manifests::{Manifests, Object};
+use crate::manifests::Object;
+use crate::prepared::Prepared;
 use crate::scenario::Loaded;
 use convert::{Applied, FIELD_MANAGER, MANAGED_BY, RUN_LABEL, SCENARIO_LABEL};
 
@@ -121,7 +122,8 @@ pub fn run_id() -> String {
 
 /// The run namespace's objects in apply order, Namespace first, as YAML
 /// documents (what `--dry-run` prints); `id` stands for the run id.
-pub fn dry_run_yaml(l: &Loaded, m: &Manifests, id: &str) -> Result<String> {
+pub fn dry_run_yaml(p: &Prepared, id: &str) -> Result<String> {
+    let (l, m) = (&p.loaded, &p.manifests);
     let ns = convert::namespace_name(&l.name(), id);
     let mut docs = vec![serde_norway::to_string(&namespace_object(
         &ns,
@@ -189,55 +191,38 @@ pub struct KubeCluster {
 impl KubeCluster {
     /// Creates the run namespace (labelled for `cleanup`); nothing else yet,
     /// so an interrupt from here on has something definite to delete.
-    pub async fn create(client: Client, l: &Loaded, m: &Manifests, keep: bool) -> Result<Self> {
+    pub async fn create(client: Client, p: &Prepared, keep: bool) -> Result<Self> {
+        let (l, m) = (&p.loaded, &p.manifests);
         let s = &l.scenario;
         let url = gateway_url(l)?;
         let id = run_id();
         let ns = convert::namespace_name(&l.name(), &id);
-        let hpa = m.hpa(&l.path, s.target.hpa.as_deref())?;
-        let hpa_name = hpa.metadata.name.clone().unwrap_or_default();
-        let deployment = hpa
-            .spec
-            .as_ref()
-            .map(|x| x.scale_target_ref.name.clone())
-            .unwrap_or_default();
-        let (pod_selector, cpu_request_milli) = m
-            .deployments()
-            .find(|(mm, _)| mm.name() == deployment)
-            .map(|(_, d)| {
-                let spec = d.spec.as_ref();
-                let sel = spec
-                    .and_then(|s| s.selector.match_labels.clone())
-                    .unwrap_or_default()
+        let hpa_name = p.hpa_name().to_string();
+        let spec = p.deployment.spec.as_ref();
+        let deployment = p.deployment.metadata.name.clone().unwrap_or_default();
+        let pod_selector = spec
+            .and_then(|s| s.selector.match_labels.clone())
+            .unwrap_or_default()
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let cpu_request_milli = spec
+            .and_then(|s| s.template.spec.as_ref())
+            .map(|p| {
+                p.containers
                     .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect::<Vec<_>>()
-                    .join(",");
-                let cpu = spec
-                    .and_then(|s| s.template.spec.as_ref())
-                    .map(|p| {
-                        p.containers
-                            .iter()
-                            .filter_map(|c| {
-                                c.resources
-                                    .as_ref()
-                                    .and_then(|r| r.requests.as_ref())
-                                    .and_then(|r| r.get("cpu"))
-                                    .and_then(|q| {
-                                        crate::autoscaler::parse_quantity_milli(&q.0).ok()
-                                    })
-                            })
-                            .sum::<i64>()
+                    .filter_map(|c| {
+                        c.resources
+                            .as_ref()
+                            .and_then(|r| r.requests.as_ref())
+                            .and_then(|r| r.get("cpu"))
+                            .and_then(|q| crate::autoscaler::parse_quantity_milli(&q.0).ok())
                     })
-                    .filter(|c| *c > 0);
-                (sel, cpu)
+                    .sum::<i64>()
             })
-            .unwrap_or_default();
-        let host = s.target.host.clone().or_else(|| {
-            m.route(&l.path, &s.target.route)
-                .ok()
-                .and_then(|r| r.spec.hostnames.as_ref()?.first().cloned())
-        });
+            .filter(|c| *c > 0);
+        let host = p.host.clone();
         let nsapi: Api<Namespace> = Api::all(client.clone());
         nsapi
             .create(
@@ -512,12 +497,12 @@ async fn poll_usage(client: Client, ns: String, seen: Arc<Mutex<Seen>>) {
 }
 
 impl Backend for KubeCluster {
-    fn target(&self) -> LoadTarget {
-        self.target.clone()
+    fn target(&self) -> Option<LoadTarget> {
+        Some(self.target.clone())
     }
 
-    fn ready(&mut self) -> BoxFuture<'_, Result<()>> {
-        Box::pin(self.wait_ready())
+    fn ready(&mut self) -> BoxFuture<'_, Result<Option<tokio::time::Instant>>> {
+        Box::pin(async { self.wait_ready().await.map(|()| None) })
     }
 
     fn observe(&mut self, _t: f64) -> Observation {
@@ -572,6 +557,7 @@ impl Backend for KubeCluster {
             pods: convert::pod_samples(&pods, &usage, self.cpu_request_milli),
             hpa: hpa.map(|h| convert::hpa_sample(&h)),
             events,
+            load: None,
         }
     }
 

@@ -1,133 +1,70 @@
-//! The embedded cluster: a Deployment controller with a pod lifecycle, pods
-//! that are real HTTP servers on loopback, a gateway that routes by the
-//! HTTPRoute, a metrics pipeline, and the HPA controller from `autoscaler`.
-//! All of it runs on the experiment clock, so `--speed` compresses it whole.
+//! The `local` backend: the cluster core with real sockets. Pods are real
+//! HTTP servers on loopback (the built-in capacity model, or a command), a
+//! gateway routes by the HTTPRoute over the Ready pods, and the core's
+//! Deployment controller, metrics pipeline and scalers run on the
+//! experiment clock, so `--speed` compresses it whole.
 
 pub mod gateway;
-pub(crate) mod hpa;
-pub mod metrics;
 pub mod pod;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{Context, Result};
-use gateway_api::apis::standard::httproutes::HttpRoute;
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use rand::{Rng, SeedableRng};
-use tokio::sync::{watch, Notify};
+use anyhow::Result;
+use tokio::sync::watch;
 use tokio::task::{AbortHandle, JoinHandle};
 
 use super::{Backend, BoxFuture, LoadTarget, Observation};
-use crate::autoscaler::{
-    parse_quantity_milli, ConditionStatus, ContainerInfo, ControllerConfig, Millis, PodInfo,
-    PodPhase, ReadyCondition,
-};
 use crate::clock::Clock;
-use crate::error::{InfraError, InputError};
-use crate::manifests::Manifests;
-use crate::recorder::{Event, HpaSample, PodSample, Replicas};
-use crate::scenario::Loaded;
+use crate::cluster::metrics::PodCounters;
+use crate::cluster::observe::Reading;
+use crate::cluster::{Config, Core, Gate, Pod, Resize, Timers, GATE_POLL};
+use crate::error::InfraError;
+use crate::prepared::Prepared;
 use gateway::{Endpoint, Gateway, GatewayOptions};
-use metrics::{History, PodCounters, Snapshot, Windows};
 use pod::{PodHandle, PodModel, PodSpecKind};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Phase {
-    Pending,
-    Running,
-    Terminating,
+/// An f64 shared between tasks (its bits in an atomic).
+#[derive(Default)]
+struct AtomicF64(AtomicU64);
+
+impl AtomicF64 {
+    fn load(&self) -> f64 {
+        f64::from_bits(self.0.load(Ordering::Acquire))
+    }
+    fn store(&self, x: f64) {
+        self.0.store(x.to_bits(), Ordering::Release);
+    }
 }
 
-struct PodEntry {
-    name: String,
-    created: f64,
-    phase: Phase,
-    started: Option<f64>,
-    ready_since: Option<f64>,
+/// What the local backend keeps per pod: its server once started, and the
+/// task that starts and probes it.
+#[derive(Default)]
+pub(crate) struct LocalPod {
     handle: Option<Arc<PodHandle>>,
     startup: Option<AbortHandle>,
 }
 
-/// Everything the controllers share. Held briefly, never across an await.
-struct State {
-    spec_replicas: i32,
-    pods: Vec<PodEntry>,
-    /// Events in cluster time, waiting for the next observation.
-    events: Vec<Event>,
-    hpa_sample: Option<HpaSample>,
-    hpa_desired: i32,
-    hpa_active: bool,
-    history: History,
-    /// Why pods failed to start, for the infrastructure error.
-    failures: Vec<String>,
-    rng: rand::rngs::StdRng,
-}
-
-/// Fixed facts taken from the manifests and scenario (shared with `sim`).
-pub(crate) struct Config {
-    pub(crate) deployment: String,
-    pub(crate) replica_set: String,
-    pub(crate) container: String,
-    pub(crate) cpu_request_milli: Option<i64>,
-    pub(crate) memory_request_milli: Option<i64>,
-    pub(crate) pod_kind: PodSpecKind,
-    pub(crate) startup_delay: Duration,
-    pub(crate) probe_path: String,
-    pub(crate) probe_period: Duration,
-    pub(crate) probe_initial_delay: Duration,
-    pub(crate) grace: Duration,
-    /// Services in front of the pods: (name, port).
-    pub(crate) services: Vec<(String, u16)>,
-    pub(crate) hpa: HorizontalPodAutoscaler,
-    /// The scale subresource's selector, e.g. `app=httpbin`.
-    pub(crate) selector: String,
-    pub(crate) controller: ControllerConfig,
-    pub(crate) sync_period: Duration,
-    pub(crate) scrape_interval: Duration,
-    pub(crate) windows: Windows,
-    pub(crate) routes: Vec<(String, BTreeMap<String, String>)>,
-}
-
-/// Everything `start` derives from the scenario and manifests before it
-/// starts anything: the cluster's configuration, the routes for the
-/// gateway, the initial replica count, the Host header and the metrics
-/// history length.
-pub(crate) struct Blueprint {
-    pub(crate) cfg: Config,
-    pub(crate) http_routes: Vec<HttpRoute>,
-    pub(crate) initial: i32,
-    pub(crate) host: Option<String>,
-    /// Seconds of scrapes the metrics history keeps.
-    pub(crate) keep: f64,
-    /// `namespace/name` of the route the load goes through.
-    pub(crate) target_route: String,
-}
-
-/// `namespace/name` of a route.
-fn route_key(r: &HttpRoute) -> String {
-    format!(
-        "{}/{}",
-        r.metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".into()),
-        r.metadata.name.clone().unwrap_or_default()
-    )
-}
-
 struct Shared {
     clock: Clock,
-    cfg: Config,
-    st: Mutex<State>,
-    /// Wakes the Deployment controller.
-    kick: Notify,
+    /// The control loop's next instant (cluster seconds): everything
+    /// scheduled before it has been done.
+    control_next: AtomicF64,
+    cfg: Arc<Config>,
+    pod_kind: PodSpecKind,
+    core: Mutex<Core<LocalPod>>,
     gateway: Gateway,
 }
 
 impl Shared {
+    /// The core, held briefly and never across an await.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Core<LocalPod>> {
+        // A panic in one task must not take the whole run down with a poisoned lock.
+        self.core.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Requests the gateway has sent to each pod so far.
     fn pod_requests(&self) -> HashMap<String, u64> {
         self.gateway
@@ -138,29 +75,16 @@ impl Shared {
             .collect()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        // A panic in one task must not take the whole run down with a poisoned lock.
-        self.st.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn event(
-        &self,
-        st: &mut State,
-        type_: &str,
-        reason: &str,
-        object: String,
-        source: &str,
-        message: String,
-    ) {
-        st.events.push(Event {
-            t: self.clock.now(),
-            type_: type_.into(),
-            reason: reason.into(),
-            object,
-            source: source.into(),
-            message,
-            ..Default::default()
-        });
+    /// A pod's counters, CPU in experiment time.
+    fn reading(&self, counts: &HashMap<String, u64>, p: &Pod<LocalPod>) -> Option<Reading> {
+        let h = p.rt.handle.as_ref()?;
+        let s = h.stats();
+        Some(Reading {
+            requests: counts.get(&p.name).copied().unwrap_or(0),
+            cpu_ns: self.clock.experiment_ns(s.cpu_busy_ns),
+            memory_bytes: s.memory_bytes,
+            in_flight: s.in_flight,
+        })
     }
 }
 
@@ -171,28 +95,36 @@ pub struct LocalCluster {
     host: Option<String>,
     /// Cluster time at experiment t = 0.
     origin: f64,
-    /// Per-pod counters at the previous observation: (requests, cpu_ns).
-    last: HashMap<String, (u64, u64)>,
     last_t: f64,
 }
 
 impl LocalCluster {
-    /// Builds the cluster from the manifests and starts its controllers; the
-    /// first pods start at once. Call `wait_ready` before sending load.
-    pub async fn start(l: &Loaded, m: &Manifests, speed: f64, seed: u64) -> Result<Self> {
-        let s = &l.scenario;
-        let Blueprint {
-            cfg,
-            http_routes,
-            initial,
-            host,
-            keep,
-            target_route: _,
-        } = blueprint(l, m, speed)?;
+    /// Builds the cluster from the prepared scenario and starts its
+    /// controllers; the first pods start at once. Call `wait_ready` before
+    /// sending load.
+    pub async fn start(p: &Prepared, speed: f64, seed: u64) -> Result<Self> {
+        let s = p.scenario();
+        let clock = Clock::new(tokio::time::Instant::now(), speed);
+        let cfg = Arc::new(Config::new(p)?);
+        let model = &s.local.pods.model;
+        let pod_kind = match &s.local.pods.command {
+            Some(cmd) => PodSpecKind::Command {
+                command: cmd.clone(),
+                env: Vec::new(),
+            },
+            None => PodSpecKind::Builtin(PodModel {
+                concurrency: model.concurrency,
+                service_time: clock.real(model.service_time),
+                cpu_per_request: clock.real(model.cpu_per_request),
+                memory_base_bytes: model.memory_base_mib << 20,
+                memory_per_inflight_bytes: 64 << 10,
+            }),
+        };
+        let routes: Vec<_> = p.manifests.routes().map(|(_, r)| r.clone()).collect();
         let gateway = Gateway::start(
-            &http_routes,
+            &routes,
             GatewayOptions {
-                upstream_timeout: s.load.timeout().div_f64(speed) + Duration::from_secs(1),
+                upstream_timeout: clock.real(s.load.timeout()) + Duration::from_secs(1),
                 time_scale: speed,
                 ..Default::default()
             },
@@ -200,95 +132,54 @@ impl LocalCluster {
         .await
         .map_err(|e| InfraError(format!("cannot start the gateway: {e:#}")))?;
         let shared = Arc::new(Shared {
-            clock: Clock::new(tokio::time::Instant::now(), speed),
+            clock,
+            control_next: AtomicF64::default(),
+            core: Mutex::new(Core::new(cfg.clone(), seed)),
             cfg,
-            st: Mutex::new(State {
-                spec_replicas: initial,
-                pods: Vec::new(),
-                events: Vec::new(),
-                hpa_sample: None,
-                hpa_desired: initial,
-                hpa_active: false,
-                history: History::new(keep),
-                failures: Vec::new(),
-                rng: rand::rngs::StdRng::seed_from_u64(seed),
-            }),
-            kick: Notify::new(),
+            pod_kind,
             gateway,
         });
-
+        reconcile(&shared, 0.0);
         let (stop, stop_rx) = watch::channel(false);
-        let tasks = vec![
-            tokio::spawn(deployment_controller(shared.clone(), stop_rx.clone())),
-            tokio::spawn(scraper(shared.clone(), stop_rx.clone())),
-            tokio::spawn(hpa::controller(shared.clone(), stop_rx)),
-        ];
+        let tasks = vec![tokio::spawn(control_loop(shared.clone(), stop_rx))];
         Ok(Self {
             shared,
             tasks,
             stop,
-            host,
+            host: p.host.clone(),
             origin: 0.0,
-            last: HashMap::new(),
             last_t: 0.0,
         })
     }
+
     /// Waits, like `kubectl wait`, until every replica is ready and the HPA has
-    /// computed a replica count from its metrics; experiment time starts then.
-    pub async fn wait_ready(&mut self, timeout: Duration) -> Result<()> {
+    /// computed a replica count from its metrics. Experiment time starts at
+    /// the look that saw it: looks are on a fixed grid of cluster time, as
+    /// in the sim, so that load and syncs line up the same way in both.
+    /// Returns the real instant of experiment t = 0.
+    pub async fn wait_ready(&mut self) -> Result<tokio::time::Instant> {
         let sh = &self.shared;
-        let deadline = timeout.as_secs_f64();
-        loop {
-            {
-                let st = sh.lock();
-                let ready = st
-                    .pods
-                    .iter()
-                    .filter(|p| p.phase != Phase::Terminating && p.ready_since.is_some())
-                    .count() as i32;
-                if ready >= st.spec_replicas && st.hpa_active {
-                    break;
-                }
-                if sh.clock.now() > deadline {
-                    let why = if let Some(f) = st.failures.last() {
-                        f.clone()
-                    } else if ready < st.spec_replicas {
-                        format!(
-                            "{ready} of {} pods became ready (readiness probe GET {})",
-                            st.spec_replicas, sh.cfg.probe_path
-                        )
-                    } else {
-                        let cond = st
-                            .hpa_sample
-                            .as_ref()
-                            .and_then(|h| h.conditions.iter().find(|c| c.type_ == "ScalingActive"))
-                            .map(|c| format!("{}: {}", c.reason, c.message))
-                            .unwrap_or_else(|| "no status yet".into());
-                        format!("the HPA never reported ScalingActive=True ({cond})")
-                    };
-                    return Err(InfraError(format!(
-                        "the embedded cluster was not ready within {}: {why}",
-                        crate::scenario::fmt_dur(timeout)
-                    ))
-                    .into());
-                }
-                if let Some(f) = st.failures.last() {
-                    return Err(InfraError(format!("a pod failed to start: {f}")).into());
-                }
+        let poll = GATE_POLL.as_secs_f64();
+        let mut k = 0u64;
+        let origin = loop {
+            let t = k as f64 * poll;
+            sh.clock.sleep_until(t).await;
+            // A sync at this very instant comes first, as in the sim.
+            while sh.control_next.load() <= t {
+                tokio::time::sleep(Duration::from_millis(1)).await;
             }
-            sh.clock.sleep(Duration::from_millis(500)).await;
-        }
-        self.origin = sh.clock.now();
-        self.last_t = self.origin;
+            match sh.lock().gate(t, "embedded cluster") {
+                Gate::Open => break t,
+                Gate::Failed(why) => return Err(InfraError(why).into()),
+                Gate::Waiting => {}
+            }
+            k += 1;
+        };
+        self.origin = origin;
+        self.last_t = origin;
         let counts = sh.pod_requests();
-        let st = sh.lock();
-        for p in &st.pods {
-            if let Some(h) = &p.handle {
-                let r = counts.get(&p.name).copied().unwrap_or(0);
-                self.last.insert(p.name.clone(), (r, h.stats().cpu_busy_ns));
-            }
-        }
-        Ok(())
+        sh.lock().rebase(|p| sh.reading(&counts, p));
+        Ok(sh.clock.instant(origin))
     }
 
     /// The gateway's Prometheus endpoint, for people who want to watch live.
@@ -298,89 +189,31 @@ impl LocalCluster {
 }
 
 impl Backend for LocalCluster {
-    fn target(&self) -> LoadTarget {
-        LoadTarget {
+    fn target(&self) -> Option<LoadTarget> {
+        Some(LoadTarget {
             base_url: format!("http://{}", self.shared.gateway.addr()),
             host: self.host.clone(),
-        }
+        })
     }
 
-    fn ready(&mut self) -> super::BoxFuture<'_, anyhow::Result<()>> {
-        Box::pin(self.wait_ready(crate::run::READY_TIMEOUT))
+    fn ready(&mut self) -> BoxFuture<'_, Result<Option<tokio::time::Instant>>> {
+        Box::pin(async { self.wait_ready().await.map(Some) })
     }
 
     fn observe(&mut self, _t: f64) -> Observation {
         let sh = &self.shared;
         let now = sh.clock.now();
-        let dt = (now - self.last_t).max(1e-9);
+        let dt = now - self.last_t;
         self.last_t = now;
         let counts = sh.pod_requests();
-        let mut st = sh.lock();
-        let mut pods = Vec::new();
-        let mut next = HashMap::new();
-        for p in &st.pods {
-            let (requests, cpu_ns, memory, in_flight) = match &p.handle {
-                Some(h) => {
-                    let s = h.stats();
-                    let r = counts.get(&p.name).copied().unwrap_or(0);
-                    (r, s.cpu_busy_ns, s.memory_bytes, s.in_flight)
-                }
-                None => (0, 0, 0, 0),
-            };
-            let (r0, c0) = self
-                .last
-                .get(&p.name)
-                .copied()
-                .unwrap_or((requests, cpu_ns));
-            next.insert(p.name.clone(), (requests, cpu_ns));
-            let cpu_millicores =
-                cpu_ns.saturating_sub(c0) as f64 * sh.clock.speed() / 1e9 / dt * 1000.0;
-            pods.push(PodSample {
-                name: p.name.clone(),
-                phase: match p.phase {
-                    Phase::Pending => "Pending",
-                    Phase::Running => "Running",
-                    Phase::Terminating => "Terminating",
-                }
-                .into(),
-                ready: p.phase == Phase::Running && p.ready_since.is_some(),
-                qps: requests.saturating_sub(r0) as f64 / dt,
-                cpu_millicores,
-                cpu_utilization: sh
-                    .cfg
-                    .cpu_request_milli
-                    .filter(|r| *r > 0)
-                    .map(|r| cpu_millicores / r as f64 * 100.0),
-                memory_bytes: memory,
-                in_flight,
-            });
-        }
-        self.last = next;
-        let active: Vec<&PodEntry> = st
-            .pods
-            .iter()
-            .filter(|p| p.phase != Phase::Terminating)
-            .collect();
-        let replicas = Replicas {
-            spec: st.spec_replicas,
-            current: active.len() as i32,
-            ready: active.iter().filter(|p| p.ready_since.is_some()).count() as i32,
-            desired: st.hpa_desired,
-        };
-        let origin = self.origin;
-        let events = st
-            .events
-            .drain(..)
-            .map(|mut e| {
-                e.t -= origin;
-                e
-            })
-            .collect();
+        let mut core = sh.lock();
+        let (replicas, pods) = core.observe(dt, |p| sh.reading(&counts, p));
         Observation {
             replicas,
             pods,
-            hpa: st.hpa_sample.clone(),
-            events,
+            hpa: core.status.sample.clone(),
+            events: core.take_events(self.origin),
+            load: None,
         }
     }
 
@@ -391,13 +224,13 @@ impl Backend for LocalCluster {
                 t.abort();
             }
             let handles: Vec<Arc<PodHandle>> = {
-                let mut st = self.shared.lock();
-                for p in &st.pods {
-                    if let Some(a) = &p.startup {
+                let mut core = self.shared.lock();
+                for p in &core.pods {
+                    if let Some(a) = &p.rt.startup {
                         a.abort();
                     }
                 }
-                st.pods.drain(..).filter_map(|p| p.handle).collect()
+                core.pods.drain(..).filter_map(|p| p.rt.handle).collect()
             };
             // Short grace: the experiment is over, nothing is waiting for answers.
             let grace = self
@@ -416,387 +249,105 @@ impl Backend for LocalCluster {
     }
 }
 
-/// Reads the scenario and manifests into the cluster's fixed configuration
-/// (shared by the `local` and `sim` backends).
-pub(crate) fn blueprint(l: &Loaded, m: &Manifests, speed: f64) -> Result<Blueprint> {
-    let s = &l.scenario;
-    let hpa = m.hpa(&l.path, s.target.hpa.as_deref())?.clone();
-    let hpa_spec = hpa.spec.clone().unwrap_or_default();
-    let deploy_name = hpa_spec.scale_target_ref.name.clone();
-    let (dm, deploy): (_, &Deployment) =
-        m.deployments()
-            .find(|(dm, _)| dm.name() == deploy_name)
-            .context("the HPA's scale target is not among the manifests")?;
-    let dspec = deploy.spec.clone().unwrap_or_default();
-    let template_labels = dspec
-        .template
-        .metadata
-        .as_ref()
-        .and_then(|md| md.labels.clone())
-        .unwrap_or_default();
-    let pod_spec = dspec.template.spec.clone().unwrap_or_default();
-    let Some(container) = pod_spec.containers.first().cloned() else {
-        return Err(
-            InputError::new(&dm.file, "the pod template has no containers")
-                .field(format!(
-                    "Deployment {deploy_name}: spec.template.spec.containers"
-                ))
-                .into(),
-        );
-    };
-    let requests = container
-        .resources
-        .as_ref()
-        .and_then(|r| r.requests.clone())
-        .unwrap_or_default();
-    let cpu_request_milli = requests
-        .get("cpu")
-        .and_then(|q| parse_quantity_milli(&q.0).ok());
-    let memory_request_milli = requests
-        .get("memory")
-        .and_then(|q| parse_quantity_milli(&q.0).ok());
-    let probe = container.readiness_probe.clone();
-    let probe_path = s
-        .local
-        .pods
-        .readiness_path
-        .clone()
-        .or_else(|| {
-            probe
-                .as_ref()
-                .and_then(|p| p.http_get.as_ref())
-                .and_then(|g| g.path.clone())
-        })
-        .unwrap_or_else(|| {
-            if s.local.pods.command.is_some() {
-                "/".into()
-            } else {
-                "/health".into()
-            }
-        });
-    let probe_period = Duration::from_secs(
-        probe
-            .as_ref()
-            .and_then(|p| p.period_seconds)
-            .unwrap_or(10)
-            .max(1) as u64,
-    );
-    let probe_initial_delay = Duration::from_secs(
-        probe
-            .as_ref()
-            .and_then(|p| p.initial_delay_seconds)
-            .unwrap_or(0)
-            .max(0) as u64,
-    );
-    let grace = pod_spec
-        .termination_grace_period_seconds
-        .map(|g| Duration::from_secs(g.max(0) as u64))
-        .unwrap_or(s.local.pods.termination_grace);
-
-    // Services whose selector picks the Deployment's pods.
-    let services: Vec<(String, u16)> = m
-        .services()
-        .filter(|(_, svc)| {
-            let sel = svc
-                .spec
-                .as_ref()
-                .and_then(|sp| sp.selector.clone())
-                .unwrap_or_default();
-            !sel.is_empty() && sel.iter().all(|(k, v)| template_labels.get(k) == Some(v))
-        })
-        .flat_map(|(sm, svc)| {
-            let ports: Vec<u16> = svc
-                .spec
-                .as_ref()
-                .and_then(|sp| sp.ports.clone())
-                .unwrap_or_default()
-                .iter()
-                .map(|p| p.port as u16)
-                .collect();
-            let name = sm.name();
-            ports.into_iter().map(move |p| (name.clone(), p))
-        })
-        .collect();
-
-    let routes: Vec<_> = m.routes().map(|(_, r)| r.clone()).collect();
-    let route_meta: Vec<(String, BTreeMap<String, String>)> = routes
-        .iter()
-        .map(|r| (route_key(r), r.metadata.labels.clone().unwrap_or_default()))
-        .collect();
-    let target_route = route_key(m.route(&l.path, &s.target.route)?);
-
-    let model = &s.local.pods.model;
-    let pod_kind = match &s.local.pods.command {
-        Some(cmd) => PodSpecKind::Command {
-            command: cmd.clone(),
-            env: Vec::new(),
-        },
-        None => PodSpecKind::Builtin(PodModel {
-            concurrency: model.concurrency,
-            service_time: model.service_time.div_f64(speed),
-            cpu_per_request: model.cpu_per_request.div_f64(speed),
-            memory_base_bytes: model.memory_base_mib << 20,
-            memory_per_inflight_bytes: 64 << 10,
-        }),
-    };
-
-    let c = &s.local.controller;
-    let controller = ControllerConfig {
-        sync_period: c.sync_period.as_millis() as Millis,
-        tolerance: c.tolerance,
-        cpu_initialization_period: c.cpu_initialization_period.as_millis() as Millis,
-        initial_readiness_delay: c.initial_readiness_delay.as_millis() as Millis,
-        downscale_stabilization_window: c.downscale_stabilization.as_millis() as Millis,
-        ..ControllerConfig::default()
-    };
-
-    let replica_set = format!("{deploy_name}-{}", template_hash(&deploy_name));
-    let mt = &s.local.metrics;
-    let keep =
-        mt.window.max(mt.resource_window).as_secs_f64() + 2.0 * mt.scrape_interval.as_secs_f64();
-    let initial = s.target.replicas.or(dspec.replicas).unwrap_or(1);
-    let cfg = Config {
-        deployment: deploy_name,
-        replica_set,
-        container: container.name.clone(),
-        cpu_request_milli,
-        memory_request_milli,
-        pod_kind,
-        startup_delay: s.local.pods.startup_delay,
-        probe_path,
-        probe_period,
-        probe_initial_delay,
-        grace,
-        services,
-        hpa,
-        selector: dspec
-            .selector
-            .match_labels
-            .clone()
-            .unwrap_or_default()
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(","),
-        controller,
-        sync_period: c.sync_period,
-        scrape_interval: mt.scrape_interval,
-        windows: Windows {
-            rate: mt.window.as_secs_f64(),
-            resource: mt.resource_window.as_secs_f64(),
-            speed,
-            container: container.name.clone(),
-        },
-        routes: route_meta,
-    };
-    let host = s.target.host.clone().or_else(|| {
-        m.route(&l.path, &s.target.route)
-            .ok()
-            .and_then(|r| r.spec.hostnames.clone())
-            .and_then(|h| h.into_iter().find(|h| !h.starts_with('*')))
-    });
-    Ok(Blueprint {
-        cfg,
-        http_routes: routes,
-        initial,
-        host,
-        keep,
-        target_route,
-    })
-}
-
-/// Kubernetes' pod-template-hash is a short hash of the template; ours only needs to be stable.
-fn template_hash(name: &str) -> String {
-    let mut h: u32 = 2166136261;
-    for b in name.bytes() {
-        h = (h ^ b as u32).wrapping_mul(16777619);
-    }
-    let alphabet = b"bcdfghjklmnpqrstvwxz2456789";
-    (0..9)
-        .map(|i| alphabet[((h >> (i * 3)) as usize + i) % alphabet.len()] as char)
-        .collect()
-}
-
-pub(crate) fn random_suffix(rng: &mut rand::rngs::StdRng) -> String {
-    let alphabet = b"bcdfghjklmnpqrstvwxz2456789";
-    (0..5)
-        .map(|_| alphabet[rng.random_range(0..alphabet.len())] as char)
-        .collect()
-}
-
-/// Keeps the number of pods equal to spec.replicas, as the Deployment and
-/// ReplicaSet controllers do.
-async fn deployment_controller(sh: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+/// Scrapes and scaler syncs at their scheduled instants, in the core's
+/// order: at an instant with both, the scrape comes first, then the sync,
+/// then the ReplicaSet acts on the new size.
+async fn control_loop(sh: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let timers = Timers::new(&sh.cfg);
+    let (mut scrapes, mut syncs) = (0u64, 0u64);
     loop {
-        reconcile_pods(&sh);
+        let (scrape_t, sync_t) = (timers.scrape_at(scrapes), timers.sync_at(syncs));
+        let t = scrape_t.min(sync_t);
+        sh.control_next.store(t);
         tokio::select! {
-            _ = sh.kick.notified() => {}
+            _ = sh.clock.sleep_until(t) => {}
             _ = stop.changed() => return,
         }
+        // Stamped with the scheduled instant, not the wake-up: a few ms of
+        // timer jitter (× speed) would otherwise move points across the edge
+        // of the 60 s rate window and change what the HPA sees.
+        if scrape_t <= t {
+            scrape(&sh, t);
+            scrapes += 1;
+        }
+        if sync_t <= t {
+            syncs += 1;
+            if sh.lock().sync(t) {
+                reconcile(&sh, t);
+            }
+        }
     }
 }
 
-fn reconcile_pods(sh: &Arc<Shared>) {
-    let mut st = sh.lock();
-    let rs = sh.cfg.replica_set.clone();
-    let view: Vec<_> = st
-        .pods
-        .iter()
-        .map(|p| (p.phase, p.ready_since, p.created))
-        .collect();
-    let Some((plan, msg)) = resize(&view, st.spec_replicas, &rs) else {
+/// The ReplicaSet controller at cluster time `now`: starts new pods' life
+/// cycles, and takes victims out of the endpoints to drain.
+fn reconcile(sh: &Arc<Shared>, now: f64) {
+    let mut core = sh.lock();
+    let Some((plan, touched)) = core.reconcile(now, |_| LocalPod::default()) else {
         return;
     };
-    let deploy = format!("Deployment/{}", sh.cfg.deployment);
-    match plan {
-        Resize::Create(n) => {
-            for _ in 0..n {
-                let name = format!("{rs}-{}", random_suffix(&mut st.rng));
-                let task = tokio::spawn(pod_lifecycle(sh.clone(), name.clone()));
-                st.pods.push(PodEntry {
-                    name,
-                    created: sh.clock.now(),
-                    phase: Phase::Pending,
-                    started: None,
-                    ready_since: None,
-                    handle: None,
-                    startup: Some(task.abort_handle()),
-                });
+    for i in touched {
+        let p = &mut core.pods[i];
+        match plan {
+            Resize::Create(_) => {
+                let task = tokio::spawn(pod_lifecycle(sh.clone(), p.name.clone(), now));
+                p.rt.startup = Some(task.abort_handle());
             }
-        }
-        Resize::Delete(victims) => {
-            for i in victims {
-                let p = &mut st.pods[i];
-                p.phase = Phase::Terminating;
-                if let Some(a) = p.startup.take() {
+            Resize::Delete(_) => {
+                if let Some(a) = p.rt.startup.take() {
                     a.abort();
                 }
-                let name = p.name.clone();
-                let handle = p.handle.clone();
-                tokio::spawn(terminate(sh.clone(), name, handle));
+                tokio::spawn(terminate(sh.clone(), p.name.clone(), p.rt.handle.clone()));
             }
         }
     }
-    sh.event(
-        &mut st,
-        "Normal",
-        "ScalingReplicaSet",
-        deploy,
-        "deployment-controller",
-        msg,
-    );
-    drop(st);
-    update_endpoints(sh);
+    drop(core);
+    update_endpoints(sh, now);
 }
 
-/// What the ReplicaSet controller does to reach the wanted replicas.
-pub(crate) enum Resize {
-    /// Create this many pods.
-    Create(usize),
-    /// Delete these pods (indices, in deletion order).
-    Delete(Vec<usize>),
-}
-
-/// The resize for pods given as (phase, ready since, created) and its
-/// ScalingReplicaSet message; `None` when the count is already right
-/// (shared with `sim`).
-pub(crate) fn resize(
-    pods: &[(Phase, Option<f64>, f64)],
-    want: i32,
-    rs: &str,
-) -> Option<(Resize, String)> {
-    let active = pods.iter().filter(|p| p.0 != Phase::Terminating).count() as i32;
-    if active == want {
-        return None;
-    }
-    let (plan, verb) = if active < want {
-        (Resize::Create((want - active) as usize), "up")
-    } else {
-        let mut order = scale_in_order(pods);
-        order.truncate((active - want) as usize);
-        (Resize::Delete(order), "down")
-    };
-    Some((
-        plan,
-        format!("Scaled {verb} replica set {rs} from {active} to {want}"),
-    ))
-}
-
-/// Indices of the non-terminating pods, given as (phase, ready since,
-/// created), in the order the ReplicaSet controller deletes them: pending
-/// before running, unready before ready, the most recently ready first, then
-/// the newest (shared with `sim`).
-pub(crate) fn scale_in_order(pods: &[(Phase, Option<f64>, f64)]) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..pods.len())
-        .filter(|&i| pods[i].0 != Phase::Terminating)
-        .collect();
-    order.sort_by(|&a, &b| {
-        let (pa, pb) = (&pods[a], &pods[b]);
-        let rank = |p: &(Phase, Option<f64>, f64)| (p.0 == Phase::Running, p.1.is_some());
-        rank(pa)
-            .cmp(&rank(pb))
-            .then_with(|| {
-                pb.1.unwrap_or(0.0)
-                    .partial_cmp(&pa.1.unwrap_or(0.0))
-                    .unwrap_or(std::cmp::Ordering::Equal)
-            })
-            .then_with(|| pb.2.partial_cmp(&pa.2).unwrap_or(std::cmp::Ordering::Equal))
-    });
-    order
-}
-
-/// Pending → (start-up delay) → Running → (readiness probe) → Ready.
-async fn pod_lifecycle(sh: Arc<Shared>, name: String) {
-    sh.clock.sleep(sh.cfg.startup_delay).await;
-    let handle = match PodHandle::start(&name, &sh.cfg.pod_kind, sh.clock.speed()).await {
+/// Pending → (start-up delay) → Running → (readiness probe) → Ready. Each
+/// transition is stamped with its scheduled instant, as the sim does, so
+/// that both make the same decisions.
+async fn pod_lifecycle(sh: Arc<Shared>, name: String, created: f64) {
+    let start = sh.lock().start_due(created);
+    sh.clock.sleep_until(start).await;
+    let handle = match PodHandle::start(&name, &sh.pod_kind, sh.clock.speed()).await {
         Ok(h) => Arc::new(h),
         Err(e) => {
-            let mut st = sh.lock();
             let msg = format!("pod {name} failed to start: {e:#}");
-            st.failures.push(msg.clone());
-            sh.event(
-                &mut st,
-                "Warning",
-                "Failed",
-                format!("Pod/{name}"),
-                "kubelet",
-                msg,
-            );
+            sh.lock().pod_failed(start, &name, msg);
             return;
         }
     };
     {
-        let mut st = sh.lock();
-        let Some(p) = st.pods.iter_mut().find(|p| p.name == name) else {
-            return;
-        };
-        p.phase = Phase::Running;
-        p.started = Some(sh.clock.now());
-        p.handle = Some(handle.clone());
-    }
-    sh.clock.sleep(sh.cfg.probe_initial_delay).await;
-    // Probe until the first success; the built-in server answers health
-    // probes outside its capacity model, so a ready pod stays ready.
-    while !handle.probe(&sh.cfg.probe_path).await {
-        sh.clock.sleep(sh.cfg.probe_period).await;
-    }
-    {
-        let mut st = sh.lock();
-        if let Some(p) = st
-            .pods
-            .iter_mut()
-            .find(|p| p.name == name && p.phase == Phase::Running)
-        {
-            p.ready_since = Some(sh.clock.now());
-            p.startup = None;
+        let mut core = sh.lock();
+        match core.find(&name).filter(|&i| core.mark_running(i, start)) {
+            Some(i) => core.pods[i].rt.handle = Some(handle.clone()),
+            None => return,
         }
     }
-    update_endpoints(&sh);
+    // Probe until the first success; the built-in server answers health
+    // probes outside its capacity model, so a ready pod stays ready.
+    let mut k = 0;
+    let ready = loop {
+        let due = sh.lock().probe_due(start, k);
+        sh.clock.sleep_until(due).await;
+        if handle.probe(&sh.cfg.probe_path).await {
+            break due;
+        }
+        k += 1;
+    };
+    {
+        let mut core = sh.lock();
+        if let Some(i) = core.find(&name).filter(|&i| core.mark_ready(i, ready)) {
+            core.pods[i].rt.startup = None;
+        }
+    }
+    update_endpoints(&sh, ready);
 }
 
 /// Out of the endpoints at once, then drain in-flight requests and stop.
 async fn terminate(sh: Arc<Shared>, name: String, handle: Option<Arc<PodHandle>>) {
-    update_endpoints(&sh);
     if let Some(h) = handle {
         if let Some(h) = sole_owner(h).await {
             h.drain_and_stop(sh.clock.real(sh.cfg.grace)).await;
@@ -819,27 +370,25 @@ async fn sole_owner(mut h: Arc<PodHandle>) -> Option<PodHandle> {
     None
 }
 
-fn update_endpoints(sh: &Arc<Shared>) {
-    let eps: Vec<Endpoint> = {
-        let st = sh.lock();
-        st.pods
-            .iter()
-            .filter(|p| p.phase == Phase::Running && p.ready_since.is_some())
-            .filter_map(|p| {
-                p.handle.as_ref().map(|h| Endpoint {
-                    pod: p.name.clone(),
-                    addr: h.addr(),
-                })
+/// The Services' endpoints: the serving pods.
+fn update_endpoints(sh: &Arc<Shared>, now: f64) {
+    let eps: Vec<Endpoint> = sh
+        .lock()
+        .pods
+        .iter()
+        .filter(|p| p.serving())
+        .filter_map(|p| {
+            p.rt.handle.as_ref().map(|h| Endpoint {
+                pod: p.name.clone(),
+                addr: h.addr(),
             })
-            .collect()
-    };
+        })
+        .collect();
     for (svc, port) in &sh.cfg.services {
         if let Err(e) = sh.gateway.set_endpoints(svc, *port, eps.clone()) {
-            let mut st = sh.lock();
             let msg = format!("cannot update endpoints of Service {svc}: {e:#}");
-            st.failures.push(msg.clone());
-            sh.event(
-                &mut st,
+            sh.lock().event(
+                now,
                 "Warning",
                 "FailedToUpdateEndpoint",
                 format!("Service/{svc}"),
@@ -850,101 +399,35 @@ fn update_endpoints(sh: &Arc<Shared>) {
     }
 }
 
-/// Scrapes counters every scrape interval for the metrics pipeline.
-async fn scraper(sh: Arc<Shared>, mut stop: watch::Receiver<bool>) {
-    let mut k = 0u64;
-    loop {
-        let t = k as f64 * sh.cfg.scrape_interval.as_secs_f64();
-        tokio::select! {
-            _ = sh.clock.sleep_until(t) => {}
-            _ = stop.changed() => return,
-        }
-        let handles: Vec<(String, Arc<PodHandle>)> = sh
-            .lock()
-            .pods
-            .iter()
-            .filter_map(|p| p.handle.clone().map(|h| (p.name.clone(), h)))
-            .collect();
-        let gw = sh.gateway.stats();
-        let pods = handles
-            .iter()
-            .map(|(name, h)| {
-                let s = h.stats();
-                PodCounters {
-                    name: name.clone(),
-                    cpu_ns: s.cpu_busy_ns,
-                    requests: gw
-                        .pods
-                        .iter()
-                        .find(|p| &p.pod == name)
-                        .map_or(0, |p| p.requests_total),
-                    memory: s.memory_bytes,
-                }
-            })
-            .collect();
-        let routes = gw
-            .routes
-            .iter()
-            .map(|r| (r.route.clone(), r.requests_total))
-            .collect();
-        // Stamped with the scheduled instant, not the wake-up: a few ms of
-        // timer jitter (× speed) would otherwise move points across the
-        // edge of the 60 s rate window and change what the HPA sees.
-        sh.lock().history.scrape(t, pods, routes);
-        k += 1;
-    }
-}
-
-/// The pods as the HPA sees them.
-fn pod_infos(sh: &Shared, st: &State) -> Vec<PodInfo> {
-    st.pods
+/// One scrape of the pods' and routes' counters for the metrics pipeline.
+fn scrape(sh: &Shared, t: f64) {
+    let handles: Vec<(String, Arc<PodHandle>)> = sh
+        .lock()
+        .pods
         .iter()
-        .map(|p| pod_info(&sh.cfg, &p.name, p.phase, p.started, p.ready_since))
-        .collect()
-}
-
-/// One pod as the HPA sees it, from its lifecycle times in cluster seconds
-/// (shared with `sim`).
-pub(crate) fn pod_info(
-    cfg: &Config,
-    name: &str,
-    phase: Phase,
-    started: Option<f64>,
-    ready_since: Option<f64>,
-) -> PodInfo {
-    let ms = |t: f64| (t * 1000.0).round() as Millis;
-    let mut requests = BTreeMap::new();
-    if let Some(c) = cfg.cpu_request_milli {
-        requests.insert("cpu".to_string(), c);
-    }
-    if let Some(m) = cfg.memory_request_milli {
-        requests.insert("memory".to_string(), m);
-    }
-    PodInfo {
-        name: name.to_string(),
-        phase: match phase {
-            Phase::Pending => PodPhase::Pending,
-            _ => PodPhase::Running,
-        },
-        deletion_timestamp_set: phase == Phase::Terminating,
-        start_time: started.map(ms),
-        ready: started.map(|s| ReadyCondition {
-            status: if ready_since.is_some() {
-                ConditionStatus::True
-            } else {
-                ConditionStatus::False
-            },
-            last_transition: ms(ready_since.unwrap_or(s)),
-        }),
-        containers: vec![ContainerInfo {
-            name: cfg.container.clone(),
-            requests,
-        }],
-        pod_requests: None,
-        labels: None,
-    }
-}
-
-fn snapshot(sh: &Shared, st: &State) -> Snapshot {
-    Snapshot::build(&st.history, &sh.cfg.windows, &sh.cfg.routes)
+        .filter_map(|p| p.rt.handle.clone().map(|h| (p.name.clone(), h)))
+        .collect();
+    let gw = sh.gateway.stats();
+    let pods = handles
+        .iter()
+        .map(|(name, h)| {
+            let s = h.stats();
+            PodCounters {
+                name: name.clone(),
+                cpu_ns: sh.clock.experiment_ns(s.cpu_busy_ns),
+                requests: gw
+                    .pods
+                    .iter()
+                    .find(|p| &p.pod == name)
+                    .map_or(0, |p| p.requests_total),
+                memory: s.memory_bytes,
+            }
+        })
+        .collect();
+    let routes = gw
+        .routes
+        .iter()
+        .map(|r| (r.route.clone(), r.requests_total))
+        .collect();
+    sh.lock().scrape(t, pods, routes);
 }

@@ -1,101 +1,61 @@
-//! Runs the pure `autoscaler` against the embedded cluster every sync period:
-//! reads pods and metrics, applies a rescale to the Deployment, and turns the
-//! controller's events and status into recorder data.
+//! The HPA controller as a scaler: the pure `autoscaler` reconciles the
+//! scenario's HorizontalPodAutoscaler, and its events and status become
+//! recorder data.
 
-use std::sync::Arc;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 
-use tokio::sync::watch;
-
-use super::metrics::Snapshot;
-use super::{pod_infos, snapshot, Config, Phase, Shared};
-use crate::autoscaler::{EventType, HpaController, PodInfo, Reconciliation, ScaleInfo};
+use super::{Decision, Scaler, View};
+use crate::autoscaler::{ControllerConfig, EventType, HpaController, Reconciliation, ScaleInfo};
 use crate::recorder::{ConditionSample, Event, HpaSample, MetricSample};
 
-pub(super) async fn controller(sh: Arc<Shared>, mut stop: watch::Receiver<bool>) {
-    let mut ctl = HpaController::new(sh.cfg.controller);
-    let period = sh.cfg.sync_period.as_secs_f64();
-    // The controller and the scraper start a moment apart, as in a cluster;
-    // half a period keeps HPA reads from racing scrapes at the same instant.
-    let mut k = 0u64;
-    loop {
-        let t = period / 2.0 + k as f64 * period;
-        k += 1;
-        tokio::select! {
-            _ = sh.clock.sleep_until(t) => {}
-            _ = stop.changed() => return,
+pub(crate) struct HpaScaler {
+    ctl: HpaController,
+    hpa: HorizontalPodAutoscaler,
+    /// The scale subresource's selector, e.g. `app=httpbin`.
+    selector: String,
+}
+
+impl HpaScaler {
+    pub(crate) fn new(
+        hpa: HorizontalPodAutoscaler,
+        selector: String,
+        cfg: ControllerConfig,
+    ) -> Self {
+        Self {
+            ctl: HpaController::new(cfg),
+            hpa,
+            selector,
         }
-        let (pods, snap, spec, current) = {
-            let st = sh.lock();
-            let current = st
-                .pods
-                .iter()
-                .filter(|p| p.phase != Phase::Terminating)
-                .count() as i32;
-            (
-                pod_infos(&sh, &st),
-                snapshot(&sh, &st),
-                st.spec_replicas,
-                current,
-            )
-        };
-        let s = sync(&mut ctl, &sh.cfg, spec, current, &pods, &snap, t);
-        let mut st = sh.lock();
-        if let Some(n) = s.new_size {
-            st.spec_replicas = n;
-            sh.kick.notify_one();
-        }
-        st.events.extend(s.events);
-        st.hpa_desired = s.desired;
-        st.hpa_active |= s.active;
-        st.hpa_sample = Some(s.sample);
     }
 }
 
-/// What one HPA sync decided, as recorder data.
-pub(crate) struct Synced {
-    /// The scale target's new spec.replicas, when the HPA rescaled.
-    pub new_size: Option<i32>,
-    pub events: Vec<Event>,
-    pub sample: HpaSample,
-    /// It reported ScalingActive=True.
-    pub active: bool,
-    pub desired: i32,
-}
-
-/// One reconciliation of the scenario's HPA at the scheduled instant `t`
-/// (cluster seconds), given the target's spec and live replicas, the pods
-/// and the metrics (shared with `sim`).
-pub(crate) fn sync(
-    ctl: &mut HpaController,
-    cfg: &Config,
-    spec_replicas: i32,
-    current: i32,
-    pods: &[PodInfo],
-    snap: &Snapshot,
-    t: f64,
-) -> Synced {
-    let scale = ScaleInfo {
-        spec_replicas,
-        status_replicas: current,
-        selector: cfg.selector.clone(),
-    };
-    let mut new_size = None;
-    // The scheduled instant, like the scrape stamps: stabilization
-    // windows compare these times, and wake-up jitter × speed would
-    // decide ties at the window's edge differently from run to run.
-    let now_ms = (t * 1000.0).round() as i64;
-    let r = ctl.reconcile(&cfg.hpa, Ok(scale), pods, snap, now_ms, &mut |n| {
-        new_size = Some(n);
-        Ok(())
-    });
-    let name = cfg.hpa.metadata.name.as_deref().unwrap_or_default();
-    let (events, sample, active) = digest(&r, name, spec_replicas, new_size, t);
-    Synced {
-        new_size,
-        events,
-        sample,
-        active,
-        desired: r.desired_replicas,
+impl Scaler for HpaScaler {
+    fn sync(&mut self, t: f64, v: &View<'_>) -> Decision {
+        let scale = ScaleInfo {
+            spec_replicas: v.spec_replicas,
+            status_replicas: v.current,
+            selector: self.selector.clone(),
+        };
+        let mut new_size = None;
+        // The scheduled instant, like the scrape stamps: stabilization
+        // windows compare these times, and wake-up jitter × speed would
+        // decide ties at the window's edge differently from run to run.
+        let now_ms = (t * 1000.0).round() as i64;
+        let r = self
+            .ctl
+            .reconcile(&self.hpa, Ok(scale), v.pods, v.metrics, now_ms, &mut |n| {
+                new_size = Some(n);
+                Ok(())
+            });
+        let name = self.hpa.metadata.name.as_deref().unwrap_or_default();
+        let (events, status, active) = digest(&r, name, v.spec_replicas, new_size, t);
+        Decision {
+            new_size,
+            events,
+            status,
+            active,
+            desired: r.desired_replicas,
+        }
     }
 }
 
