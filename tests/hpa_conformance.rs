@@ -1,5 +1,5 @@
-//! Replays every vector of `shared/hpa/vectors.json` (upstream Kubernetes HPA tests plus
-//! derived cases) against the port and reports every failing vector by id.
+//! Replays every vector of `tests/fixtures/hpa/vectors.json` (upstream Kubernetes HPA
+//! tests plus derived cases) against the port and reports every failing vector by id.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -19,22 +19,9 @@ use serde_json::{json, Map, Value};
 
 const NAMESPACE: &str = "test-namespace";
 
+/// The repository's copy of the vectors (see tests/fixtures/hpa/README.md).
 fn vectors_path() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let candidates = [
-        root.join("../shared/hpa/vectors.json"),
-        root.join("../../shared/hpa/vectors.json"),
-    ];
-    for c in &candidates {
-        if c.is_file() {
-            return c.clone();
-        }
-    }
-    panic!(
-        "HPA test vectors not found; looked for {} and {}",
-        candidates[0].display(),
-        candidates[1].display()
-    );
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hpa/vectors.json")
 }
 
 // ---------------------------------------------------------------- JSON helpers
