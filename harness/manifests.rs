@@ -351,6 +351,31 @@ impl Manifests {
                             ));
                         }
                     }
+                    // Upstream defaults a missing list but not an empty one,
+                    // and an empty one would stop all scaling this way.
+                    if rules.policies.as_ref().is_some_and(Vec::is_empty) {
+                        return Err(m.err(
+                            &f("policies"),
+                            "must specify at least one policy (leave `policies` out for the defaults)",
+                        ));
+                    }
+                    if let Some(t) = &rules.tolerance {
+                        match crate::autoscaler::parse_quantity_milli(&t.0) {
+                            Ok(v) if v >= 0 => {}
+                            Ok(_) => {
+                                return Err(m.err(
+                                    &f("tolerance"),
+                                    format!("`{}`: must be ≥ 0 (a fraction, e.g. 0.05)", t.0),
+                                ))
+                            }
+                            Err(e) => {
+                                return Err(m.err(
+                                    &f("tolerance"),
+                                    format!("`{}` is not a quantity: {e}", t.0),
+                                ))
+                            }
+                        }
+                    }
                     for (i, p) in rules.policies.iter().flatten().enumerate() {
                         if p.value <= 0 || !(1..=1800).contains(&p.period_seconds) {
                             return Err(m.err(

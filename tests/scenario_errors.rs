@@ -34,6 +34,8 @@ bad_input!(stage_missing_over, "stage-missing-over.yaml");
 bad_input!(unknown_route, "unknown-route.yaml");
 bad_input!(users_with_open_model_request, "users-with-request.yaml");
 bad_input!(zero_connections, "zero-connections.yaml");
+bad_input!(hpa_empty_policies, "empty-policies.yaml");
+bad_input!(hpa_negative_tolerance, "negative-tolerance.yaml");
 
 #[test]
 fn missing_scenario_file() {
