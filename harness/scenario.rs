@@ -515,7 +515,7 @@ fn default_ready_timeout() -> Duration {
     Duration::from_secs(300)
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Local {
     #[serde(default)]
@@ -524,6 +524,21 @@ pub struct Local {
     pub metrics: Metrics,
     #[serde(default)]
     pub controller: Controller,
+    /// How long the embedded cluster (local and sim) may take until every
+    /// replica is ready and the HPA is active before the run fails (exit 3).
+    #[serde(default = "default_ready_timeout", with = "humantime_serde")]
+    pub ready_timeout: Duration,
+}
+
+impl Default for Local {
+    fn default() -> Self {
+        Local {
+            pods: Pods::default(),
+            metrics: Metrics::default(),
+            controller: Controller::default(),
+            ready_timeout: default_ready_timeout(),
+        }
+    }
 }
 
 /// How the embedded cluster runs a pod.
@@ -1074,6 +1089,8 @@ fn validate(l: &Loaded) -> Result<(), InputError> {
     }
     let mt = &s.local.metrics;
     for (f, d) in [
+        ("local.ready_timeout", s.local.ready_timeout),
+        ("kube.ready_timeout", s.kube.ready_timeout),
         ("local.metrics.window", mt.window),
         ("local.metrics.resource_window", mt.resource_window),
         ("local.metrics.scrape_interval", mt.scrape_interval),

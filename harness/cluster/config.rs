@@ -186,7 +186,7 @@ impl Config {
             initial_replicas: s.target.replicas.or(dspec.replicas).unwrap_or(1),
             history_keep: mt.window.max(mt.resource_window).as_secs_f64()
                 + 2.0 * mt.scrape_interval.as_secs_f64(),
-            ready_timeout: Duration::from_secs(300),
+            ready_timeout: s.local.ready_timeout,
         })
     }
 }
