@@ -168,7 +168,8 @@ pub async fn run(cli: Cli) -> Result<i32> {
                 context: kube.context,
                 ..Default::default()
             })
-            .await?;
+            .await?
+            .api;
             let names = crate::backend::kube::cleanup(&client, dry_run).await?;
             if names.is_empty() {
                 println!("no namespaces left by autoscale-harness");

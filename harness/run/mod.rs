@@ -154,8 +154,8 @@ async fn open(p: &Prepared, opts: &Options, progress: &mut Progress) -> Result<B
                 let mut say = |m: &str| progress.message(&format!("kind: {m}"));
                 ko.context = Some(kube::kind::ensure(name, &root, &mut say)?);
             }
-            let client = kube::connect(&ko).await?;
-            let c = KubeCluster::create(client, p, ko.keep).await?;
+            let clients = kube::connect(&ko).await?;
+            let c = KubeCluster::create(clients, p, ko.keep).await?;
             progress.message(&format!(
                 "namespace {}: applying {} objects, waiting for the Deployment and the HPA (up to {})",
                 c.ns,

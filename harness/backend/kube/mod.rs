@@ -47,10 +47,20 @@ pub struct KubeOptions {
 /// How long API calls may take before the cluster counts as unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A client for the chosen context; the API server must answer and accept
+/// Clients for the chosen context: `api` for requests, with a read timeout
+/// so a stalled API server is noticed, and `watch` for the watchers, with
+/// none: a watch is idle for as long as nothing changes, and a read timeout
+/// would cut it and leave events to arrive after the watcher's back-off
+/// (kube-rs's watcher asks the server to end each watch after 290 s).
+pub struct Clients {
+    pub api: Client,
+    pub watch: Client,
+}
+
+/// Connects to the chosen context; the API server must answer and accept
 /// the credentials, or this is an infrastructure error (exit 3) before
 /// anything is created or any load is sent.
-pub async fn connect(o: &KubeOptions) -> Result<Client> {
+pub async fn connect(o: &KubeOptions) -> Result<Clients> {
     let opts = KubeConfigOptions {
         context: o.context.clone(),
         ..Default::default()
@@ -71,12 +81,17 @@ pub async fn connect(o: &KubeOptions) -> Result<Client> {
     }
     .map_err(|e| InfraError(format!("cannot load {}: {e}", where_())))?;
     config.connect_timeout = Some(CONNECT_TIMEOUT);
+    let mut watch_config = config.clone();
+    watch_config.read_timeout = None;
     config.read_timeout = Some(Duration::from_secs(60));
     let url = config.cluster_url.to_string();
-    let client = Client::try_from(config)
-        .map_err(|e| InfraError(format!("cannot build a client for {}: {e}", where_())))?;
+    let build = |c: Config| {
+        Client::try_from(c)
+            .map_err(|e| InfraError(format!("cannot build a client for {}: {e}", where_())))
+    };
+    let (client, watch) = (build(config)?, build(watch_config)?);
     match tokio::time::timeout(CONNECT_TIMEOUT, client.apiserver_version()).await {
-        Ok(Ok(_)) => Ok(client),
+        Ok(Ok(_)) => Ok(Clients { api: client, watch }),
         Ok(Err(kube::Error::Api(s))) if s.code == 401 || s.code == 403 => Err(InfraError(format!(
             "the cluster at {url} refused the credentials of {} (HTTP {}): {}",
             where_(),
@@ -167,6 +182,8 @@ struct Seen {
 
 pub struct KubeCluster {
     client: Client,
+    /// For the watchers: no read timeout (see `Clients`).
+    watch_client: Client,
     pub ns: String,
     keep: bool,
     applied: Vec<Applied>,
@@ -191,7 +208,11 @@ pub struct KubeCluster {
 impl KubeCluster {
     /// Creates the run namespace (labelled for `cleanup`); nothing else yet,
     /// so an interrupt from here on has something definite to delete.
-    pub async fn create(client: Client, p: &Prepared, keep: bool) -> Result<Self> {
+    pub async fn create(clients: Clients, p: &Prepared, keep: bool) -> Result<Self> {
+        let Clients {
+            api: client,
+            watch: watch_client,
+        } = clients;
         let (l, m) = (&p.loaded, &p.manifests);
         let s = &l.scenario;
         let url = gateway_url(l)?;
@@ -236,6 +257,7 @@ impl KubeCluster {
         Ok(Self {
             applied: convert::relocate(m, &ns, s.target.replicas),
             client,
+            watch_client,
             ns,
             keep,
             hpa_name,
@@ -302,7 +324,7 @@ impl KubeCluster {
     /// Starts the watchers: HPA, Deployment and pods into stores; Events and
     /// pod metrics into `seen`.
     fn watch(&mut self) {
-        let c = &self.client;
+        let c = &self.watch_client;
         let ns = self.ns.as_str();
         let by_name = |n: &str| watcher::Config::default().fields(&format!("metadata.name={n}"));
         let hs = reflect(
@@ -337,7 +359,7 @@ impl KubeCluster {
             async {}
         })));
         self.tasks.push(tokio::spawn(poll_usage(
-            c.clone(),
+            self.client.clone(),
             ns.to_string(),
             self.seen.clone(),
         )));
