@@ -1,0 +1,543 @@
+//! The local backend's gateway: a real reverse proxy on 127.0.0.1 configured
+//! from Gateway API HTTPRoutes, balancing over the ready pods of each Service.
+//!
+//! Hot path: one `RwLock` read + `Arc` clone for the route table, one for the
+//! chosen Service's endpoint list, atomics for counters. Endpoint updates swap
+//! a whole new list, so readers never wait on writers for long.
+//!
+//! Behaviour mirrors Envoy where the spec leaves room: no route → 404, no
+//! ready endpoint → 503 `no healthy upstream`, upstream connect/reset → 503,
+//! upstream timeout → 504. `parentRefs` are not checked: every route given
+//! to the gateway is attached to it.
+//!
+//! This module holds the [`Gateway`] handle, its options, the shared state
+//! and the traffic counters behind [`GatewayStats`]. The HTTPRoute
+//! compilation lives in `routes`, the request path in `proxy`, the admin
+//! listener and its Prometheus text in `admin`.
+
+mod admin;
+mod proxy;
+mod routes;
+
+pub use routes::RouteError;
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use gateway_api::apis::standard::httproutes::HttpRoute;
+use hyper::body::Incoming;
+use hyper::http::uri::Authority;
+use hyper::StatusCode;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use tokio::net::TcpListener;
+
+use super::pod::http::{spawn_server, ServerHandle};
+use routes::{compile, RouteTable};
+
+/// Gateway settings. Durations are real time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GatewayOptions {
+    /// Time to wait for upstream response headers before answering 504.
+    pub upstream_timeout: Duration,
+    pub lb_policy: LbPolicy,
+    /// Speed factor N of the experiment: HTTPRoute rule `timeouts` (experiment
+    /// time) are divided by it. 1.0 = real time.
+    pub time_scale: f64,
+    /// How long `shutdown` lets in-flight requests finish.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for GatewayOptions {
+    fn default() -> Self {
+        Self {
+            upstream_timeout: Duration::from_secs(15),
+            lb_policy: LbPolicy::RoundRobin,
+            time_scale: 1.0,
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// How a Service's ready endpoints share its traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LbPolicy {
+    #[default]
+    RoundRobin,
+    /// Power of two choices on the gateway's in-flight count per pod.
+    LeastRequest,
+}
+
+/// One ready endpoint of a Service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub pod: String,
+    pub addr: SocketAddr,
+}
+
+/// Cumulative counters; the caller computes rates over its own windows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GatewayStats {
+    /// Every request the gateway answered or is answering.
+    pub requests_total: u64,
+    /// Requests that matched no route (answered 404).
+    pub no_route_total: u64,
+    /// Upstream connect/reset failures (answered 503).
+    pub upstream_errors: u64,
+    /// Upstream timeouts (answered 504).
+    pub upstream_timeouts: u64,
+    pub routes: Vec<RouteTraffic>,
+    pub pods: Vec<PodTraffic>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RouteTraffic {
+    /// `namespace/name` of the HTTPRoute.
+    pub route: String,
+    pub requests_total: u64,
+    pub responses_2xx: u64,
+    pub responses_3xx: u64,
+    pub responses_4xx: u64,
+    pub responses_5xx: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PodTraffic {
+    pub pod: String,
+    /// Requests forwarded to this pod.
+    pub requests_total: u64,
+    /// Forwarded and not yet fully answered.
+    pub in_flight: u64,
+    /// Connect/reset failures and timeouts on this pod.
+    pub upstream_errors: u64,
+}
+
+/// A running gateway. Dropping it aborts both listeners.
+pub struct Gateway {
+    addr: SocketAddr,
+    admin_addr: SocketAddr,
+    inner: Arc<Inner>,
+    // Behind a lock so a gateway shared by the cluster's tasks can be shut down in place.
+    server: tokio::sync::Mutex<ServerHandle>,
+    admin: tokio::sync::Mutex<ServerHandle>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("addr", &self.addr)
+            .field("admin_addr", &self.admin_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    /// Validate `routes`, then listen on 127.0.0.1:0 (traffic) and another
+    /// 127.0.0.1:0 (admin: `/metrics`, `/healthz`).
+    pub async fn start(routes: &[HttpRoute], opts: GatewayOptions) -> anyhow::Result<Self> {
+        let inner = Arc::new(Inner {
+            table: RwLock::new(Arc::new(RouteTable::default())),
+            services: Mutex::new(HashMap::new()),
+            route_counters: Mutex::new(Vec::new()),
+            pods: Mutex::new(Vec::new()),
+            client: {
+                let mut conn = HttpConnector::new();
+                conn.set_nodelay(true);
+                conn.set_connect_timeout(Some(Duration::from_secs(2)));
+                Client::builder(TokioExecutor::new())
+                    .pool_idle_timeout(Duration::from_secs(30))
+                    .build(conn)
+            },
+            requests_total: AtomicU64::new(0),
+            no_route: AtomicU64::new(0),
+            upstream_errors: AtomicU64::new(0),
+            upstream_timeouts: AtomicU64::new(0),
+            opts,
+        });
+        inner.set_routes(routes)?;
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .context("gateway: bind 127.0.0.1:0")?;
+        let admin_listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .context("gateway admin: bind 127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
+        let admin_addr = admin_listener.local_addr()?;
+        let i = inner.clone();
+        let server = spawn_server(listener, move |req, peer| {
+            proxy::proxy(i.clone(), req, peer)
+        });
+        let i = inner.clone();
+        let admin = spawn_server(admin_listener, move |req, _| {
+            let resp = admin::admin(&i, &req);
+            async move { resp }
+        });
+        Ok(Self {
+            addr,
+            admin_addr,
+            inner,
+            server: tokio::sync::Mutex::new(server),
+            admin: tokio::sync::Mutex::new(admin),
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+
+    /// Replace the route set (validated first; on error nothing changes).
+    /// Counters of routes that keep their `namespace/name` carry on.
+    pub fn set_routes(&self, routes: &[HttpRoute]) -> Result<(), RouteError> {
+        self.inner.set_routes(routes)
+    }
+
+    /// Set the ready endpoints of Service `service` (`name`, meaning namespace
+    /// `default`, or `namespace/name`) port `port`. Only loopback addresses
+    /// are accepted. Services no route references yet are kept for later.
+    pub fn set_endpoints(
+        &self,
+        service: &str,
+        port: u16,
+        endpoints: Vec<Endpoint>,
+    ) -> anyhow::Result<()> {
+        if let Some(bad) = endpoints.iter().find(|e| !e.addr.ip().is_loopback()) {
+            anyhow::bail!(
+                "endpoint {} of service {service}: {} is not a loopback address",
+                bad.pod,
+                bad.addr
+            );
+        }
+        let live = endpoints
+            .iter()
+            .map(|e| {
+                Ok(LiveEndpoint {
+                    authority: Authority::try_from(e.addr.to_string())
+                        .with_context(|| format!("endpoint address {}", e.addr))?,
+                    counters: self.inner.pod_counters(&e.pod),
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let slot = self
+            .inner
+            .service_slot(&service_key(service, "default", port));
+        *slot.endpoints.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(live);
+        Ok(())
+    }
+
+    pub fn stats(&self) -> GatewayStats {
+        self.inner.stats()
+    }
+
+    /// Stop accepting, let in-flight requests finish (up to
+    /// `shutdown_grace`), then close everything.
+    pub async fn shutdown(&self) {
+        let grace = self.inner.opts.shutdown_grace;
+        self.server.lock().await.shutdown(grace).await;
+        self.admin.lock().await.shutdown(Duration::ZERO).await;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Shared state.
+
+struct Inner {
+    table: RwLock<Arc<RouteTable>>,
+    /// Service slots outlive route updates, so endpoints set before a route
+    /// references them are not lost.
+    services: Mutex<HashMap<String, Arc<ServiceSlot>>>,
+    /// Counters of every route ever configured (cumulative).
+    route_counters: Mutex<Vec<Arc<RouteCounters>>>,
+    /// Counters of every pod ever seen (cumulative), in first-seen order.
+    pods: Mutex<Vec<Arc<PodCounters>>>,
+    client: Client<HttpConnector, Incoming>,
+    requests_total: AtomicU64,
+    no_route: AtomicU64,
+    upstream_errors: AtomicU64,
+    upstream_timeouts: AtomicU64,
+    opts: GatewayOptions,
+}
+
+struct ServiceSlot {
+    key: String,
+    endpoints: RwLock<Arc<Vec<LiveEndpoint>>>,
+    next: AtomicU64,
+}
+
+struct LiveEndpoint {
+    authority: Authority,
+    counters: Arc<PodCounters>,
+}
+
+struct PodCounters {
+    pod: String,
+    requests: AtomicU64,
+    in_flight: AtomicU64,
+    errors: AtomicU64,
+}
+
+struct RouteCounters {
+    route: String,
+    requests: AtomicU64,
+    /// Index 0 = 1xx … 4 = 5xx.
+    by_class: [AtomicU64; 5],
+}
+
+impl RouteCounters {
+    fn record(&self, status: StatusCode) {
+        let class = (status.as_u16() / 100).clamp(1, 5) as usize - 1;
+        self.by_class[class].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn service_key(service: &str, default_ns: &str, port: u16) -> String {
+    if service.contains('/') {
+        format!("{service}:{port}")
+    } else {
+        format!("{default_ns}/{service}:{port}")
+    }
+}
+
+impl Inner {
+    fn service_slot(&self, key: &str) -> Arc<ServiceSlot> {
+        let mut m = self.services.lock().unwrap_or_else(|e| e.into_inner());
+        m.entry(key.to_owned())
+            .or_insert_with(|| {
+                Arc::new(ServiceSlot {
+                    key: key.to_owned(),
+                    endpoints: RwLock::new(Arc::new(Vec::new())),
+                    next: AtomicU64::new(0),
+                })
+            })
+            .clone()
+    }
+
+    fn pod_counters(&self, pod: &str) -> Arc<PodCounters> {
+        let mut v = self.pods.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = v.iter().find(|c| c.pod == pod) {
+            return c.clone();
+        }
+        let c = Arc::new(PodCounters {
+            pod: pod.to_owned(),
+            requests: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+        });
+        v.push(c.clone());
+        c
+    }
+
+    fn route_counters(&self, route: &str) -> Arc<RouteCounters> {
+        let mut v = self
+            .route_counters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = v.iter().find(|c| c.route == route) {
+            return c.clone();
+        }
+        let c = Arc::new(RouteCounters {
+            route: route.to_owned(),
+            requests: AtomicU64::new(0),
+            by_class: Default::default(),
+        });
+        v.push(c.clone());
+        c
+    }
+
+    fn set_routes(&self, routes: &[HttpRoute]) -> Result<(), RouteError> {
+        let table = compile(routes, self)?;
+        *self.table.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(table);
+        Ok(())
+    }
+
+    fn stats(&self) -> GatewayStats {
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let routes = self
+            .route_counters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|c| RouteTraffic {
+                route: c.route.clone(),
+                requests_total: l(&c.requests),
+                responses_2xx: l(&c.by_class[1]),
+                responses_3xx: l(&c.by_class[2]),
+                responses_4xx: l(&c.by_class[3]),
+                responses_5xx: l(&c.by_class[4]),
+            })
+            .collect();
+        let pods = self
+            .pods
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|c| PodTraffic {
+                pod: c.pod.clone(),
+                requests_total: l(&c.requests),
+                in_flight: l(&c.in_flight),
+                upstream_errors: l(&c.errors),
+            })
+            .collect();
+        GatewayStats {
+            requests_total: l(&self.requests_total),
+            no_route_total: l(&self.no_route),
+            upstream_errors: l(&self.upstream_errors),
+            upstream_timeouts: l(&self.upstream_timeouts),
+            routes,
+            pods,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::pod::http::http_get;
+    use super::super::pod::{PodHandle, PodModel, PodSpecKind};
+    use super::*;
+    use hyper::header::CONTENT_TYPE;
+
+    pub(super) const T: Duration = Duration::from_secs(5);
+
+    pub(super) const ROUTE_YAML: &str = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: httpbin, namespace: default, labels: { route: default-httpbin-svc-8080 } }
+spec:
+  parentRefs: [{ name: gateway }]
+  hostnames: ["httpbin.example.com"]
+  rules:
+    - matches: [{ path: { type: PathPrefix, value: / } }]
+      backendRefs: [{ name: httpbin-svc, port: 8080 }]
+"#;
+
+    pub(super) fn route(yaml: &str) -> HttpRoute {
+        serde_norway::from_str(yaml).unwrap()
+    }
+
+    pub(super) async fn pod(name: &str) -> PodHandle {
+        let m = PodModel {
+            concurrency: 8,
+            service_time: Duration::ZERO,
+            cpu_per_request: Duration::from_micros(100),
+            memory_base_bytes: 0,
+            memory_per_inflight_bytes: 0,
+        };
+        PodHandle::start(name, &PodSpecKind::Builtin(m), 1.0)
+            .await
+            .unwrap()
+    }
+
+    pub(super) fn ep(p: &PodHandle) -> Endpoint {
+        Endpoint {
+            pod: p.name().to_owned(),
+            addr: p.addr(),
+        }
+    }
+
+    #[tokio::test]
+    async fn yaml_route_round_robin_and_counters() {
+        let r = route(ROUTE_YAML);
+        assert_eq!(r.metadata.name.as_deref(), Some("httpbin"));
+        let gw = Gateway::start(&[r], GatewayOptions::default())
+            .await
+            .unwrap();
+        let host = Some("httpbin.example.com:80");
+
+        // No endpoints yet.
+        let (s, _, b) = http_get(gw.addr(), "/get", host, T).await.unwrap();
+        assert_eq!((s.as_u16(), &b[..]), (503, &b"no healthy upstream"[..]));
+        // Host that no route accepts.
+        assert_eq!(
+            http_get(gw.addr(), "/get", Some("other.test"), T)
+                .await
+                .unwrap()
+                .0,
+            404
+        );
+
+        let (a, b2) = (pod("httpbin-a").await, pod("httpbin-b").await);
+        gw.set_endpoints("httpbin-svc", 8080, vec![ep(&a), ep(&b2)])
+            .unwrap();
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            let (s, h, body) = http_get(gw.addr(), "/get?z=1", host, T).await.unwrap();
+            assert_eq!(s, 200);
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(v["headers"]["X-Forwarded-For"], "127.0.0.1");
+            assert_eq!(v["headers"]["Host"], "httpbin.example.com:80");
+            seen.push(h["x-pod"].to_str().unwrap().to_owned());
+        }
+        assert_ne!(seen[0], seen[1]);
+        assert_eq!(seen[0], seen[2]);
+        assert_eq!(seen[1], seen[3]);
+        assert_eq!(
+            http_get(gw.addr(), "/status/500", host, T).await.unwrap().0,
+            500
+        );
+        assert_eq!(
+            http_get(gw.addr(), "/status/404", host, T).await.unwrap().0,
+            404
+        );
+
+        let st = gw.stats();
+        assert_eq!(st.requests_total, 8);
+        assert_eq!(st.no_route_total, 1);
+        let rt = &st.routes[0];
+        assert_eq!(rt.route, "default/httpbin");
+        assert_eq!(
+            (
+                rt.requests_total,
+                rt.responses_2xx,
+                rt.responses_4xx,
+                rt.responses_5xx
+            ),
+            (7, 4, 1, 2)
+        );
+        let per_pod: Vec<_> = st
+            .pods
+            .iter()
+            .map(|p| (p.pod.as_str(), p.requests_total, p.in_flight))
+            .collect();
+        assert_eq!(per_pod, vec![("httpbin-a", 3, 0), ("httpbin-b", 3, 0)]);
+
+        let (s, h, m) = http_get(gw.admin_addr(), "/metrics", None, T)
+            .await
+            .unwrap();
+        assert_eq!(s, 200);
+        assert!(h[CONTENT_TYPE].to_str().unwrap().starts_with("text/plain"));
+        let m = String::from_utf8(m.to_vec()).unwrap();
+        for line in [
+            "# TYPE gateway_route_requests_total counter",
+            r#"gateway_route_requests_total{route="default/httpbin",code_class="2xx"} 4"#,
+            r#"gateway_route_requests_total{route="default/httpbin",code_class="5xx"} 2"#,
+            r#"gateway_upstream_requests_total{pod="httpbin-a"} 3"#,
+            r#"gateway_upstream_in_flight{pod="httpbin-b"} 0"#,
+            r#"gateway_service_endpoints{service="default/httpbin-svc",port="8080"} 2"#,
+            "gateway_no_route_requests_total 1",
+        ] {
+            assert!(m.lines().any(|l| l == line), "missing {line:?} in\n{m}");
+        }
+
+        // Pod removed from endpoints and stopped: traffic goes to the other.
+        gw.set_endpoints("httpbin-svc", 8080, vec![ep(&b2)])
+            .unwrap();
+        a.drain_and_stop(Duration::from_secs(1)).await;
+        for _ in 0..3 {
+            let (s, h, _) = http_get(gw.addr(), "/get", host, T).await.unwrap();
+            assert_eq!(
+                (s.as_u16(), h["x-pod"].to_str().unwrap()),
+                (200, "httpbin-b")
+            );
+        }
+        gw.shutdown().await;
+        b2.drain_and_stop(Duration::from_secs(1)).await;
+    }
+}

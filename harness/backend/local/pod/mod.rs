@@ -1,0 +1,240 @@
+//! Pods of the local backend: real HTTP servers listening on 127.0.0.1.
+//!
+//! Two kinds share one handle type:
+//! * a built-in httpbin-compatible server whose latency and CPU come from an
+//!   exact virtual queue ([`PodModel`]), so scaling behaviour is reproducible;
+//! * a command pod: any program started via `sh -c` in its own process group,
+//!   measured through `/proc`.
+//!
+//! This module holds the [`PodHandle`] and its public types. The capacity
+//! model lives in `capacity`, the httpbin-compatible app in `httpbin`, command
+//! pods in `command`, and the small HTTP server and client helpers, shared
+//! with the gateway (`super::gateway`), in `http`.
+
+mod capacity;
+mod command;
+pub(super) mod http;
+mod httpbin;
+
+pub use capacity::PodModel;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use tokio::net::TcpListener;
+
+use capacity::{handle_builtin, Builtin};
+use command::CommandPod;
+use http::{http_get, spawn_server, ServerHandle};
+
+/// What a pod runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PodSpecKind {
+    Builtin(PodModel),
+    /// `{port}` in `command` is replaced by the port the program must listen
+    /// on (127.0.0.1 only: the harness cannot enforce this for foreign programs).
+    Command {
+        command: String,
+        env: Vec<(String, String)>,
+    },
+}
+
+/// Cumulative counters of one pod (rates are the caller's business).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PodStats {
+    /// False for command pods: the request counters below are then zero and
+    /// the gateway's per-pod counters are the source of truth.
+    pub requests_known: bool,
+    /// Non-health requests received.
+    pub requests_total: u64,
+    pub responses_2xx: u64,
+    pub responses_3xx: u64,
+    pub responses_4xx: u64,
+    pub responses_5xx: u64,
+    /// Arrived and not yet answered (includes `queued`).
+    pub in_flight: u64,
+    /// Waiting for a free slot.
+    pub queued: u64,
+    /// Cumulative CPU busy time in nanoseconds (monotonic).
+    pub cpu_busy_ns: u64,
+    /// Model memory (built-in) or RSS of the process tree (command).
+    pub memory_bytes: u64,
+}
+
+/// A running pod. Dropping it stops the server / kills the process group.
+pub struct PodHandle {
+    name: String,
+    addr: SocketAddr,
+    kind: Kind,
+}
+
+enum Kind {
+    Builtin {
+        state: Arc<Builtin>,
+        server: ServerHandle,
+    },
+    Command(Box<CommandPod>),
+}
+
+impl std::fmt::Debug for PodHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PodHandle")
+            .field("name", &self.name)
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+impl PodHandle {
+    /// Start a pod. `time_scale` is the experiment speed N: `/delay/{s}`
+    /// sleeps s/N real seconds. The pod may not be ready yet (command pods):
+    /// use [`PodHandle::probe`].
+    pub async fn start(name: &str, kind: &PodSpecKind, time_scale: f64) -> anyhow::Result<Self> {
+        let time_scale = if time_scale.is_finite() && time_scale > 0.0 {
+            time_scale
+        } else {
+            1.0
+        };
+        match kind {
+            PodSpecKind::Builtin(model) => {
+                // The queue keeps one heap entry per slot: bound it.
+                if !(1..=1_000_000).contains(&model.concurrency) {
+                    bail!(
+                        "pod {name}: model concurrency must be in 1..=1000000, got {}",
+                        model.concurrency
+                    );
+                }
+                let state = Arc::new(Builtin::new(name, model.clone(), time_scale)?);
+                let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+                    .await
+                    .with_context(|| format!("pod {name}: bind 127.0.0.1:0"))?;
+                let addr = listener.local_addr()?;
+                let st = state.clone();
+                let server = spawn_server(listener, move |req, peer| {
+                    handle_builtin(st.clone(), req, peer)
+                });
+                Ok(Self {
+                    name: name.to_owned(),
+                    addr,
+                    kind: Kind::Builtin { state, server },
+                })
+            }
+            PodSpecKind::Command { command, env } => {
+                let (pod, addr) = CommandPod::spawn(name, command, env)?;
+                Ok(Self {
+                    name: name.to_owned(),
+                    addr,
+                    kind: Kind::Command(Box::new(pod)),
+                })
+            }
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn stats(&self) -> PodStats {
+        match &self.kind {
+            Kind::Builtin { state, .. } => state.stats(),
+            Kind::Command(c) => c.stats(),
+        }
+    }
+
+    /// For command pods: false once the process has exited (a "crash").
+    pub fn is_running(&mut self) -> bool {
+        match &mut self.kind {
+            Kind::Builtin { .. } => true,
+            Kind::Command(c) => c.is_running(),
+        }
+    }
+
+    /// Last output (stdout and stderr interleaved, at most 16 KiB) of a
+    /// command pod; empty for built-in pods.
+    pub fn output_tail(&self) -> String {
+        match &self.kind {
+            Kind::Builtin { .. } => String::new(),
+            Kind::Command(c) => c.output_tail(),
+        }
+    }
+
+    /// One readiness probe: HTTP GET `path` with a short timeout; true on 2xx/3xx.
+    pub async fn probe(&self, path: &str) -> bool {
+        match http_get(self.addr, path, None, PROBE_TIMEOUT).await {
+            Ok((status, _, _)) => status.is_success() || status.is_redirection(),
+            Err(_) => false,
+        }
+    }
+
+    /// Stop accepting connections, let accepted requests finish (up to
+    /// `grace`), then close everything (SIGTERM → grace → SIGKILL for commands).
+    pub async fn drain_and_stop(mut self, grace: Duration) {
+        match &mut self.kind {
+            Kind::Builtin { server, .. } => server.shutdown(grace).await,
+            Kind::Command(c) => c.stop(grace).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpStream;
+
+    pub(super) const T: Duration = Duration::from_secs(5);
+
+    fn model(concurrency: usize, service_ms: u64) -> PodModel {
+        PodModel {
+            concurrency,
+            service_time: Duration::from_millis(service_ms),
+            cpu_per_request: Duration::from_millis(10),
+            memory_base_bytes: 1000,
+            memory_per_inflight_bytes: 10,
+        }
+    }
+
+    pub(super) async fn builtin(concurrency: usize, service_ms: u64) -> PodHandle {
+        PodHandle::start(
+            "httpbin-abc",
+            &PodSpecKind::Builtin(model(concurrency, service_ms)),
+            10.0,
+        )
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn drain_completes_in_flight_and_refuses_new() {
+        let pod = builtin(4, 0).await;
+        let a = pod.addr();
+        // /delay/3 at scale 10 = 300 ms.
+        let slow = tokio::spawn(async move { http_get(a, "/delay/3", None, T).await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let t0 = std::time::Instant::now();
+        pod.drain_and_stop(Duration::from_secs(3)).await;
+        assert!(t0.elapsed() < Duration::from_secs(2));
+        let (s, _, _) = slow.await.unwrap().unwrap();
+        assert_eq!(s, 200);
+        assert!(TcpStream::connect(a).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn drain_grace_bounds_stop() {
+        let pod = builtin(1, 0).await;
+        let a = pod.addr();
+        let slow = tokio::spawn(async move { http_get(a, "/delay/10", None, T).await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let t0 = std::time::Instant::now();
+        pod.drain_and_stop(Duration::from_millis(100)).await;
+        assert!(t0.elapsed() < Duration::from_millis(500));
+        assert!(slow.await.unwrap().is_err());
+    }
+}
