@@ -219,7 +219,7 @@ pub async fn run(args: BenchArgs) -> Result<i32> {
         print!("{}", summary::render_text(&summary));
     }
     Ok(if summary.interrupted_after_s.is_some() {
-        exit::INTERRUPTED
+        crate::signal::exit_code()
     } else {
         exit::PASSED
     })

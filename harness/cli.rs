@@ -155,7 +155,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
             println!("report: {}", o.dir.join("report.html").display());
             Ok(if o.interrupted {
                 eprintln!("interrupted: the run above is partial");
-                exit::INTERRUPTED
+                crate::signal::exit_code()
             } else if o.verdict.passed() {
                 exit::PASSED
             } else {

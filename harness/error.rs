@@ -65,7 +65,8 @@ pub struct UsageError(pub String);
 #[error("{0}")]
 pub struct InfraError(pub String);
 
-/// The run was interrupted by a signal after cleanup. Exit code 130.
+/// The run was interrupted by a signal after cleanup. Exit code 130 (Ctrl-C)
+/// or 143 (SIGTERM).
 #[derive(Debug, thiserror::Error)]
 #[error("interrupted")]
 pub struct Interrupted;
@@ -75,7 +76,7 @@ pub mod exit {
     pub const FAILED: i32 = 1;
     pub const BAD_INPUT: i32 = 2;
     pub const INFRA: i32 = 3;
-    pub const INTERRUPTED: i32 = 130;
+    // Interrupted: 128 + the signal, 130 or 143 (`crate::signal::exit_code`).
 }
 
 /// Maps an error to its exit code by looking through the anyhow chain.
@@ -85,7 +86,7 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
             return exit::BAD_INPUT;
         }
         if cause.is::<Interrupted>() {
-            return exit::INTERRUPTED;
+            return crate::signal::exit_code();
         }
         if cause.is::<InfraError>() {
             return exit::INFRA;

@@ -228,6 +228,10 @@ pub struct Event {
     /// Offered load (scenario rate) at the moment of the event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offered_qps: Option<f64>,
+    /// A real cluster's own timestamp of the event (RFC 3339), as
+    /// `kubectl get events` shows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_time: Option<String>,
 }
 
 impl Event {
@@ -247,7 +251,8 @@ pub struct RunMeta {
     pub backend: String,
     pub speed: f64,
     pub seed: u64,
-    /// Wall-clock start, RFC 3339 UTC.
+    /// Wall-clock instant of experiment t = 0 (the scale target ready), RFC
+    /// 3339 UTC; for a run that never got ready, the start of the wait.
     pub started_at: String,
     /// Planned experiment duration, seconds.
     pub duration_s: f64,

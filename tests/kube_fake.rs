@@ -42,6 +42,8 @@ struct State {
     pull_fails: bool,
     /// Answer every request with 401.
     deny: bool,
+    /// When the Deployment was last applied.
+    applied_at: Option<jiff::Timestamp>,
 }
 
 type Shared = Arc<Mutex<State>>;
@@ -141,8 +143,8 @@ impl State {
         }
     }
 
-    /// The scripted controller: a rescale with its event.
-    fn rescale(&mut self, to: i64, reason: &str) {
+    /// The scripted Deployment controller: the new spec and its pods.
+    fn scale_deployment(&mut self, to: i64) {
         let Some(ns) = self.namespace() else { return };
         let dcoll = format!("/apis/apps/v1/namespaces/{ns}/deployments");
         if let Some(mut d) = self
@@ -156,6 +158,12 @@ impl State {
             self.put(&dcoll, d);
         }
         self.pods(&ns, to as usize);
+    }
+
+    /// The scripted HPA controller's status after a rescale at `at`, as the
+    /// real one writes it: currentReplicas is the spec before the rescale.
+    fn hpa_status(&mut self, from: i64, to: i64, at: &str) {
+        let Some(ns) = self.namespace() else { return };
         let hcoll = format!("/apis/autoscaling/v2/namespaces/{ns}/horizontalpodautoscalers");
         if let Some(mut h) = self
             .objects
@@ -163,9 +171,16 @@ impl State {
             .and_then(|m| m.get("httpbin"))
             .cloned()
         {
+            h["status"]["currentReplicas"] = json!(from);
             h["status"]["desiredReplicas"] = json!(to);
+            h["status"]["lastScaleTime"] = json!(at);
             self.put(&hcoll, h);
         }
+    }
+
+    /// The HPA controller's SuccessfulRescale event, stamped `at`.
+    fn rescale_event(&mut self, to: i64, reason: &str, at: &str) {
+        let Some(ns) = self.namespace() else { return };
         self.rv += 1;
         let ev = json!({"apiVersion": "v1", "kind": "Event",
             "metadata": {"name": format!("httpbin.{}", self.rv), "namespace": ns},
@@ -173,7 +188,7 @@ impl State {
             "reason": "SuccessfulRescale", "type": "Normal",
             "message": format!("New size: {to}; reason: {reason}"),
             "source": {"component": "horizontal-pod-autoscaler"},
-            "firstTimestamp": now(), "lastTimestamp": now(), "count": 1});
+            "firstTimestamp": at, "lastTimestamp": at, "count": 1});
         self.put(&format!("/api/v1/namespaces/{ns}/events"), ev);
     }
 
@@ -226,7 +241,7 @@ async fn handle(st: Shared, req: Request<Incoming>) -> Result<Response<Body>, In
         return Ok(status(
             404,
             "NotFound",
-            "the server could not find the requested resource",
+            "the server could not find\nthe requested resource",
         ));
     }
     let body = req
@@ -277,6 +292,9 @@ async fn handle(st: Shared, req: Request<Incoming>) -> Result<Response<Body>, In
             ));
         }
         let mut s = lock(&st);
+        if coll.ends_with("/deployments") {
+            s.applied_at = Some(jiff::Timestamp::now());
+        }
         s.react(coll, &ns, &mut v);
         let v = s.put(coll, v);
         return Ok(full(StatusCode::OK, &v));
@@ -370,13 +388,13 @@ fn kubeconfig(dir: &Path, port: u16) -> String {
     p.display().to_string()
 }
 
-fn scenario(dir: &Path, port: u16, ready_timeout: &str) -> String {
+fn scenario(dir: &Path, port: u16, ready_timeout: &str, duration: &str) -> String {
     let root = env!("CARGO_MANIFEST_DIR");
     let p = dir.join("kube-fake.yaml");
     std::fs::write(
         &p,
         format!(
-            "name: kube-fake\nduration: 20s\nmanifests:\n  - {root}/manifests/httpbin.yaml\n  \
+            "name: kube-fake\nduration: {duration}\nsample_interval: 500ms\nmanifests:\n  - {root}/manifests/httpbin.yaml\n  \
              - {root}/manifests/hpa-paper.yaml\n  - {root}/manifests/httproute.yaml\n\
              target:\n  route: httpbin\n  hpa: httpbin\n  replicas: 2\n  url: http://127.0.0.1:{port}\n\
              kube:\n  ready_timeout: {ready_timeout}\n\
@@ -398,6 +416,34 @@ async fn harness(args: &[&str]) -> std::process::Output {
         .await
         .expect("the harness finishes within 90 s")
         .expect("the harness runs")
+}
+
+/// `kube_run`, with each line of its output as it came.
+async fn kube_run_lines(
+    scen: &str,
+    kc: &str,
+    out: &Path,
+) -> (std::process::ExitStatus, Vec<(std::time::Instant, String)>) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_autoscale-harness"))
+        .args(["experiment", scen, "--backend", "kube", "--kubeconfig", kc])
+        .args(["--no-progress", "--out", out.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the harness runs");
+    let mut stdout = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let read = async {
+        let mut lines = Vec::new();
+        while let Ok(Some(l)) = stdout.next_line().await {
+            lines.push((std::time::Instant::now(), l));
+        }
+        let status = child.wait().await.expect("the harness ends");
+        (status, lines)
+    };
+    tokio::time::timeout(Duration::from_secs(90), read)
+        .await
+        .expect("the harness finishes within 90 s")
 }
 
 /// `experiment SCENARIO --backend kube --kubeconfig KC --out OUT`.
@@ -422,10 +468,13 @@ async fn deploys_watches_records_and_cleans_up() {
     let port = serve(st.clone()).await;
     let dir = tempfile::tempdir().unwrap();
     let kc = kubeconfig(dir.path(), port);
-    let scen = scenario(dir.path(), port, "20s");
+    let scen = scenario(dir.path(), port, "20s", "40s");
     let out = dir.path().join("run");
-    // The scripted controller: once the harness watches Events, scale out
-    // to 3, then back to 2 after the load stops.
+    // The scripted controllers, once the harness watches Events: a
+    // scale-out whose Deployment update and HPA status arrive first and
+    // whose Event arrives 30 s late (the Events watch idle until then), and
+    // a scale-in whose Deployment update comes first, its Event 1 s later
+    // and the HPA status 2 s after that.
     let script = {
         let st = st.clone();
         tokio::spawn(async move {
@@ -440,17 +489,25 @@ async fn deploys_watches_records_and_cleans_up() {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             tokio::time::sleep(Duration::from_secs(4)).await;
-            lock(&st).rescale(
-                3,
-                "cpu resource utilization (percentage of request) above target",
-            );
+            let out_at = now();
+            lock(&st).scale_deployment(3);
+            lock(&st).hpa_status(2, 3, &out_at);
             tokio::time::sleep(Duration::from_secs(8)).await;
-            lock(&st).rescale(2, "All metrics below target");
+            let in_at = now();
+            lock(&st).scale_deployment(2);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            lock(&st).rescale_event(2, "All metrics below target", &in_at);
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            lock(&st).hpa_status(3, 2, &in_at);
+            tokio::time::sleep(Duration::from_secs(19)).await;
+            let reason = "cpu resource utilization (percentage of request) above target";
+            lock(&st).rescale_event(3, reason, &out_at);
+            std::time::Instant::now()
         })
     };
-    let o = kube_run(&scen, &kc, &out).await;
-    script.abort();
-    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let (status, lines) = kube_run_lines(&scen, &kc, &out).await;
+    let late_sent = script.await.expect("the script ran to its end");
+    assert_eq!(status.code(), Some(0), "{lines:#?}");
     let s = lock(&st);
     // One namespace, created then deleted; the objects applied in manifest order.
     let creates: Vec<&String> = s
@@ -501,10 +558,11 @@ async fn deploys_watches_records_and_cleans_up() {
     drop(s);
     // The events, at cluster timestamps, in events.jsonl; the verdict passed.
     let run = load_run(&out).unwrap();
-    let sizes: Vec<(Option<i32>, Option<i32>)> = run
-        .events
+    // In cluster time; the late one was recorded last.
+    let mut rescales: Vec<_> = run.events.iter().filter(|e| e.is_rescale()).collect();
+    rescales.sort_by(|a, b| a.t.total_cmp(&b.t));
+    let sizes: Vec<(Option<i32>, Option<i32>)> = rescales
         .iter()
-        .filter(|e| e.is_rescale())
         .map(|e| (e.from_replicas, e.to_replicas))
         .collect();
     assert_eq!(
@@ -513,7 +571,35 @@ async fn deploys_watches_records_and_cleans_up() {
         "{:#?}",
         run.events
     );
-    assert!(run.events.iter().any(|e| e.reason == "NoPodMetrics"));
+    // The Events watch stayed open through 30 s of silence, longer than
+    // any timeout the harness sets, and the late event came through at once.
+    let event_watches = lock(&st)
+        .log
+        .iter()
+        .filter(|l| l.contains("/events?") && l.contains("watch=true"))
+        .count();
+    assert_eq!(event_watches, 1, "{:#?}", lock(&st).log);
+    let (seen, _) = lines
+        .iter()
+        .find(|(_, l)| l.contains("SuccessfulRescale") && l.contains("New size: 3"))
+        .unwrap_or_else(|| panic!("the late event is printed: {lines:#?}"));
+    let delay = seen.saturating_duration_since(late_sent);
+    assert!(delay < Duration::from_secs(1), "delivered after {delay:?}");
+    // Each event carries the cluster's timestamp; t = 0 is the ready moment.
+    assert!(run.events.iter().filter(|e| e.is_rescale()).all(|e| e.cluster_time.is_some()));
+    assert!(run.meta.hpa_name.starts_with("autoscale-kube-fake-"), "{}", run.meta.hpa_name);
+    let no_metrics = run.events.iter().find(|e| e.reason == "NoPodMetrics");
+    assert!(
+        no_metrics.is_some_and(|e| !e.message.contains('\n')),
+        "{no_metrics:?}"
+    );
+    // "Started" is t = 0, after the objects were applied, not the process start.
+    let started: jiff::Timestamp = run.meta.started_at.parse().unwrap();
+    let applied = lock(&st).applied_at.expect("the Deployment was applied");
+    assert!(
+        started >= applied,
+        "started {started}, Deployment applied {applied}"
+    );
     assert_eq!(run.meta.backend, "kube");
     assert!(run
         .samples
@@ -532,7 +618,7 @@ async fn image_pull_backoff_fails_clearly_and_still_cleans_up() {
     let port = serve(st.clone()).await;
     let dir = tempfile::tempdir().unwrap();
     let kc = kubeconfig(dir.path(), port);
-    let scen = scenario(dir.path(), port, "3s");
+    let scen = scenario(dir.path(), port, "3s", "20s");
     let out = dir.path().join("run");
     let o = kube_run(&scen, &kc, &out).await;
     assert_eq!(o.status.code(), Some(3), "{}", show(&o));
@@ -550,6 +636,22 @@ async fn image_pull_backoff_fails_clearly_and_still_cleans_up() {
     );
     // No load was sent.
     assert!(!lock(&st).log.iter().any(|l| l.starts_with("GET /get")));
+    // The record is partial and on experiment time from the start of the
+    // ready wait, not on Unix time; it says why it ends there.
+    let run = load_run(&out).unwrap();
+    assert!(run.meta.interrupted);
+    let why = run.events.iter().find(|e| e.reason == "SetupFailed");
+    assert!(
+        why.is_some_and(|e| e.message.contains("ImagePullBackOff")),
+        "{:#?}",
+        run.events
+    );
+    assert!(
+        run.events.iter().all(|e| (0.0..600.0).contains(&e.t)),
+        "{:#?}",
+        run.events
+    );
+    assert!(out.join("report.html").exists());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -561,7 +663,7 @@ async fn unreachable_or_refused_cluster_exits_3_before_any_load() {
         l.local_addr().unwrap().port()
     };
     let kc = kubeconfig(dir.path(), closed);
-    let scen = scenario(dir.path(), closed, "5s");
+    let scen = scenario(dir.path(), closed, "5s", "20s");
     let o = kube_run(&scen, &kc, &dir.path().join("a")).await;
     assert_eq!(o.status.code(), Some(3), "{}", show(&o));
     assert!(
@@ -570,12 +672,22 @@ async fn unreachable_or_refused_cluster_exits_3_before_any_load() {
         "{}",
         show(&o)
     );
+    // The run directory says why it holds no samples.
+    let run = load_run(&dir.path().join("a")).unwrap();
+    assert!(run.meta.interrupted && run.samples.is_empty());
+    assert!(
+        run.events
+            .iter()
+            .any(|e| e.reason == "SetupFailed" && e.message.contains("cannot reach the cluster")),
+        "{:#?}",
+        run.events
+    );
 
     let st: Shared = Default::default();
     lock(&st).deny = true;
     let port = serve(st.clone()).await;
     let kc = kubeconfig(dir.path(), port);
-    let scen = scenario(dir.path(), port, "5s");
+    let scen = scenario(dir.path(), port, "5s", "20s");
     let o = kube_run(&scen, &kc, &dir.path().join("b")).await;
     assert_eq!(o.status.code(), Some(3), "{}", show(&o));
     assert!(

@@ -69,6 +69,15 @@ pub trait Backend: Send {
     /// What happened since the last call, up to the end of the sample that
     /// ends at experiment time `t`.
     fn observe(&mut self, t: f64) -> Observation;
+    /// Events still held back at the end of the run (a real cluster's
+    /// rescales waiting for their previous size), with what is known now.
+    fn drain(&mut self) -> Vec<Event> {
+        Vec::new()
+    }
+    /// The namespace the run's objects live in, where the backend chose one.
+    fn namespace(&self) -> Option<&str> {
+        None
+    }
     /// Removes everything the backend created. Called on success, failure and interrupt.
     fn shutdown(self: Box<Self>) -> BoxFuture<'static, anyhow::Result<()>>;
 }

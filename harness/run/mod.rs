@@ -25,7 +25,7 @@ use crate::error::{InfraError, Interrupted, UsageError};
 use crate::load::{self, Engine};
 use crate::prepared::Prepared;
 use crate::progress::Progress;
-use crate::recorder::{self, Recorder, RunData};
+use crate::recorder::{self, Event, Recorder, RunData};
 use crate::report;
 use crate::scenario;
 
@@ -102,13 +102,20 @@ pub async fn experiment(opts: &Options) -> Result<Outcome> {
         .out
         .clone()
         .unwrap_or_else(|| default_out_dir(&p.loaded.name()));
-    let rec = Recorder::create(
+    let mut rec = Recorder::create(
         &dir,
         meta::run_meta(&p, opts.backend, opts.speed, opts.seed),
     )?;
     let mut progress = Progress::new(p.scenario().duration.as_secs_f64(), opts.progress);
     progress.message(&headline(&p, opts, &dir));
-    let backend = open(&p, opts, &mut progress).await?;
+    let backend = match open(&p, opts, &mut progress).await {
+        Ok(b) => b,
+        // Nothing was created; the record says why it is empty.
+        Err(e) => return Err(abandon(rec, &p, Vec::new(), e)),
+    };
+    if let Some(ns) = backend.namespace() {
+        rec.meta_mut().hpa_name = format!("{ns}/{}", p.hpa_name());
+    }
     let signal = crate::signal::shutdown_signal();
     let (_, verdict, interrupted) = record(&p, backend, rec, progress, opts, signal).await?;
     Ok(Outcome {
@@ -219,6 +226,9 @@ async fn record(
     let s = p.scenario();
     let dir = rec.dir().to_path_buf();
     let mut signal = std::pin::pin!(signal);
+    // Until the target is ready, experiment time counts from the start of
+    // the wait: a run that never gets there is recorded on that clock.
+    rec.meta_mut().started_at = wall_clock(std::time::SystemTime::now());
     let ready = tokio::select! {
         r = backend.ready() => r,
         _ = &mut signal => Err(Interrupted.into()),
@@ -227,23 +237,24 @@ async fn record(
         Ok(origin) => origin,
         Err(e) => {
             // Keep what the cluster said (failed pods, metric errors) for the report.
-            let obs = backend.observe(0.0);
-            for ev in obs.events {
-                rec.event(ev)?;
-            }
+            let mut events = backend.observe(0.0).events;
+            events.extend(backend.drain());
             backend.shutdown().await.ok();
-            rec.meta_mut().interrupted = true;
-            let run = rec.finish()?;
-            let verdict = checks::evaluate(&s.expect, &run);
-            report::write(&dir, &run, &verdict).ok();
-            return Err(e.context(format!("partial record in {}", dir.display())));
+            return Err(abandon(rec, p, events, e));
         }
     };
 
     // A backend without a load target models the load on a virtual clock.
     let target = backend.target();
     let speed = if target.is_some() { opts.speed } else { 1.0 };
-    let clock = Clock::new(origin.unwrap_or_else(tokio::time::Instant::now), speed);
+    let origin = origin.unwrap_or_else(tokio::time::Instant::now);
+    let clock = Clock::new(origin, speed);
+    let (now, sys) = (tokio::time::Instant::now(), std::time::SystemTime::now());
+    rec.meta_mut().started_at = wall_clock(if origin <= now {
+        sys - (now - origin)
+    } else {
+        sys + (origin - now)
+    });
     let engine: Option<Engine> = match &target {
         Some(t) => Some(load_config::start_engine(&p.loaded, t, opts, &clock)?),
         None => None,
@@ -305,6 +316,12 @@ async fn record(
             println!("{}", load_config::raw_log_note(&raw));
         }
     }
+    if let Some(last) = rec.data().samples.last().cloned() {
+        for mut ev in backend.drain() {
+            ev.offered_qps = Some(sample::offered_at(&s.load, &ev, &last));
+            rec.event(ev)?;
+        }
+    }
     let last = rec.data().samples.last().map(|s| s.t).unwrap_or(0.0);
     backend
         .shutdown()
@@ -321,6 +338,42 @@ async fn record(
         );
     }
     Ok((run, verdict, interrupted))
+}
+
+/// Ends a run that never started its load: the record keeps `events` and
+/// says why, as an event, and is marked partial; returns the error.
+fn abandon(mut rec: Recorder, p: &Prepared, events: Vec<Event>, e: anyhow::Error) -> anyhow::Error {
+    let dir = rec.dir().to_path_buf();
+    let why = Event {
+        t: events.iter().map(|e| e.t).fold(0.0, f64::max),
+        type_: "Warning".into(),
+        reason: if e.is::<Interrupted>() { "Interrupted" } else { "SetupFailed" }.into(),
+        object: format!("Harness/{}", p.loaded.name()),
+        source: "autoscale-harness".into(),
+        message: format!("{e:#}").split_whitespace().collect::<Vec<_>>().join(" "),
+        ..Default::default()
+    };
+    let written = events
+        .into_iter()
+        .chain([why])
+        .try_for_each(|ev| rec.event(ev))
+        .and_then(|()| {
+            rec.meta_mut().interrupted = true;
+            let run = rec.finish()?;
+            let verdict = checks::evaluate(&p.scenario().expect, &run);
+            report::write(&dir, &run, &verdict)
+        });
+    match written {
+        Ok(()) => e.context(format!("partial record in {}", dir.display())),
+        Err(w) => e.context(format!("and the record in {} is incomplete: {w:#}", dir.display())),
+    }
+}
+
+/// RFC 3339 UTC with milliseconds, as run.json's `started_at`.
+fn wall_clock(t: std::time::SystemTime) -> String {
+    jiff::Timestamp::try_from(t)
+        .map(|t| t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+        .unwrap_or_default()
 }
 
 /// Checks and report for a recorded run (also `report RUN_DIR`).

@@ -10,7 +10,6 @@ use k8s_openapi::api::autoscaling::v2::{
     HorizontalPodAutoscaler, MetricSpec, MetricStatus, MetricTarget, MetricValueStatus,
 };
 use k8s_openapi::api::core::v1::{Event as KubeEvent, Pod};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::autoscaler::{format_label_selector, parse_quantity_f64};
 use crate::manifests::{Manifests, Object};
@@ -123,11 +122,6 @@ fn relabel(labels: &mut Option<BTreeMap<String, String>>, orig: &str, ns: &str) 
             *v = format!("{ns}-{rest}");
         }
     }
-}
-
-/// Seconds from `t0` (Unix seconds) to a Kubernetes timestamp.
-pub fn seconds_since(t: &Time, t0: f64) -> f64 {
-    t.0.as_millisecond() as f64 / 1000.0 - t0
 }
 
 pub fn is_terminating(p: &Pod) -> bool {
@@ -361,23 +355,21 @@ fn is_true<'a>(mut conds: impl Iterator<Item = (&'a String, &'a String)>, ty: &s
 }
 
 /// A cluster Event as a recorder event at experiment time (`t0` in Unix
-/// seconds): the cluster's own timestamp (lastTimestamp, else eventTime,
-/// else firstTimestamp). `spec_before` fills a rescale's previous size.
-pub fn event(e: &KubeEvent, t0: f64, spec_before: Option<i32>) -> Option<Event> {
-    let t = e
+/// seconds), with the cluster's own timestamp (lastTimestamp, else
+/// eventTime, else firstTimestamp) kept beside it. A rescale's new size
+/// comes from its message; its previous size is left to `rescales`.
+/// Returns the event and its cluster time in Unix seconds.
+pub fn event(e: &KubeEvent, t0: f64) -> Option<(Event, f64)> {
+    let at = e
         .last_timestamp
         .as_ref()
-        .map(|t| seconds_since(t, t0))
-        .or_else(|| {
-            e.event_time
-                .as_ref()
-                .map(|m| m.0.as_millisecond() as f64 / 1000.0 - t0)
-        })
-        .or_else(|| e.first_timestamp.as_ref().map(|t| seconds_since(t, t0)))?;
+        .map(|t| t.0)
+        .or_else(|| e.event_time.as_ref().map(|m| m.0))
+        .or_else(|| e.first_timestamp.as_ref().map(|t| t.0))?;
+    let at_unix = at.as_millisecond() as f64 / 1000.0;
     let reason = e.reason.clone().unwrap_or_default();
     let message = e.message.clone().unwrap_or_default();
-    let rescale = reason == "SuccessfulRescale";
-    let to = rescale
+    let to = (reason == "SuccessfulRescale")
         .then(|| {
             message
                 .strip_prefix("New size: ")
@@ -385,8 +377,8 @@ pub fn event(e: &KubeEvent, t0: f64, spec_before: Option<i32>) -> Option<Event> 
                 .and_then(|n| n.trim().parse::<i32>().ok())
         })
         .flatten();
-    Some(Event {
-        t,
+    let ev = Event {
+        t: at_unix - t0,
         type_: e.type_.clone().unwrap_or_else(|| "Normal".into()),
         reason,
         object: format!(
@@ -401,10 +393,12 @@ pub fn event(e: &KubeEvent, t0: f64, spec_before: Option<i32>) -> Option<Event> 
             .or_else(|| e.reporting_component.clone())
             .unwrap_or_default(),
         message,
-        from_replicas: if rescale { spec_before } else { None },
+        from_replicas: None,
         to_replicas: to,
         offered_qps: None,
-    })
+        cluster_time: Some(at.to_string()),
+    };
+    Some((ev, at_unix))
 }
 
 /// Why pods are not ready, from their status: image pulls, crash loops,
@@ -524,7 +518,7 @@ mod tests {
     }
 
     #[test]
-    fn events_use_cluster_time_and_carry_rescale_sizes() {
+    fn events_use_cluster_time_and_carry_the_new_size() {
         let e: KubeEvent = serde_json::from_value(serde_json::json!({
             "metadata": {"name": "e1", "namespace": "ns"},
             "involvedObject": {"kind": "HorizontalPodAutoscaler", "name": "httpbin"},
@@ -537,9 +531,10 @@ mod tests {
         let t0 = jiff::Timestamp::from_second(1_795_428_000)
             .unwrap()
             .as_second() as f64; // 10:00:00Z
-        let ev = event(&e, t0, Some(2)).unwrap();
-        assert_eq!(ev.t, 42.0);
-        assert_eq!((ev.from_replicas, ev.to_replicas), (Some(2), Some(3)));
+        let (ev, at) = event(&e, t0).unwrap();
+        assert_eq!((ev.t, at), (42.0, t0 + 42.0));
+        assert_eq!((ev.from_replicas, ev.to_replicas), (None, Some(3)));
+        assert_eq!(ev.cluster_time.as_deref(), Some("2026-11-23T10:00:42Z"));
         assert_eq!(ev.object, "HorizontalPodAutoscaler/httpbin");
         assert_eq!(ev.source, "horizontal-pod-autoscaler");
     }

@@ -8,6 +8,7 @@
 
 pub mod convert;
 pub mod kind;
+mod rescales;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
@@ -32,6 +33,7 @@ use crate::manifests::Object;
 use crate::prepared::Prepared;
 use crate::scenario::Loaded;
 use convert::{Applied, FIELD_MANAGER, MANAGED_BY, RUN_LABEL, SCENARIO_LABEL};
+use rescales::Rescales;
 
 /// Command-line settings of the kube backend.
 #[derive(Debug, Clone, Default)]
@@ -175,6 +177,8 @@ fn namespace_object(ns: &str, scenario: &str, id: &str) -> Namespace {
 #[derive(Default)]
 struct Seen {
     events: Vec<KubeEvent>,
+    /// Every HPA version the watch delivered, for the rescales' sizes.
+    hpas: Vec<Arc<HorizontalPodAutoscaler>>,
     usage: BTreeMap<String, (f64, u64)>,
     /// The metrics API's last error, reported once in the events.
     usage_error: Option<String>,
@@ -198,10 +202,11 @@ pub struct KubeCluster {
     pods: Option<Store<Pod>>,
     seen: Arc<Mutex<Seen>>,
     tasks: Vec<JoinHandle<()>>,
-    /// Unix seconds at experiment t = 0.
+    /// Unix seconds at experiment t = 0: the start of the ready wait until
+    /// the target is ready, then that moment.
     t0: f64,
     recorded: HashSet<(String, String)>,
-    last_spec: Option<i32>,
+    rescales: Rescales,
     usage_noted: bool,
 }
 
@@ -274,9 +279,9 @@ impl KubeCluster {
             pods: None,
             seen: Default::default(),
             tasks: Vec::new(),
-            t0: 0.0,
+            t0: now_unix(),
             recorded: HashSet::new(),
-            last_spec: None,
+            rescales: Rescales::default(),
             usage_noted: false,
         })
     }
@@ -327,20 +332,24 @@ impl KubeCluster {
         let c = &self.watch_client;
         let ns = self.ns.as_str();
         let by_name = |n: &str| watcher::Config::default().fields(&format!("metadata.name={n}"));
+        let seen = self.seen.clone();
         let hs = reflect(
             &mut self.tasks,
             Api::<HorizontalPodAutoscaler>::namespaced(c.clone(), ns),
             by_name(&self.hpa_name),
+            move |h| lock(&seen).hpas.push(h),
         );
         let ds = reflect(
             &mut self.tasks,
             Api::<Deployment>::namespaced(c.clone(), ns),
             by_name(&self.deployment),
+            drop,
         );
         let ps = reflect(
             &mut self.tasks,
             Api::<Pod>::namespaced(c.clone(), ns),
             watcher::Config::default().labels(&self.pod_selector),
+            drop,
         );
         let seen = self.seen.clone();
         let s = watcher(
@@ -351,10 +360,7 @@ impl KubeCluster {
         .touched_objects();
         self.tasks.push(tokio::spawn(s.for_each(move |e| {
             if let Ok(e) = e {
-                seen.lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .events
-                    .push(e);
+                lock(&seen).events.push(e);
             }
             async {}
         })));
@@ -384,6 +390,8 @@ impl KubeCluster {
     /// Applies, then waits for the Deployment to be Available and the HPA
     /// to report ScalingActive=True; on timeout says why from the pods.
     pub async fn wait_ready(&mut self) -> Result<()> {
+        // Experiment time until ready: what is recorded if it never is.
+        self.t0 = now_unix();
         self.apply().await?;
         self.watch();
         let start = std::time::Instant::now();
@@ -394,6 +402,9 @@ impl KubeCluster {
             let active = self.hpa_obj().is_some_and(|h| convert::scaling_active(&h));
             if avail && active {
                 self.t0 = now_unix();
+                if let Some(spec) = self.deploy_obj().and_then(|d| d.spec.as_ref()?.replicas) {
+                    self.rescales.set_initial(spec);
+                }
                 return Ok(());
             }
             let why = convert::diagnose(&self.pod_list());
@@ -450,6 +461,10 @@ impl KubeCluster {
     }
 }
 
+fn lock(seen: &Mutex<Seen>) -> std::sync::MutexGuard<'_, Seen> {
+    seen.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn now_unix() -> f64 {
     jiff::Timestamp::now().as_millisecond() as f64 / 1000.0
 }
@@ -464,15 +479,28 @@ fn api_message(e: &kube::Error) -> String {
 
 /// A reflector kept current in the background (relisting with backoff after
 /// errors and `410 Gone`); its task joins `tasks`, its store is returned.
-fn reflect<K>(tasks: &mut Vec<JoinHandle<()>>, api: Api<K>, config: watcher::Config) -> Store<K>
+/// `each` sees every version the watch delivers, which the store forgets.
+fn reflect<K>(
+    tasks: &mut Vec<JoinHandle<()>>,
+    api: Api<K>,
+    config: watcher::Config,
+    each: impl Fn(Arc<K>) + Send + 'static,
+) -> Store<K>
 where
     K: kube::Resource + Clone + std::fmt::Debug + Send + Sync + serde::de::DeserializeOwned,
     K: 'static,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone,
 {
     let (store, writer) = reflector::store();
-    let s = reflector::reflector(writer, watcher(api, config)).default_backoff();
-    tasks.push(tokio::spawn(s.for_each(|_| async {})));
+    let s = reflector::reflector(writer, watcher(api, config))
+        .default_backoff()
+        .applied_objects();
+    tasks.push(tokio::spawn(s.for_each(move |o| {
+        if let Ok(o) = o {
+            each(Arc::new(o));
+        }
+        async {}
+    })));
     store
 }
 
@@ -506,12 +534,14 @@ async fn poll_usage(client: Client, ns: String, seen: Arc<Mutex<Seen>>) {
                     }
                     usage.insert(name, (cpu, mem));
                 }
-                let mut s = seen.lock().unwrap_or_else(|p| p.into_inner());
+                let mut s = lock(&seen);
                 s.usage = usage;
                 s.usage_error = None;
             }
             Err(e) => {
-                seen.lock().unwrap_or_else(|p| p.into_inner()).usage_error = Some(api_message(&e));
+                // One line: the API server's messages may span several.
+                let e = api_message(&e).split_whitespace().collect::<Vec<_>>().join(" ");
+                lock(&seen).usage_error = Some(e);
             }
         }
         tokio::time::sleep(Duration::from_secs(15)).await;
@@ -531,14 +561,19 @@ impl Backend for KubeCluster {
         let hpa = self.hpa_obj();
         let dep = self.deploy_obj();
         let pods = self.pod_list();
-        let (raw, usage, usage_error) = {
-            let mut s = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let (raw, hpas, usage, usage_error) = {
+            let mut s = lock(&self.seen);
             (
                 std::mem::take(&mut s.events),
+                std::mem::take(&mut s.hpas),
                 s.usage.clone(),
                 s.usage_error.clone(),
             )
         };
+        for h in &hpas {
+            self.rescales.hpa(h);
+        }
+        let now = now_unix();
         let mut events = Vec::new();
         for e in &raw {
             let key = (
@@ -553,15 +588,16 @@ impl Backend for KubeCluster {
             if !self.recorded.insert(key) {
                 continue;
             }
-            if let Some(ev) = convert::event(e, self.t0, self.last_spec) {
-                events.push(ev);
+            if let Some((ev, at)) = convert::event(e, self.t0) {
+                events.extend(self.rescales.event(ev, at, now));
             }
         }
+        events.extend(self.rescales.ready(now, false));
         events.sort_by(|a, b| a.t.total_cmp(&b.t));
         if let (Some(err), false) = (usage_error, self.usage_noted) {
             self.usage_noted = true;
             events.push(crate::recorder::Event {
-                t: now_unix() - self.t0,
+                t: now - self.t0,
                 type_: "Warning".into(),
                 reason: "NoPodMetrics".into(),
                 object: format!("Namespace/{}", self.ns),
@@ -573,7 +609,6 @@ impl Backend for KubeCluster {
             });
         }
         let replicas = convert::replicas(dep.as_deref(), &pods, hpa.as_deref());
-        self.last_spec = Some(replicas.spec);
         Observation {
             replicas,
             pods: convert::pod_samples(&pods, &usage, self.cpu_request_milli),
@@ -581,6 +616,14 @@ impl Backend for KubeCluster {
             events,
             load: None,
         }
+    }
+
+    fn drain(&mut self) -> Vec<crate::recorder::Event> {
+        self.rescales.ready(now_unix(), true)
+    }
+
+    fn namespace(&self) -> Option<&str> {
+        Some(&self.ns)
     }
 
     fn shutdown(self: Box<Self>) -> BoxFuture<'static, Result<()>> {

@@ -89,6 +89,7 @@ fn digest(
                 from_replicas: rescale.then_some(before),
                 to_replicas: if rescale { new_size } else { None },
                 offered_qps: None,
+                cluster_time: None,
             }
         })
         .collect();
