@@ -62,13 +62,19 @@ pub enum Command {
         dry_run: bool,
     },
     /// Delete namespaces left behind by killed kube runs (labelled
-    /// app.kubernetes.io/managed-by=autoscale-harness).
+    /// app.kubernetes.io/managed-by=autoscale-harness); a run still in
+    /// progress (heartbeat annotation under a minute old) and namespaces
+    /// already terminating are listed and kept.
     Cleanup {
         #[command(flatten)]
         kube: KubeArgs,
         /// List them without deleting.
         #[arg(long)]
         dry_run: bool,
+        /// Also delete namespaces of runs still in progress (their heartbeat
+        /// is less than a minute old).
+        #[arg(long)]
+        include_live: bool,
     },
     /// Run a scenario on the sim backend once per value of one or more
     /// settings and compare: a table here, index.html in the sweep directory.
@@ -162,7 +168,11 @@ pub async fn run(cli: Cli) -> Result<i32> {
                 exit::FAILED
             })
         }
-        Command::Cleanup { kube, dry_run } => {
+        Command::Cleanup {
+            kube,
+            dry_run,
+            include_live,
+        } => {
             let client = crate::backend::kube::connect(&KubeOptions {
                 kubeconfig: kube.kubeconfig,
                 context: kube.context,
@@ -170,12 +180,13 @@ pub async fn run(cli: Cli) -> Result<i32> {
             })
             .await?
             .api;
-            let names = crate::backend::kube::cleanup(&client, dry_run).await?;
-            if names.is_empty() {
+            use crate::backend::kube::cleanup;
+            let found = cleanup::cleanup(&client, dry_run, include_live).await?;
+            if found.is_empty() {
                 println!("no namespaces left by autoscale-harness");
             }
-            for n in &names {
-                println!("{} {n}", if dry_run { "would delete" } else { "deleted" });
+            for (name, state) in &found {
+                println!("{}", cleanup::describe(name, state, dry_run, include_live));
             }
             Ok(exit::PASSED)
         }

@@ -44,6 +44,10 @@ struct State {
     deny: bool,
     /// When the Deployment was last applied.
     applied_at: Option<jiff::Timestamp>,
+    /// The namespace the harness created, as sent.
+    created_namespace: Value,
+    /// Heartbeat patches of the run's namespace.
+    heartbeats: usize,
 }
 
 type Shared = Arc<Mutex<State>>;
@@ -255,6 +259,7 @@ async fn handle(st: Shared, req: Request<Incoming>) -> Result<Response<Body>, In
     if path == "/api/v1/namespaces" && method == "POST" {
         let mut v: Value = serde_json::from_slice(&body).unwrap_or_default();
         v["metadata"]["creationTimestamp"] = json!(now());
+        lock(&st).created_namespace = v.clone();
         let v = lock(&st).put("/api/v1/namespaces", v);
         return Ok(full(StatusCode::CREATED, &v));
     }
@@ -273,6 +278,32 @@ async fn handle(st: Shared, req: Request<Incoming>) -> Result<Response<Body>, In
                 None => status(404, "NotFound", &format!("namespaces \"{ns}\" not found")),
             });
         }
+    }
+    // The run's heartbeat: a merge patch of the namespace's annotations.
+    if let Some(ns) = path
+        .strip_prefix("/api/v1/namespaces/")
+        .filter(|p| method == "PATCH" && !p.contains('/'))
+    {
+        let patch: Value = serde_json::from_slice(&body).unwrap_or_default();
+        let mut s = lock(&st);
+        let Some(mut v) = s
+            .objects
+            .get("/api/v1/namespaces")
+            .and_then(|m| m.get(ns))
+            .cloned()
+        else {
+            return Ok(status(404, "NotFound", "no such namespace"));
+        };
+        for (k, x) in patch["metadata"]["annotations"]
+            .as_object()
+            .into_iter()
+            .flatten()
+        {
+            v["metadata"]["annotations"][k] = x.clone();
+        }
+        s.heartbeats += 1;
+        let v = s.put("/api/v1/namespaces", v);
+        return Ok(full(StatusCode::OK, &v));
     }
     // Server-side apply.
     if method == "PATCH" {
@@ -516,13 +547,23 @@ async fn deploys_watches_records_and_cleans_up() {
         .filter(|l| l.starts_with("POST /api/v1/namespaces"))
         .collect();
     assert_eq!(creates.len(), 1, "{:#?}", s.log);
+    let created = &s.created_namespace;
+    assert!(
+        created["metadata"]["annotations"]["autoscale-harness/heartbeat"].is_string(),
+        "{created:#}"
+    );
     let deletes: Vec<&String> = s
         .log
         .iter()
         .filter(|l| l.starts_with("DELETE /api/v1/namespaces/autoscale-kube-fake-"))
         .collect();
     assert_eq!(deletes.len(), 1, "{:#?}", s.log);
-    let applies: Vec<&String> = s.log.iter().filter(|l| l.starts_with("PATCH ")).collect();
+    assert!(s.heartbeats >= 1, "a 40 s run beats every 20 s");
+    let applies: Vec<&String> = s
+        .log
+        .iter()
+        .filter(|l| l.starts_with("PATCH ") && l.contains("fieldManager="))
+        .collect();
     let kinds: Vec<&str> = applies
         .iter()
         .map(|l| l.split('?').next().unwrap().rsplit('/').nth(1).unwrap())
@@ -586,8 +627,18 @@ async fn deploys_watches_records_and_cleans_up() {
     let delay = seen.saturating_duration_since(late_sent);
     assert!(delay < Duration::from_secs(1), "delivered after {delay:?}");
     // Each event carries the cluster's timestamp; t = 0 is the ready moment.
-    assert!(run.events.iter().filter(|e| e.is_rescale()).all(|e| e.cluster_time.is_some()));
-    assert!(run.meta.hpa_name.starts_with("autoscale-kube-fake-"), "{}", run.meta.hpa_name);
+    assert!(run
+        .events
+        .iter()
+        .filter(|e| e.is_rescale())
+        .all(|e| e.cluster_time.is_some()));
+    assert!(
+        run.meta.hpa_name.starts_with("autoscale-kube-fake-"),
+        "{}",
+        run.meta.hpa_name
+    );
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("Cluster time (UTC)"));
     let no_metrics = run.events.iter().find(|e| e.reason == "NoPodMetrics");
     assert!(
         no_metrics.is_some_and(|e| !e.message.contains('\n')),
@@ -704,13 +755,29 @@ async fn unreachable_or_refused_cluster_exits_3_before_any_load() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cleanup_removes_labelled_namespaces() {
+async fn cleanup_removes_what_runs_left_and_keeps_live_runs() {
     let st: Shared = Default::default();
-    for n in ["autoscale-ramp-aaaaaa", "autoscale-ramp-bbbbbb"] {
+    let fresh = jiff::Timestamp::now().to_string();
+    let stale = (jiff::Timestamp::now() - jiff::SignedDuration::from_secs(600)).to_string();
+    let label = json!({"app.kubernetes.io/managed-by": "autoscale-harness"});
+    for (n, notes, phase) in [
+        (
+            "autoscale-ramp-aaaaaa",
+            json!({"autoscale-harness/heartbeat": stale}),
+            "Active",
+        ),
+        ("autoscale-ramp-bbbbbb", json!({}), "Active"),
+        (
+            "autoscale-ramp-livexx",
+            json!({"autoscale-harness/heartbeat": fresh, "autoscale-harness/owner": "pid 42 on ci"}),
+            "Active",
+        ),
+        ("autoscale-ramp-goingx", json!({}), "Terminating"),
+    ] {
         lock(&st).put(
             "/api/v1/namespaces",
             json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n,
-                   "labels": {"app.kubernetes.io/managed-by": "autoscale-harness"}}}),
+                   "labels": label, "annotations": notes}, "status": {"phase": phase}}),
         );
     }
     let port = serve(st.clone()).await;
@@ -718,8 +785,24 @@ async fn cleanup_removes_labelled_namespaces() {
     let kc = kubeconfig(dir.path(), port);
     let o = harness(&["cleanup", "--kubeconfig", &kc, "--dry-run"]).await;
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("would delete autoscale-ramp-aaaaaa"));
+    let text = String::from_utf8_lossy(&o.stdout);
+    for want in [
+        "would delete autoscale-ramp-aaaaaa (left by a run that stopped; last heartbeat 10m ago)",
+        "would delete autoscale-ramp-bbbbbb (left by a run; no heartbeat)",
+        "kept autoscale-ramp-livexx: a run is still in progress (pid 42 on ci",
+        "autoscale-ramp-goingx: already terminating",
+    ] {
+        assert!(text.contains(want), "{want:?} in\n{text}");
+    }
     assert!(!lock(&st).log.iter().any(|l| l.starts_with("DELETE")));
+    let deletes = |st: &Shared| -> Vec<String> {
+        lock(st)
+            .log
+            .iter()
+            .filter_map(|l| l.strip_prefix("DELETE /api/v1/namespaces/"))
+            .map(|l| l.trim_end_matches('?').to_string())
+            .collect()
+    };
     let o = harness(&["cleanup", "--kubeconfig", &kc]).await;
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
     let log = lock(&st).log.clone();
@@ -729,10 +812,14 @@ async fn cleanup_removes_labelled_namespaces() {
         "{log:#?}"
     );
     assert_eq!(
-        log.iter()
-            .filter(|l| l.starts_with("DELETE /api/v1/namespaces/autoscale-ramp-"))
-            .count(),
-        2
+        deletes(&st),
+        ["autoscale-ramp-aaaaaa", "autoscale-ramp-bbbbbb"]
+    );
+    let o = harness(&["cleanup", "--kubeconfig", &kc, "--include-live"]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert_eq!(
+        deletes(&st).last().map(String::as_str),
+        Some("autoscale-ramp-livexx")
     );
 }
 

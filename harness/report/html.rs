@@ -124,7 +124,7 @@ fn header(h: &mut String, run: &RunData, verdict: &Verdict, title: &str) -> anyh
     let items = [
         ("Backend", or_dash(&m.backend)),
         ("Speed", speed),
-        ("Started", or_dash(&m.started_at)),
+        ("Started (t = 0)", or_dash(&m.started_at)),
         ("Duration", duration),
         (
             "Samples",
@@ -596,8 +596,22 @@ fn events_section(h: &mut String, run: &RunData) -> anyhow::Result<()> {
         h.push_str("<p class=\"empty\">No events were recorded.</p>\n</section>\n");
         return Ok(());
     }
-    h.push_str("<table><thead><tr><th class=\"num\">At</th><th>Object</th><th>Type</th><th>Reason</th><th>From</th><th>Message</th></tr></thead><tbody>\n");
+    // A real cluster's own timestamps, to line up with `kubectl get events`.
+    let cluster = ev.iter().any(|e| e.cluster_time.is_some());
+    writeln!(
+        h,
+        "<table><thead><tr><th class=\"num\">At</th>{}<th>Object</th><th>Type</th><th>Reason</th><th>From</th><th>Message</th></tr></thead><tbody>",
+        if cluster { "<th>Cluster time (UTC)</th>" } else { "" }
+    )?;
     for e in ev {
+        let cluster_cell = if cluster {
+            format!(
+                "<td class=\"nowrap\">{}</td>",
+                esc(e.cluster_time.as_deref().unwrap_or("–"))
+            )
+        } else {
+            String::new()
+        };
         let cls = if e.type_ == "Warning" {
             " class=\"warning\""
         } else {
@@ -605,7 +619,7 @@ fn events_section(h: &mut String, run: &RunData) -> anyhow::Result<()> {
         };
         writeln!(
             h,
-            "<tr{cls}><td class=\"num\">{}</td><td class=\"nowrap\">{}</td><td class=\"nowrap\">{}</td><td class=\"nowrap\">{}</td><td class=\"nowrap\">{}</td><td>{}</td></tr>",
+            "<tr{cls}><td class=\"num\">{}</td>{cluster_cell}<td class=\"nowrap\">{}</td><td class=\"nowrap\">{}</td><td class=\"nowrap\">{}</td><td class=\"nowrap\">{}</td><td>{}</td></tr>",
             mmss(e.t),
             esc(&e.object),
             esc(&e.type_),

@@ -347,10 +347,18 @@ fn abandon(mut rec: Recorder, p: &Prepared, events: Vec<Event>, e: anyhow::Error
     let why = Event {
         t: events.iter().map(|e| e.t).fold(0.0, f64::max),
         type_: "Warning".into(),
-        reason: if e.is::<Interrupted>() { "Interrupted" } else { "SetupFailed" }.into(),
+        reason: if e.is::<Interrupted>() {
+            "Interrupted"
+        } else {
+            "SetupFailed"
+        }
+        .into(),
         object: format!("Harness/{}", p.loaded.name()),
         source: "autoscale-harness".into(),
-        message: format!("{e:#}").split_whitespace().collect::<Vec<_>>().join(" "),
+        message: format!("{e:#}")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" "),
         ..Default::default()
     };
     let written = events
@@ -365,7 +373,10 @@ fn abandon(mut rec: Recorder, p: &Prepared, events: Vec<Event>, e: anyhow::Error
         });
     match written {
         Ok(()) => e.context(format!("partial record in {}", dir.display())),
-        Err(w) => e.context(format!("and the record in {} is incomplete: {w:#}", dir.display())),
+        Err(w) => e.context(format!(
+            "and the record in {} is incomplete: {w:#}",
+            dir.display()
+        )),
     }
 }
 

@@ -6,6 +6,7 @@
 //! same samples and events as the embedded backend, with the cluster's own
 //! timestamps. The namespace is deleted at the end unless `--keep`.
 
+pub mod cleanup;
 pub mod convert;
 pub mod kind;
 mod rescales;
@@ -162,6 +163,7 @@ fn namespace_object(ns: &str, scenario: &str, id: &str) -> Namespace {
     Namespace {
         metadata: kube::api::ObjectMeta {
             name: Some(ns.into()),
+            annotations: Some(cleanup::annotations()),
             labels: Some(BTreeMap::from([
                 (MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string()),
                 (RUN_LABEL.to_string(), id.to_string()),
@@ -364,6 +366,10 @@ impl KubeCluster {
             }
             async {}
         })));
+        self.tasks.push(tokio::spawn(cleanup::heartbeat(
+            self.client.clone(),
+            ns.to_string(),
+        )));
         self.tasks.push(tokio::spawn(poll_usage(
             self.client.clone(),
             ns.to_string(),
@@ -540,7 +546,10 @@ async fn poll_usage(client: Client, ns: String, seen: Arc<Mutex<Seen>>) {
             }
             Err(e) => {
                 // One line: the API server's messages may span several.
-                let e = api_message(&e).split_whitespace().collect::<Vec<_>>().join(" ");
+                let e = api_message(&e)
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ");
                 lock(&seen).usage_error = Some(e);
             }
         }
@@ -653,25 +662,6 @@ async fn delete_namespace(client: &Client, ns: &str) -> Result<()> {
             Err(InfraError(format!("cannot delete namespace {ns}: {}", api_message(&e))).into())
         }
     }
-}
-
-/// `cleanup`: namespaces left by killed runs (labelled by the harness).
-/// Returns their names; deletes them unless `dry_run`.
-pub async fn cleanup(client: &Client, dry_run: bool) -> Result<Vec<String>> {
-    let api: Api<Namespace> = Api::all(client.clone());
-    let list = api
-        .list(&ListParams::default().labels(&format!("{}={}", MANAGED_BY.0, MANAGED_BY.1)))
-        .await
-        .map_err(|e| InfraError(format!("cannot list namespaces: {}", api_message(&e))))?;
-    let mut names = Vec::new();
-    for ns in list.items {
-        let name = ns.metadata.name.clone().unwrap_or_default();
-        if !dry_run {
-            delete_namespace(client, &name).await?;
-        }
-        names.push(name);
-    }
-    Ok(names)
 }
 
 /// `--speed` compresses only embedded time; a cluster runs in real time.

@@ -143,7 +143,8 @@ impl Rescales {
     /// waiting, else the size at t = 0 (3 above).
     fn before(&self, at: f64) -> Option<i32> {
         let done = self.done.iter().map(|c| (c.at, c.to));
-        let waiting = (self.pending.iter()).map(|p| (p.at, p.event.to_replicas.unwrap_or_default()));
+        let waiting =
+            (self.pending.iter()).map(|p| (p.at, p.event.to_replicas.unwrap_or_default()));
         done.chain(waiting)
             .filter(|(t, _)| *t < at)
             .max_by(|a, b| a.0.total_cmp(&b.0))
@@ -266,7 +267,10 @@ mod tests {
         r.set_initial(2);
         assert!(r.event(rescale(3), T0 + 10.0, T0 + 10.0).is_none());
         assert!(r.ready(T0 + 10.0 + WAIT - 1.0, false).is_empty());
-        assert_eq!(sizes(&r.ready(T0 + 10.0 + WAIT, false)), [(Some(2), Some(3))]);
+        assert_eq!(
+            sizes(&r.ready(T0 + 10.0 + WAIT, false)),
+            [(Some(2), Some(3))]
+        );
         r.event(rescale(2), T0 + 50.0, T0 + 50.0);
         assert_eq!(sizes(&r.ready(T0 + 51.0, true)), [(Some(3), Some(2))]);
     }
