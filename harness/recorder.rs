@@ -269,6 +269,10 @@ pub struct RunMeta {
     pub interrupted: bool,
     #[serde(default)]
     pub ended_at_s: f64,
+    /// Why per-pod request rates were not observed (a real cluster
+    /// without Prometheus); the pods' `qps` are then not measurements.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_qps_unobservable: Option<String>,
     /// harness version, host, etc.
     #[serde(default)]
     pub environment: BTreeMap<String, String>,

@@ -48,6 +48,10 @@ struct State {
     created_namespace: Value,
     /// Heartbeat patches of the run's namespace.
     heartbeats: usize,
+    /// A Prometheus answers through the service proxy.
+    prometheus: bool,
+    /// The queries it was asked.
+    prometheus_queries: Vec<String>,
 }
 
 type Shared = Arc<Mutex<State>>;
@@ -239,6 +243,30 @@ async fn handle(st: Shared, req: Request<Incoming>) -> Result<Response<Body>, In
             &json!({"major": "1", "minor": "31", "gitVersion": "v1.31.0", "gitCommit": "x",
                     "gitTreeState": "clean", "buildDate": "2024-08-13T00:00:00Z", "goVersion": "go1.22",
                     "compiler": "gc", "platform": "linux/amd64"}),
+        ));
+    }
+    if path.contains("/services/prometheus-server:80/proxy/") {
+        let mut s = lock(&st);
+        if !s.prometheus {
+            return Ok(status(
+                404,
+                "NotFound",
+                "services \"prometheus-server\" not found",
+            ));
+        }
+        s.prometheus_queries.push(q.clone());
+        let ns = s.namespace().unwrap_or_default();
+        let pods = format!("/api/v1/namespaces/{ns}/pods");
+        let result: Vec<Value> = s
+            .objects
+            .get(&pods)
+            .into_iter()
+            .flat_map(|m| m.keys())
+            .map(|p| json!({"metric": {"pod": p}, "value": [1.0, "2.5"]}))
+            .collect();
+        return Ok(full(
+            StatusCode::OK,
+            &json!({"status": "success", "data": {"resultType": "vector", "result": result}}),
         ));
     }
     if path.starts_with("/apis/metrics.k8s.io/") {
@@ -496,6 +524,7 @@ async fn kube_run(scen: &str, kc: &str, out: &Path) -> std::process::Output {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deploys_watches_records_and_cleans_up() {
     let st: Shared = Default::default();
+    lock(&st).prometheus = true;
     let port = serve(st.clone()).await;
     let dir = tempfile::tempdir().unwrap();
     let kc = kubeconfig(dir.path(), port);
@@ -637,6 +666,19 @@ async fn deploys_watches_records_and_cleans_up() {
         "{}",
         run.meta.hpa_name
     );
+    // Per-pod rates from Prometheus, asked about the run's namespace.
+    assert!(run.meta.pod_qps_unobservable.is_none());
+    assert!(
+        run.samples
+            .iter()
+            .any(|x| x.pods.len() == 3 && x.pods.iter().all(|p| p.qps == 2.5)),
+        "per-pod QPS recorded"
+    );
+    let queries = lock(&st).prometheus_queries.clone();
+    assert!(
+        queries.first().is_some_and(|q| q.contains("autoscale-kube-fake-")),
+        "{queries:?}"
+    );
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains("Cluster time (UTC)"));
     let no_metrics = run.events.iter().find(|e| e.reason == "NoPodMetrics");
@@ -660,6 +702,51 @@ async fn deploys_watches_records_and_cleans_up() {
         run.samples.iter().map(|x| x.completed).sum::<u64>() >= 35,
         "the load reached the gateway"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_exits_143_cleans_up_and_says_per_pod_load_was_not_observable() {
+    let st: Shared = Default::default();
+    let port = serve(st.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kc = kubeconfig(dir.path(), port);
+    let scen = scenario(dir.path(), port, "20s", "20s");
+    let out = dir.path().join("run");
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_autoscale-harness"))
+        .args(["experiment", &scen, "--backend", "kube", "--kubeconfig", &kc])
+        .args(["--no-progress", "--out", out.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // Recording: the load has reached the gateway.
+    for _ in 0..200 {
+        if lock(&st).log.iter().filter(|l| l.starts_with("GET /get")).count() >= 10 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pid = child.id().unwrap() as i32;
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let o = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("stops soon after SIGTERM")
+        .unwrap();
+    assert_eq!(o.status.code(), Some(143), "{}", show(&o));
+    assert!(
+        lock(&st)
+            .log
+            .iter()
+            .any(|l| l.starts_with("DELETE /api/v1/namespaces/autoscale-kube-fake-")),
+        "the namespace is deleted"
+    );
+    let run = load_run(&out).unwrap();
+    assert!(run.meta.interrupted);
+    let why = run.meta.pod_qps_unobservable.clone().unwrap_or_default();
+    assert!(why.contains("prometheus-server") && why.contains("not found"), "{why}");
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("Per-pod load is not observable on this cluster"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -78,6 +78,10 @@ pub trait Backend: Send {
     fn namespace(&self) -> Option<&str> {
         None
     }
+    /// Why per-pod request rates could not be observed, if they could not.
+    fn pod_qps_unobservable(&self) -> Option<String> {
+        None
+    }
     /// Removes everything the backend created. Called on success, failure and interrupt.
     fn shutdown(self: Box<Self>) -> BoxFuture<'static, anyhow::Result<()>>;
 }

@@ -395,7 +395,13 @@ fn fig8(h: &mut String, run: &RunData) -> anyhow::Result<()> {
         None => h.push_str("<p class=\"empty\">No per-pod CPU utilization was recorded (no pods, or pods without a CPU request).</p>\n"),
     }
     h.push_str("<h3>Requests per second per pod</h3>\n");
-    match charts::pod_qps(run) {
+    if let Some(why) = &run.meta.pod_qps_unobservable {
+        writeln!(
+            h,
+            "<p class=\"empty\">Per-pod load is not observable on this cluster: {}.</p>",
+            esc(why)
+        )?;
+    } else { match charts::pod_qps(run) {
         Some(c) => {
             let caption = match charts::hpa_target(run, charts::is_qps_metric) {
                 Some((name, _)) if name.contains("external metric") => {
@@ -407,7 +413,7 @@ fn fig8(h: &mut String, run: &RunData) -> anyhow::Result<()> {
             figure(h, &c, "Requests per second per pod", caption)?
         }
         None => h.push_str("<p class=\"empty\">No per-pod data was recorded.</p>\n"),
-    }
+    } }
     h.push_str("<h3>HPA metrics as the controller read them</h3>\n");
     let names = charts::hpa_metric_names(run);
     if names.is_empty() {

@@ -28,6 +28,7 @@ pub(super) fn run_meta(p: &Prepared, backend: Kind, speed: f64, seed: u64) -> Ru
         min_replicas: hpa_spec.min_replicas.unwrap_or(1),
         max_replicas: hpa_spec.max_replicas,
         interrupted: false,
+        pod_qps_unobservable: None,
         ended_at_s: 0.0,
         environment: environment(),
     }

@@ -323,6 +323,7 @@ async fn record(
         }
     }
     let last = rec.data().samples.last().map(|s| s.t).unwrap_or(0.0);
+    rec.meta_mut().pod_qps_unobservable = backend.pod_qps_unobservable();
     backend
         .shutdown()
         .await

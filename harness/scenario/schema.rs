@@ -429,14 +429,62 @@ pub struct Kube {
     /// report ScalingActive=True before the run fails (exit 3).
     #[serde(default = "default_ready_timeout", with = "humantime_serde")]
     pub ready_timeout: Duration,
+    /// Where per-pod request rates come from on a real cluster.
+    #[serde(default)]
+    pub prometheus: Prometheus,
 }
 
 impl Default for Kube {
     fn default() -> Self {
         Kube {
             ready_timeout: default_ready_timeout(),
+            prometheus: Prometheus::default(),
         }
     }
+}
+
+/// The cluster's Prometheus, asked through the API server's service proxy
+/// for each pod's request rate. The defaults are the kind setup's
+/// (manifests/kind): its recording rule of Envoy's per-endpoint counters.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Prometheus {
+    /// `namespace/service[:port]`.
+    #[serde(default = "default_prometheus_service")]
+    pub service: String,
+    /// PromQL giving one series per pod, labelled `pod`; `$namespace` is the
+    /// run's namespace.
+    #[serde(default = "default_prometheus_query")]
+    pub query: String,
+}
+
+impl Default for Prometheus {
+    fn default() -> Self {
+        Prometheus {
+            service: default_prometheus_service(),
+            query: default_prometheus_query(),
+        }
+    }
+}
+
+impl Prometheus {
+    /// (namespace, service, port) of `service`; validation made sure the
+    /// namespace and the name are there.
+    pub fn parts(&self) -> (&str, &str, Option<&str>) {
+        let (ns, rest) = self.service.split_once('/').unwrap_or(("", &self.service));
+        match rest.split_once(':') {
+            Some((name, port)) => (ns, name, Some(port)),
+            None => (ns, rest, None),
+        }
+    }
+}
+
+fn default_prometheus_service() -> String {
+    "monitoring/prometheus-server:80".into()
+}
+
+fn default_prometheus_query() -> String {
+    r#"sum by (pod) (pod:envoy_endpoint_rq:rate1m{namespace="$namespace"})"#.into()
 }
 
 fn default_ready_timeout() -> Duration {

@@ -80,6 +80,7 @@ pub(super) fn validate(l: &Loaded) -> Result<(), InputError> {
             return Err(l.err(f, "must be more than 0s"));
         }
     }
+    validate_prometheus(l, &s.kube.prometheus)?;
     for (i, e) in s.expect.iter().enumerate() {
         let f = |k: &str| format!("expect[{i}].{k}");
         match e {
@@ -264,6 +265,34 @@ fn validate_users(l: &Loaded) -> Result<(), InputError> {
                 return Err(l.err(&f("headers"), msg));
             }
         }
+    }
+    Ok(())
+}
+
+fn validate_prometheus(l: &Loaded, p: &super::Prometheus) -> Result<(), InputError> {
+    let (ns, name, port) = p.parts();
+    let label = |x: &str| {
+        !x.is_empty()
+            && x.len() <= 63
+            && x.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !x.starts_with('-')
+            && !x.ends_with('-')
+    };
+    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|n| n > 0) || label(p));
+    if !(p.service.contains('/') && label(ns) && label(name) && port_ok) {
+        return Err(l.err(
+            "kube.prometheus.service",
+            format!(
+                "is `{}`; give `namespace/service` or `namespace/service:port` (a port number or name), e.g. monitoring/prometheus-server:80",
+                p.service
+            ),
+        ));
+    }
+    if p.query.trim().is_empty() {
+        return Err(l.err(
+            "kube.prometheus.query",
+            "is empty; give PromQL with one series per pod labelled `pod`",
+        ));
     }
     Ok(())
 }

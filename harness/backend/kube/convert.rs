@@ -156,12 +156,14 @@ pub fn replicas(
     }
 }
 
-/// Per-pod samples. Per-pod QPS is not observable from outside the pods
-/// (the gateway counts per route), so it is 0; CPU and memory come from
-/// the metrics API when it answers (`usage`: pod → (millicores, bytes)).
+/// Per-pod samples: CPU and memory from the metrics API when it answers
+/// (`usage`: pod → (millicores, bytes)), request rates from Prometheus
+/// when it does (`qps`: pod → requests per second; 0 for a pod it has no
+/// series of).
 pub fn pod_samples(
     pods: &[Pod],
     usage: &BTreeMap<String, (f64, u64)>,
+    qps: &BTreeMap<String, f64>,
     cpu_request_milli: Option<i64>,
 ) -> Vec<PodSample> {
     let mut out: Vec<PodSample> = pods
@@ -177,12 +179,13 @@ pub fn pod_samples(
                     .unwrap_or_else(|| "Pending".into())
             };
             let (cpu, mem) = usage.get(&name).copied().unwrap_or((0.0, 0));
+            let rate = qps.get(&name).copied().unwrap_or(0.0);
             PodSample {
                 name,
                 phase,
                 ready: is_ready(p),
                 terminating: is_terminating(p),
-                qps: 0.0,
+                qps: rate,
                 cpu_millicores: cpu,
                 cpu_utilization: cpu_request_milli
                     .filter(|r| {

@@ -9,6 +9,7 @@
 pub mod cleanup;
 pub mod convert;
 pub mod kind;
+mod prometheus;
 mod rescales;
 
 use std::collections::{BTreeMap, HashSet};
@@ -210,6 +211,11 @@ pub struct KubeCluster {
     recorded: HashSet<(String, String)>,
     rescales: Rescales,
     usage_noted: bool,
+    /// `namespace/service:port` of the cluster's Prometheus, and the proxy
+    /// path of the per-pod rate query.
+    prometheus: (String, String),
+    rates: Arc<Mutex<prometheus::PodRates>>,
+    rates_noted: bool,
 }
 
 impl KubeCluster {
@@ -261,6 +267,10 @@ impl KubeCluster {
             .map_err(|e| {
                 InfraError(format!("cannot create namespace {ns}: {}", api_message(&e)))
             })?;
+        let prometheus = (
+            s.kube.prometheus.service.clone(),
+            prometheus::query_path(&s.kube.prometheus, &ns),
+        );
         Ok(Self {
             applied: convert::relocate(m, &ns, s.target.replicas),
             client,
@@ -285,6 +295,9 @@ impl KubeCluster {
             recorded: HashSet::new(),
             rescales: Rescales::default(),
             usage_noted: false,
+            prometheus,
+            rates: Default::default(),
+            rates_noted: false,
         })
     }
 
@@ -369,6 +382,11 @@ impl KubeCluster {
         self.tasks.push(tokio::spawn(cleanup::heartbeat(
             self.client.clone(),
             ns.to_string(),
+        )));
+        self.tasks.push(tokio::spawn(prometheus::poll(
+            self.client.clone(),
+            self.prometheus.1.clone(),
+            self.rates.clone(),
         )));
         self.tasks.push(tokio::spawn(poll_usage(
             self.client.clone(),
@@ -617,10 +635,26 @@ impl Backend for KubeCluster {
                 ..Default::default()
             });
         }
+        let rates = self.rates.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let (false, Some(err), false) = (rates.answered, &rates.error, self.rates_noted) {
+            self.rates_noted = true;
+            events.push(crate::recorder::Event {
+                t: now - self.t0,
+                type_: "Warning".into(),
+                reason: "NoPodQps".into(),
+                object: format!("Namespace/{}", self.ns),
+                source: "autoscale-harness".into(),
+                message: format!(
+                    "per-pod request rates are not observable: Prometheus at {} answered {err}",
+                    self.prometheus.0
+                ),
+                ..Default::default()
+            });
+        }
         let replicas = convert::replicas(dep.as_deref(), &pods, hpa.as_deref());
         Observation {
             replicas,
-            pods: convert::pod_samples(&pods, &usage, self.cpu_request_milli),
+            pods: convert::pod_samples(&pods, &usage, &rates.qps, self.cpu_request_milli),
             hpa: hpa.map(|h| convert::hpa_sample(&h)),
             events,
             load: None,
@@ -633,6 +667,20 @@ impl Backend for KubeCluster {
 
     fn namespace(&self) -> Option<&str> {
         Some(&self.ns)
+    }
+
+    fn pod_qps_unobservable(&self) -> Option<String> {
+        let r = self.rates.lock().unwrap_or_else(|p| p.into_inner());
+        (!r.answered).then(|| {
+            format!(
+                "no per-pod request rates: Prometheus at {} (kube.prometheus) {}",
+                self.prometheus.0,
+                match &r.error {
+                    Some(e) => format!("answered {e}"),
+                    None => "was not asked before the run ended".into(),
+                }
+            )
+        })
     }
 
     fn shutdown(self: Box<Self>) -> BoxFuture<'static, Result<()>> {
