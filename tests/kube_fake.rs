@@ -155,12 +155,7 @@ impl State {
     fn scale_deployment(&mut self, to: i64) {
         let Some(ns) = self.namespace() else { return };
         let dcoll = format!("/apis/apps/v1/namespaces/{ns}/deployments");
-        if let Some(mut d) = self
-            .objects
-            .get(&dcoll)
-            .and_then(|m| m.get("httpbin-deploy"))
-            .cloned()
-        {
+        if let Some(mut d) = self.first(&dcoll) {
             d["spec"]["replicas"] = json!(to);
             d["status"]["replicas"] = json!(to);
             self.put(&dcoll, d);
@@ -173,12 +168,7 @@ impl State {
     fn hpa_status(&mut self, from: i64, to: i64, at: &str) {
         let Some(ns) = self.namespace() else { return };
         let hcoll = format!("/apis/autoscaling/v2/namespaces/{ns}/horizontalpodautoscalers");
-        if let Some(mut h) = self
-            .objects
-            .get(&hcoll)
-            .and_then(|m| m.get("httpbin"))
-            .cloned()
-        {
+        if let Some(mut h) = self.first(&hcoll) {
             h["status"]["currentReplicas"] = json!(from);
             h["status"]["desiredReplicas"] = json!(to);
             h["status"]["lastScaleTime"] = json!(at);
@@ -186,13 +176,23 @@ impl State {
         }
     }
 
+    /// The only object of a collection (the run has one of each).
+    fn first(&self, coll: &str) -> Option<Value> {
+        self.objects.get(coll)?.values().next().cloned()
+    }
+
     /// The HPA controller's SuccessfulRescale event, stamped `at`.
     fn rescale_event(&mut self, to: i64, reason: &str, at: &str) {
         let Some(ns) = self.namespace() else { return };
+        let hcoll = format!("/apis/autoscaling/v2/namespaces/{ns}/horizontalpodautoscalers");
+        let hpa = self
+            .first(&hcoll)
+            .and_then(|h| h["metadata"]["name"].as_str().map(str::to_string))
+            .unwrap_or_default();
         self.rv += 1;
         let ev = json!({"apiVersion": "v1", "kind": "Event",
-            "metadata": {"name": format!("httpbin.{}", self.rv), "namespace": ns},
-            "involvedObject": {"kind": "HorizontalPodAutoscaler", "name": "httpbin", "namespace": ns},
+            "metadata": {"name": format!("{hpa}.{}", self.rv), "namespace": ns},
+            "involvedObject": {"kind": "HorizontalPodAutoscaler", "name": hpa, "namespace": ns},
             "reason": "SuccessfulRescale", "type": "Normal",
             "message": format!("New size: {to}; reason: {reason}"),
             "source": {"component": "horizontal-pod-autoscaler"},
@@ -676,7 +676,9 @@ async fn deploys_watches_records_and_cleans_up() {
     );
     let queries = lock(&st).prometheus_queries.clone();
     assert!(
-        queries.first().is_some_and(|q| q.contains("autoscale-kube-fake-")),
+        queries
+            .first()
+            .is_some_and(|q| q.contains("autoscale-kube-fake-")),
         "{queries:?}"
     );
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
@@ -704,6 +706,96 @@ async fn deploys_watches_records_and_cleans_up() {
     );
 }
 
+/// A shipped scenario moved onto the fake: its manifests, target and HPA,
+/// with a short load and expectations of `seq`'s first and last rescale.
+fn shipped_on_fake(dir: &Path, name: &str, port: u16, seq: &[i64]) -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join(format!("scenarios/{name}.yaml"))).unwrap();
+    let mut v: serde_json::Value = serde_norway::from_str(&text).unwrap();
+    for m in v["manifests"].as_array_mut().unwrap() {
+        let abs = root.join("scenarios").join(m.as_str().unwrap());
+        *m = json!(abs.display().to_string());
+    }
+    v["duration"] = json!("24s");
+    v["sample_interval"] = json!("500ms");
+    v["target"]["url"] = json!(format!("http://127.0.0.1:{port}"));
+    v["kube"] = json!({"ready_timeout": "20s"});
+    v["load"]["stages"] = json!([{"rate": 5, "for": "8s"}, {"rate": 0, "for": "16s"}]);
+    let top = seq.iter().max().unwrap();
+    v["expect"] = json!([
+        {"scale_out": {"from": seq[0], "to": seq[1]}},
+        {"scale_in": {"to": seq[seq.len() - 1], "within": "16s"}},
+        {"max_replicas": top},
+    ]);
+    let p = dir.join(format!("{name}.yaml"));
+    std::fs::write(&p, serde_norway::to_string(&v).unwrap()).unwrap();
+    p.display().to_string()
+}
+
+/// The real control plane's runs of ack-qps (1→2→3→4→3→2→1) and ramp-kind
+/// (2→3→2), each rescale delivered in another order of Deployment update,
+/// HPA status and Event, one Event 6 s late: the sizes are the cluster's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shipped_scenarios_record_the_clusters_sizes_in_any_order_of_delivery() {
+    let runs = [
+        ("ack-qps", vec![1, 2, 3, 4, 3, 2, 1]),
+        ("ramp-kind", vec![2, 3, 2]),
+    ];
+    let runs = runs.map(|(name, seq)| async move {
+        let st: Shared = Default::default();
+        let port = serve(st.clone()).await;
+        let dir = tempfile::tempdir().unwrap();
+        let kc = kubeconfig(dir.path(), port);
+        let scen = shipped_on_fake(dir.path(), name, port, &seq);
+        let out = dir.path().join("run");
+        let script = {
+            let (st, seq) = (st.clone(), seq.clone());
+            tokio::spawn(async move {
+                while !lock(&st)
+                    .watchers
+                    .iter()
+                    .any(|(c, _)| c.ends_with("/events"))
+                {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                let orders = ["dse", "des", "sde", "sed", "eds", "esd"];
+                let mut late = None;
+                for (i, w) in seq.windows(2).enumerate() {
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    let (from, to) = (w[0], w[1]);
+                    let at = now();
+                    for step in orders[i % orders.len()].chars() {
+                        match step {
+                            'd' => lock(&st).scale_deployment(to),
+                            's' => lock(&st).hpa_status(from, to, &at),
+                            _ if i == 1 => late = Some((to, at.clone())),
+                            _ => lock(&st).rescale_event(to, "x", &at),
+                        }
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                    }
+                }
+                tokio::time::sleep(Duration::from_secs(6)).await;
+                if let Some((to, at)) = late {
+                    lock(&st).rescale_event(to, "x", &at);
+                }
+            })
+        };
+        let o = kube_run(&scen, &kc, &out).await;
+        script.await.unwrap();
+        assert_eq!(o.status.code(), Some(0), "{name}: {}", show(&o));
+        let run = load_run(&out).unwrap();
+        let mut rescales: Vec<_> = run.events.iter().filter(|e| e.is_rescale()).collect();
+        rescales.sort_by(|a, b| a.t.total_cmp(&b.t));
+        let got: Vec<_> = rescales
+            .iter()
+            .map(|e| (e.from_replicas.unwrap_or(-1), e.to_replicas.unwrap_or(-1)))
+            .collect();
+        let want: Vec<_> = seq.windows(2).map(|w| (w[0] as i32, w[1] as i32)).collect();
+        assert_eq!(got, want, "{name}");
+    });
+    futures::future::join_all(runs).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_exits_143_cleans_up_and_says_per_pod_load_was_not_observable() {
     let st: Shared = Default::default();
@@ -713,7 +805,14 @@ async fn sigterm_exits_143_cleans_up_and_says_per_pod_load_was_not_observable() 
     let scen = scenario(dir.path(), port, "20s", "20s");
     let out = dir.path().join("run");
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_autoscale-harness"))
-        .args(["experiment", &scen, "--backend", "kube", "--kubeconfig", &kc])
+        .args([
+            "experiment",
+            &scen,
+            "--backend",
+            "kube",
+            "--kubeconfig",
+            &kc,
+        ])
         .args(["--no-progress", "--out", out.to_str().unwrap()])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -722,7 +821,13 @@ async fn sigterm_exits_143_cleans_up_and_says_per_pod_load_was_not_observable() 
         .unwrap();
     // Recording: the load has reached the gateway.
     for _ in 0..200 {
-        if lock(&st).log.iter().filter(|l| l.starts_with("GET /get")).count() >= 10 {
+        if lock(&st)
+            .log
+            .iter()
+            .filter(|l| l.starts_with("GET /get"))
+            .count()
+            >= 10
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -744,7 +849,10 @@ async fn sigterm_exits_143_cleans_up_and_says_per_pod_load_was_not_observable() 
     let run = load_run(&out).unwrap();
     assert!(run.meta.interrupted);
     let why = run.meta.pod_qps_unobservable.clone().unwrap_or_default();
-    assert!(why.contains("prometheus-server") && why.contains("not found"), "{why}");
+    assert!(
+        why.contains("prometheus-server") && why.contains("not found"),
+        "{why}"
+    );
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains("Per-pod load is not observable on this cluster"));
 }

@@ -401,19 +401,21 @@ fn fig8(h: &mut String, run: &RunData) -> anyhow::Result<()> {
             "<p class=\"empty\">Per-pod load is not observable on this cluster: {}.</p>",
             esc(why)
         )?;
-    } else { match charts::pod_qps(run) {
-        Some(c) => {
-            let caption = match charts::hpa_target(run, charts::is_qps_metric) {
+    } else {
+        match charts::pod_qps(run) {
+            Some(c) => {
+                let caption = match charts::hpa_target(run, charts::is_qps_metric) {
                 Some((name, _)) if name.contains("external metric") => {
                     "Requests the gateway sent to each pod. The HPA's external metric has an AverageValue target, i.e. a per-pod target, drawn as is."
                 }
                 Some(_) => "Requests the gateway sent to each pod; the target is the HPA's per-pod metric target.",
                 None => "Requests the gateway sent to each pod. The HPA has no QPS-type metric, so no target is drawn.",
             };
-            figure(h, &c, "Requests per second per pod", caption)?
+                figure(h, &c, "Requests per second per pod", caption)?
+            }
+            None => h.push_str("<p class=\"empty\">No per-pod data was recorded.</p>\n"),
         }
-        None => h.push_str("<p class=\"empty\">No per-pod data was recorded.</p>\n"),
-    } }
+    }
     h.push_str("<h3>HPA metrics as the controller read them</h3>\n");
     let names = charts::hpa_metric_names(run);
     if names.is_empty() {

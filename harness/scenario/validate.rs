@@ -274,7 +274,8 @@ fn validate_prometheus(l: &Loaded, p: &super::Prometheus) -> Result<(), InputErr
     let label = |x: &str| {
         !x.is_empty()
             && x.len() <= 63
-            && x.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && x.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
             && !x.starts_with('-')
             && !x.ends_with('-')
     };
