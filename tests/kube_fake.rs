@@ -642,7 +642,8 @@ async fn deploys_watches_records_and_cleans_up() {
         run.events
     );
     // The Events watch stayed open through 30 s of silence, longer than
-    // any timeout the harness sets, and the late event came through at once.
+    // any timeout the harness sets (connect 10 s, requests 20 s), and the
+    // late event came through at once.
     let event_watches = lock(&st)
         .log
         .iter()

@@ -214,6 +214,7 @@ pub(crate) fn fixture() -> (RunData, Verdict) {
         max_replicas: 10,
         interrupted: false,
         ended_at_s: 2100.0,
+        pod_qps_unobservable: None,
         environment: BTreeMap::from([
             ("harness".to_string(), "0.1.0".to_string()),
             ("kubernetes".to_string(), "v1.34.0".to_string()),

@@ -50,6 +50,9 @@ pub struct KubeOptions {
 
 /// How long API calls may take before the cluster counts as unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a request's answer may stall (applies, lists, Prometheus
+/// queries answer in well under a second on a healthy cluster).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Clients for the chosen context: `api` for requests, with a read timeout
 /// so a stalled API server is noticed, and `watch` for the watchers, with
@@ -87,7 +90,7 @@ pub async fn connect(o: &KubeOptions) -> Result<Clients> {
     config.connect_timeout = Some(CONNECT_TIMEOUT);
     let mut watch_config = config.clone();
     watch_config.read_timeout = None;
-    config.read_timeout = Some(Duration::from_secs(60));
+    config.read_timeout = Some(REQUEST_TIMEOUT);
     let url = config.cluster_url.to_string();
     let build = |c: Config| {
         Client::try_from(c)
