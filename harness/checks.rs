@@ -12,6 +12,29 @@ pub struct CheckResult {
     /// What was measured, e.g. `at 11m42s with 46.1 QPS offered`.
     pub measured: String,
     pub passed: bool,
+    /// Why the check could not be decided from what was recorded (the run
+    /// ended before its window did, or the cluster could not show what it
+    /// needs); `passed` is then false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_evaluated: Option<String>,
+}
+
+/// The three outcomes of a check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Passed,
+    Failed,
+    NotEvaluated,
+}
+
+impl CheckResult {
+    pub fn outcome(&self) -> Outcome {
+        match (self.passed, &self.not_evaluated) {
+            (_, Some(_)) => Outcome::NotEvaluated,
+            (true, None) => Outcome::Passed,
+            (false, None) => Outcome::Failed,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -20,8 +43,14 @@ pub struct Verdict {
 }
 
 impl Verdict {
+    /// Every check passed; one not evaluated means the run did not show
+    /// what was asked.
     pub fn passed(&self) -> bool {
-        self.checks.iter().all(|c| c.passed)
+        self.checks.iter().all(|c| c.outcome() == Outcome::Passed)
+    }
+
+    pub fn count(&self, o: Outcome) -> usize {
+        self.checks.iter().filter(|c| c.outcome() == o).count()
     }
 }
 
@@ -32,9 +61,83 @@ use std::time::Duration;
 /// Evaluates every expectation over the recorded run.
 pub fn evaluate(expect: &[Expectation], run: &RunData) -> Verdict {
     Verdict {
-        checks: expect.iter().map(|e| check(e, run)).collect(),
+        checks: expect
+            .iter()
+            .map(|e| {
+                let mut c = check(e, run);
+                c.not_evaluated = undecided(e, run, &c);
+                if c.not_evaluated.is_some() {
+                    c.passed = false;
+                }
+                c
+            })
+            .collect(),
     }
 }
+
+/// Why a check's result is not a verdict: the recorded data ends before
+/// the window the check needs (an interrupted or killed run, or a window
+/// past the end), or what it measures could not be observed. A violation
+/// already seen stays a failure.
+fn undecided(e: &Expectation, run: &RunData, c: &CheckResult) -> Option<String> {
+    let m = &run.meta;
+    let end = run.samples.last().map_or(0.0, |s| s.t);
+    let partial = m.interrupted || end + m.interval_s / 2.0 < m.duration_s;
+    let ended = || {
+        if partial {
+            format!("the run ended at {} of {}", fmt_t(end), fmt_t(m.duration_s))
+        } else {
+            format!("the run ended at {}", fmt_t(end))
+        }
+    };
+    let before = |t: f64, what: &str| {
+        (end + 1e-9 < t).then(|| format!("{}, before {what} ({})", ended(), fmt_t(t)))
+    };
+    match e {
+        Expectation::ScaleOut(so) if !c.passed && c.measured == NO_SCALE_OUT => {
+            let to = so.between.map_or(m.duration_s, |w| w.to.as_secs_f64());
+            if partial {
+                before(to, "the window ended")
+            } else {
+                None
+            }
+        }
+        Expectation::ScaleIn(si) if !c.passed => {
+            let anchor = si.after.at(m.load_stop_s);
+            let deadline = anchor + si.within.as_secs_f64();
+            // A scale-in seen too late is a failure; none seen yet is not.
+            let seen = run.events.iter().any(|ev| {
+                ev.is_rescale() && ev.t >= anchor && ev.to_replicas.is_some_and(|n| n <= si.to)
+            });
+            if seen {
+                None
+            } else if end + 1e-9 < anchor {
+                Some(format!("{}, before {}", ended(), si.after.describe()))
+            } else {
+                before(
+                    deadline,
+                    &format!("{} after {}", fmt_dur(si.within), si.after.describe()),
+                )
+            }
+        }
+        Expectation::MaxReplicas(_) | Expectation::MinReplicas(_) if partial && c.passed => {
+            Some(format!("held over what was recorded, but {}", ended()))
+        }
+        Expectation::ErrorRatio(_) if partial => Some(format!("{} (so far)", ended())),
+        Expectation::Latency(l) => match &l.during {
+            Some(w) => before(w.to.as_secs_f64(), "the window ended"),
+            None if partial => Some(format!("{} (so far)", ended())),
+            None => None,
+        },
+        Expectation::PodQps(p) => match &m.pod_qps_unobservable {
+            Some(why) => Some(why.clone()),
+            None => before(p.during.to.as_secs_f64(), "the window ended"),
+        },
+        _ => None,
+    }
+}
+
+const NO_SCALE_OUT: &str = "no such scale-out happened";
 
 fn check(e: &Expectation, run: &RunData) -> CheckResult {
     let rescales: Vec<&Event> = run.events.iter().filter(|e| e.is_rescale()).collect();
@@ -67,8 +170,9 @@ fn check(e: &Expectation, run: &RunData) -> CheckResult {
                 None => CheckResult {
                     name,
                     bound,
-                    measured: "no such scale-out happened".into(),
+                    measured: NO_SCALE_OUT.into(),
                     passed: false,
+                    not_evaluated: None,
                 },
                 Some(ev) => {
                     let offered = ev.offered_qps.unwrap_or(f64::NAN);
@@ -85,6 +189,7 @@ fn check(e: &Expectation, run: &RunData) -> CheckResult {
                             offered
                         ),
                         passed: in_time && in_rate,
+                        not_evaluated: None,
                     }
                 }
             }
@@ -133,6 +238,7 @@ fn check(e: &Expectation, run: &RunData) -> CheckResult {
                 bound,
                 measured,
                 passed,
+                not_evaluated: None,
             }
         }
         Expectation::MaxReplicas(n) => {
@@ -147,6 +253,7 @@ fn check(e: &Expectation, run: &RunData) -> CheckResult {
                 bound: format!("never above {n}"),
                 measured: peak.map_or("no samples".into(), |p| format!("peak {p}")),
                 passed: peak.is_some_and(|p| p <= *n),
+                not_evaluated: None,
             }
         }
         Expectation::MinReplicas(n) => {
@@ -161,6 +268,7 @@ fn check(e: &Expectation, run: &RunData) -> CheckResult {
                 bound: format!("never below {n}"),
                 measured: low.map_or("no samples".into(), |p| format!("lowest {p}")),
                 passed: low.is_some_and(|p| p >= *n),
+                not_evaluated: None,
             }
         }
         Expectation::ErrorRatio(r) => {
@@ -182,6 +290,7 @@ fn check(e: &Expectation, run: &RunData) -> CheckResult {
                 ),
                 measured: format!("{:.4} ({bad} of {all})", ratio),
                 passed: all > 0 && ratio < r.below,
+                not_evaluated: None,
             }
         }
         Expectation::Latency(l) => {
@@ -201,12 +310,14 @@ fn check(e: &Expectation, run: &RunData) -> CheckResult {
                     bound,
                     measured: format!("{} (from intended send time)", fmt_ms(ms)),
                     passed: ms < l.below.as_secs_f64() * 1e3,
+                    not_evaluated: None,
                 },
                 None => CheckResult {
                     name,
                     bound,
                     measured: "no completed requests".into(),
                     passed: false,
+                    not_evaluated: None,
                 },
             }
         }
@@ -245,6 +356,7 @@ fn check(e: &Expectation, run: &RunData) -> CheckResult {
                     bound,
                     measured: "no ready pods in the window".into(),
                     passed: false,
+                    not_evaluated: None,
                 };
             }
             let lo = means.iter().cloned().fold(f64::INFINITY, f64::min);
@@ -261,13 +373,18 @@ fn check(e: &Expectation, run: &RunData) -> CheckResult {
                     hi
                 ),
                 passed: p.between.contains(lo) && p.between.contains(hi),
+                not_evaluated: None,
             }
         }
     }
 }
 
-/// Spec replicas at time `t` (the last sample at or before it).
+/// Spec replicas at time `t` (the last sample at or before it); none when
+/// the record ends before `t`.
 fn spec_at(samples: &[Sample], t: f64) -> Option<i32> {
+    if samples.last().is_none_or(|s| s.t + 1e-9 < t) {
+        return None;
+    }
     samples
         .iter()
         .take_while(|s| s.t <= t + 1e-9)
@@ -375,12 +492,26 @@ pub fn table(v: &Verdict) -> String {
             pad(&c.name, w_name),
             pad(&c.bound, w_bound),
             pad(&c.measured, w_meas),
-            if c.passed { "pass" } else { "FAIL" }
+            match c.outcome() {
+                Outcome::Passed => "pass".to_string(),
+                Outcome::Failed => "FAIL".to_string(),
+                Outcome::NotEvaluated => format!(
+                    "not evaluated: {}",
+                    c.not_evaluated.as_deref().unwrap_or_default()
+                ),
+            }
         ));
     }
-    let failed = v.checks.iter().filter(|c| !c.passed).count();
+    let failed = v.count(Outcome::Failed);
+    let undecided = v.count(Outcome::NotEvaluated);
     out.push_str(&if v.checks.is_empty() {
         "no expectations: nothing was asserted\n".to_string()
+    } else if undecided > 0 {
+        format!(
+            "NOT PASSED: {} held, {failed} did not, {undecided} could not be evaluated (of {})\n",
+            v.count(Outcome::Passed),
+            v.checks.len()
+        )
     } else if failed == 0 {
         format!(
             "PASSED: {} of {} expectations held\n",
@@ -482,6 +613,64 @@ mod tests {
             v.checks[0].measured
         );
         assert!(!evaluate(&[si(5)], &r).passed());
+    }
+
+    #[test]
+    fn what_an_interrupted_run_did_not_reach_is_not_evaluated() {
+        let mut r = run();
+        r.samples.truncate(61);
+        r.events.clear();
+        (r.meta.interrupted, r.meta.duration_s, r.meta.interval_s) = (true, 2100.0, 1.0);
+        let si = Expectation::ScaleIn(ScaleIn {
+            to: 2,
+            within: Duration::from_secs(420),
+            after: Default::default(),
+        });
+        let all = [so(Some((600, 840)), None), si, Expectation::MaxReplicas(3)];
+        let v = evaluate(&all, &r);
+        assert!(!v.passed());
+        assert_eq!(v.count(Outcome::NotEvaluated), 3, "{}", table(&v));
+        assert_eq!(
+            v.checks[0].not_evaluated.as_deref(),
+            Some("the run ended at 1m of 35m, before the window ended (14m)")
+        );
+        assert_eq!(
+            v.checks[1].not_evaluated.as_deref(),
+            Some("the run ended at 1m of 35m, before load stop")
+        );
+        assert!(
+            table(&v).contains("could not be evaluated"),
+            "{}",
+            table(&v)
+        );
+        // A violation already recorded is a failure, interrupted or not.
+        assert_eq!(
+            evaluate(&[Expectation::MaxReplicas(1)], &r).checks[0].outcome(),
+            Outcome::Failed
+        );
+        // As is a scale-in that came, but too late.
+        let mut late = run();
+        (late.meta.duration_s, late.meta.interval_s) = (2100.0, 1.0);
+        let si5 = Expectation::ScaleIn(ScaleIn {
+            to: 2,
+            within: Duration::from_secs(300),
+            after: Default::default(),
+        });
+        assert_eq!(evaluate(&[si5], &late).checks[0].outcome(), Outcome::Failed);
+        // Per-pod load the cluster could not show.
+        late.meta.pod_qps_unobservable = Some("no Prometheus".into());
+        let pq = Expectation::PodQps(crate::scenario::PodQps {
+            during: Window {
+                from: Duration::from_secs(900),
+                to: Duration::from_secs(1200),
+            },
+            between: Range {
+                low: 30.0,
+                high: 40.0,
+            },
+        });
+        let c = &evaluate(&[pq], &late).checks[0];
+        assert_eq!(c.not_evaluated.as_deref(), Some("no Prometheus"));
     }
 
     #[test]

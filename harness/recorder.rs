@@ -269,6 +269,11 @@ pub struct RunMeta {
     pub interrupted: bool,
     #[serde(default)]
     pub ended_at_s: f64,
+    /// Written false when the run starts and true when its record is
+    /// complete: false on disk means the harness was killed mid-run.
+    /// Records from before this field were complete.
+    #[serde(default = "yes")]
+    pub finished: bool,
     /// Why per-pod request rates were not observed (a real cluster
     /// without Prometheus); the pods' `qps` are then not measurements.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -276,6 +281,10 @@ pub struct RunMeta {
     /// harness version, host, etc.
     #[serde(default)]
     pub environment: BTreeMap<String, String>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Everything recorded about one run.
@@ -299,7 +308,8 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    pub fn create(dir: &Path, meta: RunMeta) -> Result<Self> {
+    pub fn create(dir: &Path, mut meta: RunMeta) -> Result<Self> {
+        meta.finished = false;
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create run directory {}", dir.display()))?;
         let open = |name: &str| -> Result<BufWriter<File>> {
@@ -354,6 +364,7 @@ impl Recorder {
     pub fn finish(mut self) -> Result<RunData> {
         self.timeline.flush()?;
         self.events.flush()?;
+        self.data.meta.finished = true;
         self.write_meta()?;
         Ok(self.data)
     }

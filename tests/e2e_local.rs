@@ -223,4 +223,57 @@ fn interrupt_cleans_up_and_writes_a_partial_report() {
     let dir = tempfile::tempdir().unwrap();
     let data = common::interrupt_after("ramp", 30, 60, dir.path());
     assert!(data.samples.len() >= 60 && data.samples.len() < 2100);
+    // About a minute of 35 recorded: no check can be decided, and none
+    // says it failed.
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("summary.json")).unwrap())
+            .unwrap();
+    let checks = summary["checks"].as_array().unwrap();
+    assert_eq!(checks.len(), 7, "{summary:#}");
+    for c in checks {
+        let why = c["not_evaluated"].as_str().unwrap_or_default();
+        assert!(why.contains("the run ended at "), "{c:#}");
+    }
+    let junit = std::fs::read_to_string(dir.path().join("junit.xml")).unwrap();
+    assert_eq!(junit.matches("<skipped").count(), 7, "{junit}");
+    assert!(!junit.contains("<failure"), "{junit}");
+}
+
+#[test]
+fn a_killed_run_rerenders_as_partial() {
+    let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_autoscale-harness"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "experiment",
+            "ramp",
+            "--no-progress",
+            "--speed",
+            "30",
+            "--out",
+        ])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let timeline = dir.path().join("timeline.jsonl");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::fs::read_to_string(&timeline).map_or(0, |t| t.lines().count()) < 30 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no 30 samples within 60 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let o = common::harness([std::ffi::OsStr::new("report"), dir.path().as_os_str()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("was never finalized"), "{}", show(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("not evaluated: the run ended at "), "{text}");
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    assert!(html.contains("INTERRUPTED — partial") && html.contains("NOT EVALUATED"));
 }

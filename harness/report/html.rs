@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::checks::Verdict;
+use crate::checks::{Outcome, Verdict};
 use crate::recorder::{Percentiles, RunData, Sample};
 
 use super::charts::{self, hex, Stroke, TimeChart};
@@ -89,6 +89,8 @@ fn header(h: &mut String, run: &RunData, verdict: &Verdict, title: &str) -> anyh
     let m = &run.meta;
     let badge = if verdict.passed() {
         r#"<span class="badge pass">PASSED</span>"#
+    } else if verdict.count(Outcome::Failed) == 0 {
+        r#"<span class="badge warn">NOT EVALUATED</span>"#
     } else {
         r#"<span class="badge fail">FAILED</span>"#
     };
@@ -135,7 +137,7 @@ fn header(h: &mut String, run: &RunData, verdict: &Verdict, title: &str) -> anyh
             "Checks",
             format!(
                 "{} of {} passed",
-                verdict.checks.iter().filter(|c| c.passed).count(),
+                verdict.count(Outcome::Passed),
                 verdict.checks.len()
             ),
         ),
@@ -175,26 +177,36 @@ fn verdict_section(h: &mut String, verdict: &Verdict) -> anyhow::Result<()> {
         h.push_str("<p class=\"empty\">The scenario defines no expectations.</p>\n</section>\n");
         return Ok(());
     }
-    let failed = verdict.checks.iter().filter(|c| !c.passed).count();
+    let undecided = verdict.count(Outcome::NotEvaluated);
     writeln!(
         h,
-        "<p class=\"sub\">{} checks, {} failed.</p>",
+        "<p class=\"sub\">{} checks, {} failed{}.</p>",
         verdict.checks.len(),
-        failed
+        verdict.count(Outcome::Failed),
+        if undecided > 0 {
+            format!(", {undecided} not evaluated (the record does not reach what they need)")
+        } else {
+            String::new()
+        }
     )?;
     h.push_str("<table><thead><tr><th style=\"width:90px\">Result</th><th>Check</th><th>Expected</th><th>Measured</th></tr></thead><tbody>\n");
     for c in &verdict.checks {
-        let (cls, badge) = if c.passed {
-            ("", r#"<span class="badge pass">PASS</span>"#)
-        } else {
-            (
+        let (cls, badge) = match c.outcome() {
+            Outcome::Passed => ("", r#"<span class="badge pass">PASS</span>"#),
+            Outcome::Failed => (
                 " class=\"failed\"",
                 r#"<span class="badge fail">FAIL</span>"#,
-            )
+            ),
+            Outcome::NotEvaluated => ("", r#"<span class="badge warn">NOT EVALUATED</span>"#),
         };
+        let why = c
+            .not_evaluated
+            .as_ref()
+            .map(|w| format!("<br><i>not evaluated: {}</i>", esc(w)))
+            .unwrap_or_default();
         writeln!(
             h,
-            "<tr{cls}><td>{badge}</td><td><b>{}</b></td><td>{}</td><td>{}</td></tr>",
+            "<tr{cls}><td>{badge}</td><td><b>{}</b></td><td>{}</td><td>{}{why}</td></tr>",
             esc(&c.name),
             esc(&c.bound),
             esc(&c.measured)

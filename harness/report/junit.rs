@@ -2,7 +2,7 @@
 
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
-use crate::checks::Verdict;
+use crate::checks::{Outcome, Verdict};
 use crate::recorder::RunData;
 
 pub(super) fn render(run: &RunData, verdict: &Verdict) -> anyhow::Result<String> {
@@ -14,12 +14,23 @@ pub(super) fn render(run: &RunData, verdict: &Verdict) -> anyhow::Result<String>
     let classname = format!("autoscale-harness.{scenario}");
     let mut suite = TestSuite::new(scenario);
     for c in &verdict.checks {
-        let status = if c.passed {
-            TestCaseStatus::success()
-        } else {
-            let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
-            s.set_message(format!("expected {}, measured {}", c.bound, c.measured));
-            s
+        let status = match c.outcome() {
+            Outcome::Passed => TestCaseStatus::success(),
+            Outcome::Failed => {
+                let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                s.set_message(format!("expected {}, measured {}", c.bound, c.measured));
+                s
+            }
+            Outcome::NotEvaluated => {
+                let mut s = TestCaseStatus::skipped();
+                s.set_message(format!(
+                    "not evaluated: {}; expected {}, measured {}",
+                    c.not_evaluated.as_deref().unwrap_or_default(),
+                    c.bound,
+                    c.measured
+                ));
+                s
+            }
         };
         let mut case = TestCase::new(c.name.as_str(), status);
         case.set_classname(classname.as_str());

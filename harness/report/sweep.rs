@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::charts::{self, Axis, Scale, Series, Stroke, TimeChart, PALETTE};
 use super::html::{figure, CSS};
 use super::{esc, kube_dur, num, summary};
-use crate::checks::{self, Verdict};
+use crate::checks::{self, Outcome, Verdict};
 use crate::recorder::RunData;
 
 /// One finished run of a sweep.
@@ -53,6 +53,9 @@ pub struct Row {
     pub checks_total: usize,
     /// Names of the expectations that failed.
     pub failed: Vec<String>,
+    /// Names of those the run could not decide.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_evaluated: Vec<String>,
 }
 
 pub fn row(r: &SweepRun) -> Row {
@@ -82,16 +85,28 @@ pub fn row(r: &SweepRun) -> Row {
         pod_minutes: pod_s / 60.0,
         p99_ms: checks::merged_percentile(&all, 99.0),
         error_ratio: totals.error_ratio,
-        checks_passed: r.verdict.checks.iter().filter(|c| c.passed).count(),
+        checks_passed: r.verdict.count(Outcome::Passed),
         checks_total: r.verdict.checks.len(),
-        failed: r
-            .verdict
-            .checks
-            .iter()
-            .filter(|c| !c.passed)
-            .map(|c| c.name.clone())
-            .collect(),
+        failed: names(&r.verdict, Outcome::Failed),
+        not_evaluated: names(&r.verdict, Outcome::NotEvaluated),
     }
+}
+
+impl Row {
+    /// The failed checks, then those not evaluated, marked so.
+    fn not_passed(&self, sep: &str) -> String {
+        let undecided = self
+            .not_evaluated
+            .iter()
+            .map(|n| format!("{n} (not evaluated)"));
+        let all: Vec<String> = self.failed.iter().cloned().chain(undecided).collect();
+        all.join(sep)
+    }
+}
+
+fn names(v: &Verdict, o: Outcome) -> Vec<String> {
+    let of = v.checks.iter().filter(|c| c.outcome() == o);
+    of.map(|c| c.name.clone()).collect()
 }
 
 fn opt_t(t: Option<f64>) -> String {
@@ -164,7 +179,7 @@ pub fn table(keys: &[String], rows: &[Row]) -> String {
                 .iter()
                 .cloned()
                 .chain(cells(r))
-                .chain(std::iter::once(r.failed.join(", ")))
+                .chain(std::iter::once(r.not_passed(", ")))
                 .collect(),
         );
     }
@@ -233,7 +248,7 @@ pub fn csv(keys: &[String], rows: &[Row]) -> String {
             f(r.error_ratio),
             r.checks_passed,
             r.checks_total,
-            q(&r.failed.join("; ")),
+            q(&r.not_passed("; ")),
             q(&r.dir)
         );
     }
@@ -386,7 +401,7 @@ pub fn render(info: &Info, runs: &[SweepRun], rows: &[Row]) -> anyhow::Result<St
         for c in cells(r) {
             write!(h, "<td class=\"num\">{}</td>", esc(&c))?;
         }
-        writeln!(h, "<td>{}</td></tr>", esc(&r.failed.join(", ")))?;
+        writeln!(h, "<td>{}</td></tr>", esc(&r.not_passed(", ")))?;
     }
     h.push_str("</tbody></table></div>\n</section>\n");
 
@@ -448,6 +463,7 @@ mod tests {
             checks_passed: passed,
             checks_total: 7,
             failed: failed.iter().map(|f| f.to_string()).collect(),
+            not_evaluated: Vec::new(),
         }
     }
 

@@ -215,6 +215,7 @@ pub(crate) fn fixture() -> (RunData, Verdict) {
         interrupted: false,
         ended_at_s: 2100.0,
         pod_qps_unobservable: None,
+        finished: true,
         environment: BTreeMap::from([
             ("harness".to_string(), "0.1.0".to_string()),
             ("kubernetes".to_string(), "v1.34.0".to_string()),
@@ -227,24 +228,28 @@ pub(crate) fn fixture() -> (RunData, Verdict) {
                 bound: "between 10m-14m at 40-50 QPS offered".into(),
                 measured: "at 11m40s with 47.5 QPS offered".into(),
                 passed: true,
+                not_evaluated: None,
             },
             CheckResult {
                 name: "scale_in 3→2".into(),
                 bound: "within 10m of load stop".into(),
                 measured: "6m after load stop".into(),
                 passed: true,
+                not_evaluated: None,
             },
             CheckResult {
                 name: "max_replicas".into(),
                 bound: "≤ 3".into(),
                 measured: "3".into(),
                 passed: true,
+                not_evaluated: None,
             },
             CheckResult {
                 name: "error_ratio".into(),
                 bound: "< 0.01%".into(),
                 measured: "0.0104% (10 of 95 760)".into(),
                 passed: false,
+                not_evaluated: None,
             },
         ],
     };

@@ -29,6 +29,7 @@ pub(super) fn run_meta(p: &Prepared, backend: Kind, speed: f64, seed: u64) -> Ru
         max_replicas: hpa_spec.max_replicas,
         interrupted: false,
         pod_qps_unobservable: None,
+        finished: false,
         ended_at_s: 0.0,
         environment: environment(),
     }

@@ -398,7 +398,17 @@ pub fn finish(dir: &Path, run: &RunData, expect: &[scenario::Expectation]) -> Re
 
 /// Re-renders report.html, summary.json and junit.xml from a run directory.
 pub fn rerender(dir: &Path) -> Result<Verdict> {
-    let run = recorder::load_run(dir)?;
+    let mut run = recorder::load_run(dir)?;
+    if !run.meta.finished {
+        // Killed (SIGKILL, power loss): render what was recorded as partial.
+        run.meta.interrupted = true;
+        run.meta.ended_at_s = run.samples.last().map_or(0.0, |s| s.t);
+        eprintln!(
+            "note: {} was never finalized: the run was killed at about {}; rendering it as partial",
+            dir.join(recorder::RUN_META).display(),
+            checks::fmt_t(run.meta.ended_at_s)
+        );
+    }
     let path = PathBuf::from(&run.meta.scenario_path);
     let scenario: scenario::Scenario = crate::yaml::from_str(&path, &run.meta.scenario_text)
         .context("the scenario stored in run.json no longer parses")?;
