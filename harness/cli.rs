@@ -60,6 +60,10 @@ pub enum Command {
         /// Print the objects the kube backend would apply, in order, and exit.
         #[arg(long)]
         dry_run: bool,
+        /// Replace a previous run's record in --out (a directory holding
+        /// anything else is never emptied).
+        #[arg(long)]
+        overwrite: bool,
     },
     /// Delete namespaces left behind by killed kube runs (labelled
     /// app.kubernetes.io/managed-by=autoscale-harness); a run still in
@@ -136,6 +140,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
             kind,
             dry_run,
             raw_log,
+            overwrite,
         } => {
             if dry_run {
                 print!("{}", run::dry_run(&scenario)?);
@@ -155,6 +160,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
                     kind,
                 },
                 raw_log,
+                overwrite,
             })
             .await?;
             println!("\n{}", checks::table(&o.verdict));

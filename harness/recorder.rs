@@ -240,6 +240,12 @@ impl Event {
     }
 }
 
+/// A message on one line, runs of whitespace (newlines too) as one space:
+/// API servers and errors may span lines, event messages do not.
+pub(crate) fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// Facts about a run that are not per-sample, written to `run.json`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunMeta {

@@ -163,3 +163,64 @@ fn daily_curve_runs_a_day_and_passes() {
     let downs = s.windows(2).filter(|w| w[1].1 < w[0].1).count();
     assert!(s.len() >= 10 && downs >= 3, "{s:?}");
 }
+
+#[test]
+fn run_directories_are_never_reused_silently_nor_placed_by_the_name() {
+    let t = tempfile::tempdir().unwrap();
+    let out = t.path().join("run");
+    let o = run("smoke", 1, &out);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    // A second run into the same directory is refused before it starts.
+    let o = run("smoke", 2, &out);
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("holds a previous run's record; pass --overwrite"),
+        "{err}"
+    );
+    // Unless asked to replace it.
+    let o = common::harness([
+        "experiment".as_ref(),
+        "smoke".as_ref(),
+        "--backend".as_ref(),
+        "sim".as_ref(),
+        "--no-progress".as_ref(),
+        "--seed".as_ref(),
+        "3".as_ref(),
+        "--overwrite".as_ref(),
+        "--out".as_ref(),
+        out.as_os_str(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert_eq!(load_run(&out).unwrap().meta.seed, 3);
+    // A hostile name still lands in one folder under ./reports.
+    let root = env!("CARGO_MANIFEST_DIR");
+    let text = std::fs::read_to_string(format!("{root}/scenarios/smoke.yaml"))
+        .unwrap()
+        .replace("name: smoke", "name: ../../escaped")
+        .replace("../manifests/", &format!("{root}/manifests/"));
+    let work = t.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::write(work.join("hostile.yaml"), text).unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_autoscale-harness"))
+        .current_dir(&work)
+        .args([
+            "experiment",
+            "hostile.yaml",
+            "--backend",
+            "sim",
+            "--no-progress",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let made: Vec<String> = std::fs::read_dir(work.join("reports"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        made.len() == 1 && made[0].starts_with("escaped-"),
+        "{made:?}"
+    );
+    assert!(!t.path().join("escaped").exists() && !Path::new(root).join("escaped").exists());
+}

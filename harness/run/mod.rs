@@ -5,9 +5,11 @@
 //! - `load_config`: the scenario's load as the engines take it.
 //! - `sample`: one timeline sample from load statistics and an observation.
 //! - `meta`: the run.json header.
+//! - `out_dir`: claiming the run directory (lock, no silent reuse, safe names).
 
 mod load_config;
 mod meta;
+pub(crate) mod out_dir;
 mod sample;
 
 use std::future::Future;
@@ -40,6 +42,8 @@ pub struct Options {
     pub kube: KubeOptions,
     /// Write one CSV row per request here (the load engine's raw log).
     pub raw_log: Option<PathBuf>,
+    /// Replace a previous run's record in `out`.
+    pub overwrite: bool,
 }
 
 pub struct Outcome {
@@ -54,13 +58,6 @@ pub fn dry_run(path: &Path) -> Result<String> {
     let p = Prepared::load(path)?;
     // Run ids are random; the placeholder shows where it goes.
     kube::dry_run_yaml(&p, "xxxxxx")
-}
-
-pub fn default_out_dir(name: &str) -> PathBuf {
-    let ts = jiff::Timestamp::now()
-        .strftime("%Y%m%dT%H%M%SZ")
-        .to_string();
-    PathBuf::from("reports").join(format!("{name}-{ts}"))
 }
 
 /// Checks the flags against the scenario before anything starts; the speed
@@ -101,7 +98,9 @@ pub async fn experiment(opts: &Options) -> Result<Outcome> {
     let dir = opts
         .out
         .clone()
-        .unwrap_or_else(|| default_out_dir(&p.loaded.name()));
+        .unwrap_or_else(|| out_dir::default_dir("", &p.loaded.name()));
+    // Held until the run's record is complete.
+    let _claim = out_dir::claim(&dir, opts.overwrite)?;
     let mut rec = Recorder::create(
         &dir,
         meta::run_meta(&p, opts.backend, opts.speed, opts.seed),
@@ -202,6 +201,7 @@ pub fn record_sim(
         seed,
         kube: KubeOptions::default(),
         raw_log: None,
+        overwrite: false,
     };
     let rec = Recorder::create(dir, meta::run_meta(p, Kind::Sim, 1.0, seed))?;
     let backend = Box::new(SimCluster::new(p, seed)?);
@@ -316,11 +316,12 @@ async fn record(
             println!("{}", load_config::raw_log_note(&raw));
         }
     }
-    if let Some(last) = rec.data().samples.last().cloned() {
-        for mut ev in backend.drain() {
-            ev.offered_qps = Some(sample::offered_at(&s.load, &ev, &last));
-            rec.event(ev)?;
+    let last_sample = rec.data().samples.last().cloned();
+    for mut ev in backend.drain() {
+        if let Some(l) = &last_sample {
+            ev.offered_qps = Some(sample::offered_at(&s.load, &ev, l));
         }
+        rec.event(ev)?;
     }
     let last = rec.data().samples.last().map(|s| s.t).unwrap_or(0.0);
     rec.meta_mut().pod_qps_unobservable = backend.pod_qps_unobservable();
@@ -356,10 +357,7 @@ fn abandon(mut rec: Recorder, p: &Prepared, events: Vec<Event>, e: anyhow::Error
         .into(),
         object: format!("Harness/{}", p.loaded.name()),
         source: "autoscale-harness".into(),
-        message: format!("{e:#}")
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" "),
+        message: recorder::one_line(&format!("{e:#}")),
         ..Default::default()
     };
     let written = events

@@ -62,14 +62,12 @@ pub fn sweep(opts: &Options) -> Result<Outcome> {
         .map(|values| variant(base, manifests, &settings, &targets, values))
         .collect::<Result<Vec<_>, _>>()?;
 
-    let dir = opts.out.clone().unwrap_or_else(|| {
-        let ts = jiff::Timestamp::now()
-            .strftime("%Y%m%dT%H%M%SZ")
-            .to_string();
-        PathBuf::from("reports").join(format!("sweep-{}-{ts}", base.name()))
-    });
-    std::fs::create_dir_all(&dir)
-        .with_context(|| format!("cannot create the sweep directory {}", dir.display()))?;
+    let dir = opts
+        .out
+        .clone()
+        .unwrap_or_else(|| crate::run::out_dir::default_dir("sweep-", &base.name()));
+    // Held until every run is written.
+    let _claim = crate::run::out_dir::claim(&dir, false)?;
     let names: Vec<String> = variants
         .iter()
         .enumerate()

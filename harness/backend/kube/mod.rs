@@ -566,12 +566,7 @@ async fn poll_usage(client: Client, ns: String, seen: Arc<Mutex<Seen>>) {
                 s.usage_error = None;
             }
             Err(e) => {
-                // One line: the API server's messages may span several.
-                let e = api_message(&e)
-                    .split_whitespace()
-                    .collect::<Vec<_>>()
-                    .join(" ");
-                lock(&seen).usage_error = Some(e);
+                lock(&seen).usage_error = Some(crate::recorder::one_line(&api_message(&e)));
             }
         }
         tokio::time::sleep(Duration::from_secs(15)).await;

@@ -111,7 +111,7 @@ pub async fn poll(client: Client, path: String, rates: Arc<Mutex<PodRates>>) {
                     r.answered = true;
                     r.error = None;
                 }
-                Err(e) => r.error = Some(e.split_whitespace().collect::<Vec<_>>().join(" ")),
+                Err(e) => r.error = Some(crate::recorder::one_line(&e)),
             }
         }
         tokio::time::sleep(EVERY).await;
