@@ -70,11 +70,6 @@ fn check_options(p: &Prepared, opts: &Options) -> Result<()> {
         ))
         .into());
     }
-    if let Some(path) = &opts.raw_log {
-        // Find out now, not after the cluster has spent minutes warming up.
-        std::fs::File::create(path)
-            .map_err(|e| UsageError(format!("--raw-log {}: {e}", path.display())))?;
-    }
     match opts.backend {
         Kind::Kube => {
             kube::check_speed(opts.speed)?;
@@ -101,6 +96,12 @@ pub async fn experiment(opts: &Options) -> Result<Outcome> {
         .unwrap_or_else(|| out_dir::default_dir("", &p.loaded.name()));
     // Held until the run's record is complete.
     let _claim = out_dir::claim(&dir, opts.overwrite)?;
+    if let Some(path) = &opts.raw_log {
+        // Find out now, not after the cluster has spent minutes warming up
+        // (after the claim: the raw log may go into the run directory).
+        std::fs::File::create(path)
+            .map_err(|e| UsageError(format!("--raw-log {}: {e}", path.display())))?;
+    }
     let mut rec = Recorder::create(
         &dir,
         meta::run_meta(&p, opts.backend, opts.speed, opts.seed),
