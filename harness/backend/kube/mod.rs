@@ -401,6 +401,19 @@ impl KubeCluster {
         self.pods = Some(ps);
     }
 
+    /// The harness's own warning about the run's namespace, at `now` (Unix).
+    fn warning(&self, now: f64, reason: &str, message: String) -> crate::recorder::Event {
+        crate::recorder::Event {
+            t: now - self.t0,
+            type_: "Warning".into(),
+            reason: reason.into(),
+            object: format!("Namespace/{}", self.ns),
+            source: "autoscale-harness".into(),
+            message,
+            ..Default::default()
+        }
+    }
+
     fn hpa_obj(&self) -> Option<Arc<HorizontalPodAutoscaler>> {
         self.hpa.as_ref()?.state().into_iter().next()
     }
@@ -488,8 +501,10 @@ impl KubeCluster {
     }
 }
 
-fn lock(seen: &Mutex<Seen>) -> std::sync::MutexGuard<'_, Seen> {
-    seen.lock().unwrap_or_else(|p| p.into_inner())
+/// What the watcher and poller tasks share; a task that panicked holding
+/// it leaves data that is still worth reading.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn now_unix() -> f64 {
@@ -621,33 +636,23 @@ impl Backend for KubeCluster {
         events.sort_by(|a, b| a.t.total_cmp(&b.t));
         if let (Some(err), false) = (usage_error, self.usage_noted) {
             self.usage_noted = true;
-            events.push(crate::recorder::Event {
-                t: now - self.t0,
-                type_: "Warning".into(),
-                reason: "NoPodMetrics".into(),
-                object: format!("Namespace/{}", self.ns),
-                source: "autoscale-harness".into(),
-                message: format!(
-                    "per-pod CPU and memory are not recorded: the metrics API answered {err}"
-                ),
-                ..Default::default()
-            });
+            events.push(self.warning(
+                now,
+                "NoPodMetrics",
+                format!("per-pod CPU and memory are not recorded: the metrics API answered {err}"),
+            ));
         }
-        let rates = self.rates.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let rates = lock(&self.rates).clone();
         if let (false, Some(err), false) = (rates.answered, &rates.error, self.rates_noted) {
             self.rates_noted = true;
-            events.push(crate::recorder::Event {
-                t: now - self.t0,
-                type_: "Warning".into(),
-                reason: "NoPodQps".into(),
-                object: format!("Namespace/{}", self.ns),
-                source: "autoscale-harness".into(),
-                message: format!(
+            events.push(self.warning(
+                now,
+                "NoPodQps",
+                format!(
                     "per-pod request rates are not observable: Prometheus at {} answered {err}",
                     self.prometheus.0
                 ),
-                ..Default::default()
-            });
+            ));
         }
         let replicas = convert::replicas(dep.as_deref(), &pods, hpa.as_deref());
         Observation {
@@ -668,7 +673,7 @@ impl Backend for KubeCluster {
     }
 
     fn pod_qps_unobservable(&self) -> Option<String> {
-        let r = self.rates.lock().unwrap_or_else(|p| p.into_inner());
+        let r = lock(&self.rates);
         (!r.answered).then(|| {
             format!(
                 "no per-pod request rates: Prometheus at {} (kube.prometheus) {}",

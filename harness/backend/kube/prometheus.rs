@@ -104,7 +104,7 @@ pub async fn poll(client: Client, path: String, rates: Arc<Mutex<PodRates>>) {
             Err(e) => Err(e.to_string()),
         };
         {
-            let mut r = rates.lock().unwrap_or_else(|p| p.into_inner());
+            let mut r = super::lock(&rates);
             match got {
                 Ok(qps) => {
                     r.qps = qps;
