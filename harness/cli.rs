@@ -231,6 +231,11 @@ pub async fn run(cli: Cli) -> Result<i32> {
                 m.items.len(),
                 l.scenario.expect.len()
             );
+            let (line, warning) = crate::run::load_destination(&p);
+            println!("{line}");
+            if let Some(w) = warning {
+                eprintln!("{w}");
+            }
             Ok(exit::PASSED)
         }
         Command::Report { run_dir } => {

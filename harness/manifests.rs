@@ -12,6 +12,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use serde::Deserialize;
 
 use crate::error::InputError;
+use crate::scenario::MAX_PODS;
 use crate::yaml;
 
 /// One decoded object and where it came from.
@@ -58,19 +59,165 @@ impl Manifest {
         }
     }
     pub fn name(&self) -> String {
-        let m = match &self.object {
+        self.metadata().name.clone().unwrap_or_default()
+    }
+    fn metadata(&self) -> &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+        match &self.object {
             Object::Deployment(o) => &o.metadata,
             Object::Service(o) => &o.metadata,
             Object::Hpa(o) => &o.metadata,
             Object::HttpRoute(o) => &o.metadata,
-        };
-        m.name.clone().unwrap_or_default()
+        }
     }
     fn err(&self, field: &str, msg: impl Into<String>) -> InputError {
         let line = yaml::nearest_line(&self.text, field).map(|l| l + self.line - 1);
         InputError::new(&self.file, msg)
             .field(format!("{} {}: {field}", self.kind(), self.name()))
             .at(line.or(Some(self.line)), None)
+    }
+}
+
+fn join(ports: &[i32]) -> String {
+    if ports.is_empty() {
+        return "no ports".into();
+    }
+    ports
+        .iter()
+        .map(i32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A Service has ports in range and a selector (without one it selects
+/// nothing the harness runs).
+fn check_service(m: &Manifest, svc: &Service) -> Result<(), InputError> {
+    let spec = svc
+        .spec
+        .as_ref()
+        .ok_or_else(|| m.err("spec", "is required"))?;
+    let ports = spec.ports.as_deref().unwrap_or_default();
+    if ports.is_empty() {
+        return Err(m.err("spec.ports", "list at least one port"));
+    }
+    for (i, p) in ports.iter().enumerate() {
+        if !(1..=65535).contains(&p.port) {
+            return Err(m.err(
+                &format!("spec.ports[{i}].port"),
+                format!("{} is not a port: allowed are 1-65535", p.port),
+            ));
+        }
+    }
+    if spec.selector.as_ref().is_none_or(|s| s.is_empty()) {
+        return Err(m.err(
+            "spec.selector",
+            "is required: the labels of the pods the Service sends traffic to",
+        ));
+    }
+    Ok(())
+}
+
+/// Containers: names are DNS labels, and resource quantities parse, are
+/// not negative and requests do not exceed limits (as the API server
+/// checks them).
+fn check_containers(
+    m: &Manifest,
+    spec: &k8s_openapi::api::apps::v1::DeploymentSpec,
+) -> Result<(), InputError> {
+    let containers = spec
+        .template
+        .spec
+        .as_ref()
+        .map(|p| p.containers.as_slice())
+        .unwrap_or_default();
+    if containers.is_empty() {
+        return Err(m.err(
+            "spec.template.spec.containers",
+            "list at least one container",
+        ));
+    }
+    for (i, c) in containers.iter().enumerate() {
+        let at = |k: &str| format!("spec.template.spec.containers[{i}].{k}");
+        dns::label(&c.name).map_err(|why| m.err(&at("name"), format!("`{}` {why}", c.name)))?;
+        let Some(res) = &c.resources else { continue };
+        let mut parsed = std::collections::BTreeMap::new();
+        for (block, map) in [("requests", &res.requests), ("limits", &res.limits)] {
+            for (name, q) in map.iter().flatten() {
+                let field = at(&format!("resources.{block}.{name}"));
+                let v = crate::autoscaler::parse_quantity_milli(&q.0).map_err(|e| {
+                    m.err(
+                        &field,
+                        format!(
+                            "`{}` is not a Kubernetes quantity ({e}); e.g. 100m, 64Mi, 1",
+                            q.0
+                        ),
+                    )
+                })?;
+                if v < 0 {
+                    return Err(m.err(&field, format!("`{}` must not be negative", q.0)));
+                }
+                parsed.insert((block, name.as_str()), (v, q.0.as_str()));
+            }
+        }
+        for (&(block, name), &(req, text)) in &parsed {
+            if block != "requests" {
+                continue;
+            }
+            if let Some(&(lim, lim_text)) = parsed.get(&("limits", name)) {
+                if req > lim {
+                    return Err(m.err(
+                        &at(&format!("resources.requests.{name}")),
+                        format!("`{text}` is above limits.{name} `{lim_text}`; a request must not exceed its limit"),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Kubernetes name rules (RFC 1123 and RFC 1035), as the API server's
+/// validation states them.
+mod dns {
+    const WHAT: &str =
+        "lowercase letters, digits and `-`, starting and ending with a letter or digit";
+
+    /// RFC 1123 label: namespaces, container names.
+    pub(super) fn label(s: &str) -> Result<(), String> {
+        if s.is_empty() {
+            return Err("is empty; a name is required".into());
+        }
+        if s.len() > 63 {
+            return Err(format!("is {} characters; at most 63", s.len()));
+        }
+        let ok = s
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !s.starts_with('-')
+            && !s.ends_with('-');
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("is not a DNS label: {WHAT}"))
+        }
+    }
+
+    /// RFC 1035 label: also starts with a letter (Service names).
+    pub(super) fn label_1035(s: &str) -> Result<(), String> {
+        label(s)?;
+        if !s.starts_with(|c: char| c.is_ascii_lowercase()) {
+            return Err("is not a DNS-1035 label: a Service name starts with a letter".into());
+        }
+        Ok(())
+    }
+
+    /// RFC 1123 subdomain: dot-separated labels, 253 characters at most.
+    pub(super) fn subdomain(s: &str) -> Result<(), String> {
+        if s.len() > 253 {
+            return Err(format!("is {} characters; at most 253", s.len()));
+        }
+        s.split('.')
+            .try_for_each(label)
+            .map_err(|_| format!("is not a DNS subdomain name: {WHAT}, in parts separated by `.`"))
     }
 }
 
@@ -99,19 +246,28 @@ fn check_target(m: &Manifest, i: usize, metric: &MetricSpec) -> Result<(), Input
     let quantity = |field: &str, q: &Option<Quantity>| -> Result<bool, InputError> {
         match q {
             None => Ok(false),
-            Some(q) => crate::autoscaler::parse_quantity_milli(&q.0)
-                .map(|_| true)
-                .map_err(|e| {
-                    m.err(
-                        &at(&format!(".target.{field}")),
-                        format!(
-                            "`{}` is not a Kubernetes quantity ({e}); e.g. 10, 500m, 1k",
-                            q.0
-                        ),
-                    )
-                }),
+            Some(q) => match crate::autoscaler::parse_quantity_milli(&q.0) {
+                Ok(v) if v > 0 => Ok(true),
+                Ok(_) => Err(m.err(
+                    &at(&format!(".target.{field}")),
+                    format!("`{}` must be more than 0 (upstream validation)", q.0),
+                )),
+                Err(e) => Err(m.err(
+                    &at(&format!(".target.{field}")),
+                    format!(
+                        "`{}` is not a Kubernetes quantity ({e}); e.g. 10, 500m, 1k",
+                        q.0
+                    ),
+                )),
+            },
         }
     };
+    if t.average_utilization.is_some_and(|u| u <= 0) {
+        return Err(m.err(
+            &at(".target.averageUtilization"),
+            "must be more than 0 (percent of the pods' requests)",
+        ));
+    }
     let has_avg = quantity("averageValue", &t.average_value)?;
     let has_value = quantity("value", &t.value)?;
     let ok = match t.type_.as_str() {
@@ -159,9 +315,15 @@ impl Manifests {
     pub fn load(paths: &[PathBuf]) -> Result<Self, InputError> {
         let mut items = Vec::new();
         for p in paths {
-            let text = std::fs::read_to_string(p)
-                .map_err(|e| InputError::new(p, format!("cannot read manifest: {e}")))?;
-            items.extend(parse_file(p, &text)?);
+            let text = yaml::read(p, "the manifest")?;
+            let objects = parse_file(p, &text)?;
+            if objects.is_empty() {
+                return Err(InputError::new(
+                    p,
+                    format!("the manifest file holds no object (it is empty or only comments); supported: {SUPPORTED}"),
+                ));
+            }
+            items.extend(objects);
         }
         let m = Manifests { items };
         m.validate()?;
@@ -274,14 +436,19 @@ impl Manifests {
     }
 
     fn validate(&self) -> Result<(), InputError> {
+        self.validate_names()?;
         for (m, d) in self.deployments() {
             let spec = d
                 .spec
                 .as_ref()
                 .ok_or_else(|| m.err("spec", "is required"))?;
-            if spec.replicas.is_some_and(|r| r < 0) {
-                return Err(m.err("spec.replicas", "must be ≥ 0"));
+            if spec.replicas.is_some_and(|r| !(0..=MAX_PODS).contains(&r)) {
+                return Err(m.err(
+                    "spec.replicas",
+                    format!("must be from 0 to {MAX_PODS} (the embedded cluster's pod limit)"),
+                ));
             }
+            check_containers(m, spec)?;
             let sel = spec.selector.match_labels.clone().unwrap_or_default();
             let labels = spec
                 .template
@@ -308,8 +475,11 @@ impl Manifests {
                     format!("{min} is not allowed: minReplicas must be ≥ 1"),
                 ));
             }
-            if spec.max_replicas < 1 {
-                return Err(m.err("spec.maxReplicas", "must be ≥ 1"));
+            if !(1..=MAX_PODS).contains(&spec.max_replicas) {
+                return Err(m.err(
+                    "spec.maxReplicas",
+                    format!("must be from 1 to {MAX_PODS} (the embedded cluster's pod limit)"),
+                ));
             }
             if spec.max_replicas < min {
                 return Err(m.err(
@@ -409,22 +579,135 @@ impl Manifests {
                 check_target(m, i, metric)?;
             }
         }
+        for (m, svc) in self.services() {
+            check_service(m, svc)?;
+        }
         for (m, r) in self.routes() {
-            for (i, rule) in r.spec.rules.iter().flatten().enumerate() {
-                for (j, b) in rule.backend_refs.iter().flatten().enumerate() {
-                    if b.kind.as_deref().is_some_and(|k| k != "Service") {
+            self.check_route(m, r)?;
+        }
+        Ok(())
+    }
+
+    /// Routing that cannot work is refused, not run: the local gateway
+    /// would answer 404 or 503 to every request while the sim, which does
+    /// not route, would scale happily. So both refuse it here.
+    fn check_route(&self, m: &Manifest, r: &HttpRoute) -> Result<(), InputError> {
+        let rules = r.spec.rules.as_deref().unwrap_or_default();
+        if rules.is_empty() {
+            return Err(m.err(
+                "spec.rules",
+                "the route has no rules, so no request reaches a backend; add one with backendRefs",
+            ));
+        }
+        for (i, rule) in rules.iter().enumerate() {
+            let refs = rule.backend_refs.as_deref().unwrap_or_default();
+            if refs.is_empty() {
+                return Err(m.err(
+                    &format!("spec.rules[{i}]"),
+                    "the rule has no backendRefs: the gateway would answer 500 to what it matches",
+                ));
+            }
+            for (j, b) in refs.iter().enumerate() {
+                let at = |k: &str| format!("spec.rules[{i}].backendRefs[{j}].{k}");
+                if b.kind.as_deref().is_some_and(|k| k != "Service") {
+                    return Err(m.err(&at("kind"), "only Service backends are supported"));
+                }
+                let Some((sm, svc)) = self.services().find(|(sm, _)| sm.name() == b.name) else {
+                    return Err(m.err(
+                        &at("name"),
+                        format!("no Service named `{}` in the manifests", b.name),
+                    ));
+                };
+                let ports: Vec<i32> = svc
+                    .spec
+                    .iter()
+                    .flat_map(|sp| sp.ports.iter().flatten())
+                    .map(|p| p.port)
+                    .collect();
+                match b.port {
+                    Some(port) if ports.contains(&port) => {}
+                    Some(port) => {
                         return Err(m.err(
-                            &format!("spec.rules[{i}].backendRefs[{j}].kind"),
-                            "only Service backends are supported",
-                        ));
+                            &at("port"),
+                            format!(
+                                "Service {} ({}:{}) has no port {port}; its ports: {}",
+                                b.name,
+                                sm.file.display(),
+                                sm.line,
+                                join(&ports)
+                            ),
+                        ))
                     }
-                    if !self.services().any(|(sm, _)| sm.name() == b.name) {
+                    None => {
                         return Err(m.err(
-                            &format!("spec.rules[{i}].backendRefs[{j}].name"),
-                            format!("no Service named `{}` in the manifests", b.name),
-                        ));
+                            &at("port"),
+                            format!(
+                                "is required for a Service backend; Service {} has {}",
+                                b.name,
+                                join(&ports)
+                            ),
+                        ))
                     }
                 }
+                let selector = svc
+                    .spec
+                    .as_ref()
+                    .and_then(|sp| sp.selector.clone())
+                    .unwrap_or_default();
+                let selects = self.deployments().any(|(_, d)| {
+                    let labels = d
+                        .spec
+                        .as_ref()
+                        .and_then(|sp| sp.template.metadata.as_ref())
+                        .and_then(|md| md.labels.clone())
+                        .unwrap_or_default();
+                    selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+                });
+                if !selects {
+                    return Err(sm.err(
+                        "spec.selector",
+                        format!(
+                            "selects no pod of any Deployment in the manifests, so route {} has no endpoints; match the pod template's labels",
+                            m.name()
+                        ),
+                    ));
+                }
+            }
+        }
+        // What else the local gateway refuses (regular expressions, filters, ...).
+        crate::backend::local::gateway::check_routes(std::slice::from_ref(r))
+            .map_err(|e| m.err(&e.field, e.message))
+    }
+
+    /// Names as the API server requires them, and no two objects of one
+    /// kind with the same namespace and name (the second would overwrite
+    /// the first when applied).
+    fn validate_names(&self) -> Result<(), InputError> {
+        for (i, m) in self.items.iter().enumerate() {
+            let md = m.metadata();
+            let name = md.name.as_deref().unwrap_or_default();
+            // Services become DNS names of their own: RFC 1035 labels.
+            let rule = if matches!(m.object, Object::Service(_)) {
+                dns::label_1035(name)
+            } else {
+                dns::subdomain(name)
+            };
+            rule.map_err(|why| m.err("metadata.name", format!("`{name}` {why}")))?;
+            if let Some(ns) = &md.namespace {
+                dns::label(ns)
+                    .map_err(|why| m.err("metadata.namespace", format!("`{ns}` {why}")))?;
+            }
+            let key = |x: &Manifest| (x.kind(), x.metadata().namespace.clone(), x.name());
+            if let Some(first) = self.items[..i].iter().find(|x| key(x) == key(m)) {
+                return Err(m.err(
+                    "metadata.name",
+                    format!(
+                        "a second {} named `{name}`; the first is at {}:{}",
+                        m.kind(),
+                        first.file.display(),
+                        first.line
+                    ),
+                ));
             }
         }
         Ok(())
@@ -452,16 +735,16 @@ pub fn parse_file(path: &Path, text: &str) -> Result<Vec<Manifest>, InputError> 
         };
         let object = match (api, kind) {
             ("apps/v1", "Deployment") => {
-                Object::Deployment(Box::new(yaml::from_str(path, &doc).map_err(shift)?))
+                Object::Deployment(Box::new(yaml::from_str_strict(path, &doc).map_err(shift)?))
             }
             ("v1", "Service") => {
-                Object::Service(Box::new(yaml::from_str(path, &doc).map_err(shift)?))
+                Object::Service(Box::new(yaml::from_str_strict(path, &doc).map_err(shift)?))
             }
             ("autoscaling/v2", "HorizontalPodAutoscaler") => {
-                Object::Hpa(Box::new(yaml::from_str(path, &doc).map_err(shift)?))
+                Object::Hpa(Box::new(yaml::from_str_strict(path, &doc).map_err(shift)?))
             }
             ("gateway.networking.k8s.io/v1", "HTTPRoute") => {
-                Object::HttpRoute(Box::new(yaml::from_str(path, &doc).map_err(shift)?))
+                Object::HttpRoute(Box::new(yaml::from_str_strict(path, &doc).map_err(shift)?))
             }
             _ => {
                 return Err(InputError::new(

@@ -85,6 +85,7 @@ impl Prepared {
                 .field("spec.scaleTargetRef.name")
             })?;
         let (deployment, deployment_file) = (deployment.clone(), dm.file.clone());
+        check_against_hpa(&loaded, &hpa)?;
         let host = s.target.host.clone().or_else(|| {
             route
                 .spec
@@ -116,6 +117,61 @@ impl Prepared {
     pub fn route_key(&self) -> String {
         route_key(&self.route)
     }
+}
+
+/// Expectations the HPA's own bounds rule out: the run could only fail them.
+fn check_against_hpa(l: &Loaded, hpa: &HorizontalPodAutoscaler) -> Result<(), InputError> {
+    let Some(spec) = hpa.spec.as_ref() else {
+        return Ok(());
+    };
+    let (min, max) = (spec.min_replicas.unwrap_or(1), spec.max_replicas);
+    let name = hpa.metadata.name.as_deref().unwrap_or_default();
+    let err = |field: String, msg: String| {
+        InputError::new(&l.path, msg)
+            .field(field.clone())
+            .at(crate::yaml::nearest_line(&l.text, &field), None)
+    };
+    use scenario::Expectation as E;
+    for (i, e) in l.scenario.expect.iter().enumerate() {
+        match e {
+            E::ScaleOut(so) if so.to > max => {
+                return Err(err(
+                    format!("expect[{i}].scale_out.to"),
+                    format!(
+                        "{} is above maxReplicas {max} of HorizontalPodAutoscaler {name}: it can never scale there",
+                        so.to
+                    ),
+                ))
+            }
+            E::ScaleIn(si) if si.to < min => {
+                return Err(err(
+                    format!("expect[{i}].scale_in.to"),
+                    format!(
+                        "{} is below minReplicas {min} of HorizontalPodAutoscaler {name}: it never scales below {min}",
+                        si.to
+                    ),
+                ))
+            }
+            E::MinReplicas(n) if *n > max => {
+                return Err(err(
+                    format!("expect[{i}].min_replicas"),
+                    format!(
+                        "{n} is above maxReplicas {max} of HorizontalPodAutoscaler {name}: it could never hold"
+                    ),
+                ))
+            }
+            E::MaxReplicas(n) if *n < min => {
+                return Err(err(
+                    format!("expect[{i}].max_replicas"),
+                    format!(
+                        "{n} is below minReplicas {min} of HorizontalPodAutoscaler {name}: it could never hold"
+                    ),
+                ))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// `namespace/name` of a route.

@@ -2,6 +2,11 @@
 //! serde_norway gives the location, serde_path_to_error the field path.
 //! Checks that run after decoding (cross-field rules) find their line with
 //! `line_of`, a small block-style path walker.
+//!
+//! Before any parsing, `read` and `check_shape` bound the input (size,
+//! nesting depth) so a hostile file costs linear time, and turn the cases
+//! where the parser's own message misleads (a directory, a symlink loop, a
+//! BOM, a tab in indentation, a duplicate key) into plain ones.
 
 use std::path::Path;
 
@@ -9,10 +14,268 @@ use serde::de::DeserializeOwned;
 
 use crate::error::InputError;
 
+/// Largest YAML file read (scenario or manifest); real ones are a few KiB.
+pub const MAX_FILE_BYTES: u64 = 1 << 20;
+/// Deepest nesting of mappings and lists, block and flow together. The
+/// parser takes quadratic time on deep flow nesting, so this is checked
+/// on the text before parsing.
+pub const MAX_DEPTH: usize = 64;
+
+/// Reads a YAML file: refuses what is not a regular file or is too large
+/// (before reading it), and drops a UTF-8 byte-order mark.
+pub fn read(path: &Path, what: &str) -> Result<String, InputError> {
+    let meta = std::fs::metadata(path).map_err(|e| {
+        // ELOOP: following the link never ends.
+        if e.raw_os_error() == Some(libc::ELOOP) {
+            InputError::new(path, format!("{what} is a symbolic link loop, not a file"))
+        } else {
+            InputError::new(path, format!("cannot read {what}: {e}"))
+        }
+    })?;
+    if meta.is_dir() {
+        return Err(InputError::new(
+            path,
+            format!("{what} is a directory; give a YAML file"),
+        ));
+    }
+    if !meta.is_file() {
+        return Err(InputError::new(
+            path,
+            format!("{what} is not a regular file (a device, a pipe or a socket)"),
+        ));
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(InputError::new(
+            path,
+            format!(
+                "{what} is {} bytes; the limit is {MAX_FILE_BYTES} (1 MiB)",
+                meta.len()
+            ),
+        ));
+    }
+    let bytes = std::fs::read(path)
+        .map_err(|e| InputError::new(path, format!("cannot read {what}: {e}")))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let line = e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+        InputError::new(path, format!("{what} is not UTF-8 text (byte {at})")).at(Some(line), None)
+    })?;
+    Ok(strip_bom(text))
+}
+
+/// A leading byte-order mark is legal YAML; dropping it keeps line lookups
+/// and the text shown back to the user clean.
+pub fn strip_bom(text: String) -> String {
+    match text.strip_prefix('\u{feff}') {
+        Some(rest) => rest.to_string(),
+        None => text,
+    }
+}
+
+/// Size and nesting depth, measured on the text in one linear pass, so
+/// that nothing pathological reaches the parser. Block depth follows the
+/// indentation (each `- ` opens a level too), flow depth the brackets
+/// outside quotes and comments.
+pub fn check_shape(file: &Path, text: &str) -> Result<(), InputError> {
+    if text.len() as u64 > MAX_FILE_BYTES {
+        return Err(InputError::new(
+            file,
+            format!(
+                "is {} bytes; the limit is {MAX_FILE_BYTES} (1 MiB)",
+                text.len()
+            ),
+        ));
+    }
+    let too_deep = |line: usize| {
+        InputError::new(
+            file,
+            format!("nesting deeper than {MAX_DEPTH} levels; the limit keeps parsing fast"),
+        )
+        .at(Some(line), None)
+    };
+    let mut indents: Vec<usize> = Vec::new();
+    let mut flow = 0usize;
+    let mut quote: Option<char> = None;
+    for (i, raw) in text.lines().enumerate() {
+        let line = i + 1;
+        let trimmed = raw.trim_start_matches(' ');
+        if quote.is_none() && flow == 0 {
+            if trimmed.is_empty() || trimmed.starts_with('#') {
+                continue;
+            }
+            let mut indent = raw.len() - trimmed.len();
+            let mut body = trimmed;
+            let mut levels = 0;
+            while let Some(rest) = body.strip_prefix("- ") {
+                levels += 1;
+                indent += 2;
+                body = rest.trim_start_matches(' ');
+            }
+            while indents
+                .last()
+                .is_some_and(|&top| top >= indent - 2 * levels)
+            {
+                indents.pop();
+            }
+            indents.push(indent - 2 * levels);
+            if indents.len() + levels > MAX_DEPTH {
+                return Err(too_deep(line));
+            }
+        }
+        let mut prev = ' ';
+        let mut chars = raw.chars().peekable();
+        while let Some(c) = chars.next() {
+            match quote {
+                Some('"') if c == '\\' => {
+                    chars.next();
+                }
+                Some(q) if c == q => {
+                    // '' inside single quotes is an escaped quote.
+                    if q == '\'' && chars.peek() == Some(&'\'') {
+                        chars.next();
+                    } else {
+                        quote = None;
+                    }
+                }
+                Some(_) => {}
+                None => match c {
+                    '#' if prev == ' ' || prev == '\t' => break,
+                    // A quote opens a scalar only where a scalar may start.
+                    '"' | '\'' if matches!(prev, ' ' | '\t' | '[' | '{' | ',' | ':') => {
+                        quote = Some(c)
+                    }
+                    '[' | '{' => {
+                        flow += 1;
+                        if indents.len() + flow > MAX_DEPTH {
+                            return Err(too_deep(line));
+                        }
+                    }
+                    ']' | '}' => flow = flow.saturating_sub(1),
+                    _ => {}
+                },
+            }
+            prev = c;
+        }
+    }
+    Ok(())
+}
+
 /// Decodes one YAML document into `T`.
 pub fn from_str<T: DeserializeOwned>(file: &Path, text: &str) -> Result<T, InputError> {
+    check_shape(file, text)?;
+    check_duplicate_keys(file, text)?;
     let de = serde_norway::Deserializer::from_str(text);
-    decode(file, de)
+    decode(file, de).map_err(|e| explain_tab(text, e))
+}
+
+/// Decodes one document into `T`, also reporting every field `T` does not
+/// know, which serde would otherwise skip. The Kubernetes types skip
+/// unknown fields (as the API server does without `--validate=strict`);
+/// `serde_ignored` hands us the path of each one it skips, so a typo such
+/// as `maxReplica` is an error instead of a silent default.
+pub fn from_str_strict<T: DeserializeOwned>(file: &Path, text: &str) -> Result<T, InputError> {
+    check_shape(file, text)?;
+    check_duplicate_keys(file, text)?;
+    let mut unknown: Vec<String> = Vec::new();
+    let de = serde_norway::Deserializer::from_str(text);
+    let value: T = serde_ignored::deserialize(de, |p| {
+        let path = ignored_path(&p);
+        // The generated Gateway API types read apiVersion and kind apart
+        // (the caller has checked them already).
+        if path != "apiVersion" && path != "kind" {
+            unknown.push(path);
+        }
+    })
+    .map_err(|e| {
+        // Decode again with serde_path_to_error for the field path.
+        let de = serde_norway::Deserializer::from_str(text);
+        match decode::<T>(file, de) {
+            Err(located) => located,
+            Ok(_) => InputError::new(file, strip_location(&e.to_string())),
+        }
+    })
+    .map_err(|e| explain_tab(text, e))?;
+    if let Some(path) = unknown.first() {
+        let key = path.rsplit('.').next().unwrap_or(path);
+        return Err(InputError::new(
+            file,
+            format!("unknown field `{key}` (as `kubectl apply --validate=strict` refuses it)"),
+        )
+        .field(path.clone())
+        .at(nearest_line(text, path), None));
+    }
+    Ok(value)
+}
+
+/// `serde_ignored`'s path in our notation: `spec.metrics[0].type`.
+fn ignored_path(p: &serde_ignored::Path) -> String {
+    use serde_ignored::Path as P;
+    match p {
+        P::Root => String::new(),
+        P::Seq { parent, index } => format!("{}[{index}]", ignored_path(parent)),
+        P::Map { parent, key } => {
+            let head = ignored_path(parent);
+            if head.is_empty() {
+                key.clone()
+            } else {
+                format!("{head}.{key}")
+            }
+        }
+        P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => {
+            ignored_path(parent)
+        }
+    }
+}
+
+/// Duplicate keys are an error in YAML, but typed maps (labels, headers)
+/// keep the last one silently. Decoding into serde_norway's own `Value`
+/// refuses them, naming the key, at the duplicate's line.
+fn check_duplicate_keys(file: &Path, text: &str) -> Result<(), InputError> {
+    match serde_norway::from_str::<serde_norway::Value>(text) {
+        Err(e) if e.to_string().contains("duplicate entry") => {
+            let loc = e.location();
+            let msg = strip_location(&e.to_string());
+            let key = msg
+                .split_once("with key ")
+                .map(|(_, k)| k.to_string())
+                .unwrap_or_default();
+            let line = loc.as_ref().map(|l| l.line());
+            Err(InputError::new(
+                file,
+                format!("duplicate key {key}: each key may appear once in a mapping"),
+            )
+            .at(line, loc.as_ref().map(|l| l.column())))
+        }
+        // Other errors are reported by the typed decode, with the field path.
+        _ => Ok(()),
+    }
+}
+
+/// YAML indents with spaces only; the parser's message for a tab ("found
+/// character that cannot start any token") does not say so.
+fn explain_tab(text: &str, e: InputError) -> InputError {
+    // The parser stops at the tab or on the line after it.
+    let (from, upto) = match e.line {
+        Some(l) => (l.saturating_sub(2), l),
+        None => (0, usize::MAX),
+    };
+    let tab = text
+        .lines()
+        .enumerate()
+        .take(upto)
+        .skip(from)
+        .find(|(_, l)| {
+            let lead = &l[..l.len() - l.trim_start_matches([' ', '\t']).len()];
+            lead.contains('\t')
+        });
+    match tab {
+        Some((i, l)) => InputError::new(
+            &e.file,
+            "a tab in the indentation; YAML indents with spaces only",
+        )
+        .at(Some(i + 1), Some(l.find('\t').unwrap_or(0) + 1)),
+        None => e,
+    }
 }
 
 /// Decodes a deserializer (one document of a stream) into `T`.

@@ -56,8 +56,45 @@ pub struct Outcome {
 /// validation; touches no cluster.
 pub fn dry_run(path: &Path) -> Result<String> {
     let p = Prepared::load(path)?;
+    let (line, warning) = load_destination(&p);
+    if let Some(w) = warning {
+        eprintln!("{w}");
+    }
     // Run ids are random; the placeholder shows where it goes.
-    kube::dry_run_yaml(&p, "xxxxxx")
+    Ok(format!("# {line}\n{}", kube::dry_run_yaml(&p, "xxxxxx")?))
+}
+
+/// Where the load goes, said plainly, and a warning when `target.url`
+/// leaves this machine (load at someone else's service is not a test).
+pub fn load_destination(p: &Prepared) -> (String, Option<String>) {
+    let host = p
+        .host
+        .as_deref()
+        .map(|h| format!(" with Host: {h}"))
+        .unwrap_or_default();
+    let route = p.route_key();
+    let Some(url) = &p.scenario().target.url else {
+        return (
+            format!(
+                "load: local and sim send it to the embedded gateway on 127.0.0.1 (route {route}{host}); --backend kube needs target.url"
+            ),
+            None,
+        );
+    };
+    let line = format!(
+        "load: --backend kube sends it to {url} (target.url, route {route}{host}); local and sim use the embedded gateway on 127.0.0.1"
+    );
+    // Validation already parsed it; a failure here cannot happen.
+    let warning = scenario::target_url(url)
+        .ok()
+        .filter(|u| !scenario::is_loopback(u))
+        .map(|u| {
+            format!(
+                "warning: target.url {url} is not on this machine (host {}): --backend kube will send real load there",
+                u.host_str().unwrap_or_default()
+            )
+        });
+    (line, warning)
 }
 
 /// Checks the flags against the scenario before anything starts; the speed

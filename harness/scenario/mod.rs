@@ -16,6 +16,7 @@ use std::time::Duration;
 use crate::error::InputError;
 use crate::yaml;
 pub use schema::*;
+pub(crate) use validate::{is_loopback, target_url, MAX_PODS};
 
 /// `humantime` prints `1m 30s`; we want the compact `1m30s` as kubectl does.
 pub fn fmt_dur(d: Duration) -> String {
@@ -65,7 +66,9 @@ impl Loaded {
 
 /// Finds a scenario: the path as given, else under `scenarios/` (with or without `.yaml`).
 pub fn resolve(arg: &Path) -> Result<PathBuf, InputError> {
-    if arg.is_file() {
+    // Something there that is not a file (a directory, a symlink loop) is
+    // taken as meant, so that reading it says what it is.
+    if arg.is_file() || std::fs::symlink_metadata(arg).is_ok() {
         return Ok(arg.to_path_buf());
     }
     let mut tried = vec![arg.to_path_buf()];
@@ -88,14 +91,20 @@ pub fn resolve(arg: &Path) -> Result<PathBuf, InputError> {
 /// Reads, decodes and validates a scenario file.
 pub fn load(arg: &Path) -> Result<Loaded, InputError> {
     let path = resolve(arg)?;
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| InputError::new(&path, format!("cannot read: {e}")))?;
+    let text = yaml::read(&path, "the scenario")?;
     parse(path, text)
 }
 
 /// Decodes and validates scenario text read from `path` (manifest paths
 /// resolve against it). `sweep` calls this with edited text.
 pub fn parse(path: PathBuf, text: String) -> Result<Loaded, InputError> {
+    let text = yaml::strip_bom(text);
+    if text.trim().is_empty() {
+        return Err(InputError::new(
+            &path,
+            "the scenario file is empty; see docs/scenario.md for its fields",
+        ));
+    }
     let scenario: Scenario = yaml::from_str(&path, &text)?;
     let loaded = Loaded {
         scenario,

@@ -136,29 +136,18 @@ impl std::fmt::Debug for Gateway {
     }
 }
 
+/// Compiles `routes` as the gateway would, without listening: `validate`
+/// runs it, so a route the local gateway cannot serve is refused before
+/// any backend starts (sim and local then agree).
+pub fn check_routes(routes: &[HttpRoute]) -> Result<(), RouteError> {
+    compile(routes, &Inner::new(GatewayOptions::default())).map(|_| ())
+}
+
 impl Gateway {
     /// Validate `routes`, then listen on 127.0.0.1:0 (traffic) and another
     /// 127.0.0.1:0 (admin: `/metrics`, `/healthz`).
     pub async fn start(routes: &[HttpRoute], opts: GatewayOptions) -> anyhow::Result<Self> {
-        let inner = Arc::new(Inner {
-            table: RwLock::new(Arc::new(RouteTable::default())),
-            services: Mutex::new(HashMap::new()),
-            route_counters: Mutex::new(Vec::new()),
-            pods: Mutex::new(Vec::new()),
-            client: {
-                let mut conn = HttpConnector::new();
-                conn.set_nodelay(true);
-                conn.set_connect_timeout(Some(Duration::from_secs(2)));
-                Client::builder(TokioExecutor::new())
-                    .pool_idle_timeout(Duration::from_secs(30))
-                    .build(conn)
-            },
-            requests_total: AtomicU64::new(0),
-            no_route: AtomicU64::new(0),
-            upstream_errors: AtomicU64::new(0),
-            upstream_timeouts: AtomicU64::new(0),
-            opts,
-        });
+        let inner = Arc::new(Inner::new(opts));
         inner.set_routes(routes)?;
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .await
@@ -350,6 +339,28 @@ impl Inner {
         });
         v.push(c.clone());
         c
+    }
+
+    fn new(opts: GatewayOptions) -> Self {
+        Inner {
+            table: RwLock::new(Arc::new(RouteTable::default())),
+            services: Mutex::new(HashMap::new()),
+            route_counters: Mutex::new(Vec::new()),
+            pods: Mutex::new(Vec::new()),
+            client: {
+                let mut conn = HttpConnector::new();
+                conn.set_nodelay(true);
+                conn.set_connect_timeout(Some(Duration::from_secs(2)));
+                Client::builder(TokioExecutor::new())
+                    .pool_idle_timeout(Duration::from_secs(30))
+                    .build(conn)
+            },
+            requests_total: AtomicU64::new(0),
+            no_route: AtomicU64::new(0),
+            upstream_errors: AtomicU64::new(0),
+            upstream_timeouts: AtomicU64::new(0),
+            opts,
+        }
     }
 
     fn set_routes(&self, routes: &[HttpRoute]) -> Result<(), RouteError> {
