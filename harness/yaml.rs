@@ -239,16 +239,48 @@ fn check_duplicate_keys(file: &Path, text: &str) -> Result<(), InputError> {
                 .split_once("with key ")
                 .map(|(_, k)| k.to_string())
                 .unwrap_or_default();
-            let line = loc.as_ref().map(|l| l.line());
+            // The parser points at the mapping; the user wants the repeat.
+            let from = loc.as_ref().map(|l| l.line()).unwrap_or(1);
+            let line = repeat_line(text, from, key.trim_matches('"'));
             Err(InputError::new(
                 file,
                 format!("duplicate key {key}: each key may appear once in a mapping"),
             )
-            .at(line, loc.as_ref().map(|l| l.column())))
+            .at(line.or(Some(from)), None))
         }
         // Other errors are reported by the typed decode, with the field path.
         _ => Ok(()),
     }
+}
+
+/// The line of the second `key:` at one indentation from line `from` on,
+/// in block style; `None` in flow style (the caller keeps the mapping's line).
+fn repeat_line(text: &str, from: usize, key: &str) -> Option<usize> {
+    let mut first: Option<usize> = None;
+    for (i, raw) in text.lines().enumerate().skip(from.saturating_sub(1)) {
+        let (indent, body) = indent_and_body(raw);
+        if body.is_empty() || body.starts_with('#') {
+            continue;
+        }
+        if first.is_some_and(|f| indent < f) {
+            return None;
+        }
+        let is_key = [
+            format!("{key}:"),
+            format!("\"{key}\":"),
+            format!("'{key}':"),
+        ]
+        .iter()
+        .any(|k| body.starts_with(k.as_str()));
+        if is_key {
+            match first {
+                Some(f) if f == indent => return Some(i + 1),
+                Some(_) => {}
+                None => first = Some(indent),
+            }
+        }
+    }
+    None
 }
 
 /// YAML indents with spaces only; the parser's message for a tab ("found
@@ -454,6 +486,31 @@ spec:
         assert_eq!(line_of(DOC, "load.stages[2].ramp_to"), Some(9));
         assert_eq!(line_of(DOC, "spec.maxReplicas"), Some(13));
         assert_eq!(line_of(DOC, "spec.nothing"), None);
+    }
+
+    #[test]
+    fn depth_counts_brackets_outside_quotes_and_comments() {
+        let f = Path::new("f.yaml");
+        let deep = "[".repeat(65);
+        assert!(check_shape(f, &format!("a: {deep}\n")).is_err());
+        for ok in [
+            format!("a: \"{deep}\"\n"),
+            format!("a: '{deep}'\n"),
+            format!("a: 1 # {deep}\n"),
+            // An apostrophe inside a plain scalar opens no quote.
+            "a: don't [1, [2]]\nb: [x]\n".to_string(),
+        ] {
+            assert!(check_shape(f, &ok).is_ok(), "{ok}");
+        }
+        assert!(check_shape(f, &format!("a: don't\nb: {deep}\n")).is_err());
+    }
+
+    #[test]
+    fn a_duplicate_key_is_reported_at_the_repeat() {
+        let text = "a: 1\nm:\n  x: 1\n  n:\n    x: 2\n  x: 3\n";
+        let e = from_str::<serde_norway::Value>(Path::new("f.yaml"), text).unwrap_err();
+        assert_eq!(e.line, Some(6), "{e}");
+        assert!(e.message.contains("duplicate key \"x\""), "{e}");
     }
 
     #[test]

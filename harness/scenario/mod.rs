@@ -99,10 +99,11 @@ pub fn load(arg: &Path) -> Result<Loaded, InputError> {
 /// resolve against it). `sweep` calls this with edited text.
 pub fn parse(path: PathBuf, text: String) -> Result<Loaded, InputError> {
     let text = yaml::strip_bom(text);
-    if text.trim().is_empty() {
+    let blank = |l: &str| l.trim().is_empty() || l.trim_start().starts_with('#');
+    if text.lines().all(blank) {
         return Err(InputError::new(
             &path,
-            "the scenario file is empty; see docs/scenario.md for its fields",
+            "the scenario file is empty (or only comments); see docs/scenario.md for its fields",
         ));
     }
     let scenario: Scenario = yaml::from_str(&path, &text)?;

@@ -67,7 +67,10 @@ pub(super) fn validate(l: &Loaded) -> Result<(), InputError> {
         if host.is_empty() || hyper::header::HeaderValue::from_str(host).is_err() {
             return Err(l.err(
                 "target.host",
-                format!("`{host}` cannot be sent as a Host header; write a host name such as httpbin.example.com"),
+                format!(
+                    "`{}` cannot be sent as a Host header; write a host name such as httpbin.example.com",
+                    host.escape_debug()
+                ),
             ));
         }
     }
