@@ -126,6 +126,21 @@ impl Plan {
             }
             _ => return Err(bad("give exactly one of --rate R or --ramp FROM..TO".into())),
         };
+        // The scenario's limits: far beyond what one machine sends, and a
+        // schedule that large would keep the engine busy past any signal.
+        use crate::scenario::{MAX_DURATION, MAX_RATE};
+        if from.max(to) > MAX_RATE {
+            return Err(bad(format!(
+                "--rate/--ramp {}: at most {MAX_RATE} requests per second",
+                from.max(to)
+            )));
+        }
+        if a.duration > MAX_DURATION || a.warmup > MAX_DURATION {
+            return Err(bad(format!(
+                "--duration/--warmup: at most {}",
+                crate::scenario::fmt_dur(MAX_DURATION)
+            )));
+        }
         let duration = a.duration.as_secs_f64();
         if a.duration.is_zero() {
             return Err(bad("--duration: must be more than 0s".into()));
@@ -212,7 +227,7 @@ impl Plan {
 /// Ctrl-C or SIGTERM cut it short: the summary of what ran is still printed).
 pub async fn run(args: BenchArgs) -> Result<i32> {
     let plan = Plan::new(&args)?;
-    let summary = measure(plan, crate::signal::shutdown_signal()).await?;
+    let summary = measure(plan, crate::signal::shutdown_signal).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
@@ -226,13 +241,15 @@ pub async fn run(args: BenchArgs) -> Result<i32> {
 }
 
 /// Drives the engine, reading its stats at the end of the warm-up and then
-/// once per second, and summarises the measured part. When `interrupt`
-/// completes, sending stops; what was sent is still awaited and summarised.
-pub async fn measure(
+/// once per second, and summarises the measured part. `signals` makes a
+/// future that completes on the next Ctrl-C or SIGTERM: the first stops
+/// sending (what was sent is still awaited and summarised), a second one
+/// stops the wait for it.
+pub async fn measure<F: std::future::Future<Output = ()>>(
     plan: Plan,
-    interrupt: impl std::future::Future<Output = ()>,
+    signals: impl Fn() -> F,
 ) -> Result<summary::Summary> {
-    let mut interrupt = std::pin::pin!(interrupt);
+    let mut interrupt = std::pin::pin!(signals());
     let usage_at = || rusage::now().map_err(|e| InfraError(format!("getrusage: {e}")));
     let (warmup, duration) = (plan.setup.warmup_s, plan.setup.duration_s);
     let curve = plan.config.curve.clone();
@@ -283,12 +300,29 @@ pub async fn measure(
     if interrupted_at.is_some() {
         handle.stop();
     }
-    // The rest: a partial last second and requests still in flight.
-    while !handle.finished() {
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    // The rest: a partial last second and requests still in flight, until
+    // they end or a signal (the first, or a second after an interrupt).
+    let rest = async {
+        while !handle.finished() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    let cut = if interrupted_at.is_some() {
+        tokio::select! { _ = rest => false, _ = signals() => true }
+    } else {
+        tokio::select! { _ = rest => false, _ = &mut interrupt => true }
+    };
+    if cut {
+        handle.stop();
+        interrupted_at.get_or_insert_with(Instant::now);
     }
     measured.merge(&handle.take_interval());
-    let finished = handle.finish().await;
+    // After a cut, requests still out are not waited for.
+    let raw_log = if cut {
+        None
+    } else {
+        handle.finish().await.raw_log
+    };
     let usage = usage_at()?.since(&before);
     Ok(summary::summarize(
         plan.setup,
@@ -299,7 +333,7 @@ pub async fn measure(
             user_s: usage.user.as_secs_f64(),
             sys_s: usage.sys.as_secs_f64(),
             peak_rss_bytes: usage.max_rss_bytes,
-            raw_log: finished.raw_log.as_ref(),
+            raw_log: raw_log.as_ref(),
             interrupted_after_s: interrupted_at.map(|at| (since_t0(at) - warmup).max(0.0)),
         },
     ))

@@ -223,13 +223,16 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Validate { scenario } => {
             let p = crate::prepared::Prepared::load(&scenario)?;
             let (l, m) = (&p.loaded, &p.manifests);
+            let n = |k: usize, one: &str, many: &str| {
+                format!("{k} {}", if k == 1 { one } else { many })
+            };
             println!(
-                "{}: valid ({} stages, {} manifests with {} objects, {} expectations)",
+                "{}: valid ({}, {} with {}, {})",
                 l.path.display(),
-                l.scenario.load.stages.len(),
-                l.scenario.manifests.len(),
-                m.items.len(),
-                l.scenario.expect.len()
+                n(l.scenario.load.stages.len(), "stage", "stages"),
+                n(l.scenario.manifests.len(), "manifest", "manifests"),
+                n(m.items.len(), "object", "objects"),
+                n(l.scenario.expect.len(), "expectation", "expectations"),
             );
             let (line, warning) = crate::run::load_destination(&p);
             println!("{line}");

@@ -278,3 +278,106 @@ fn a_killed_run_rerenders_as_partial() {
     let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
     assert!(html.contains("INTERRUPTED — partial") && html.contains("NOT EVALUATED"));
 }
+
+/// Starts the drain scenario (requests that take 10 s at the pod) and
+/// returns the child with its stdout, read line by line.
+#[cfg(unix)]
+fn start_drain(
+    dir: &Path,
+) -> (
+    std::process::Child,
+    std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+) {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_autoscale-harness"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["experiment", "tests/fixtures/drain.yaml", "--no-progress"])
+        .arg("--out")
+        .arg(dir)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    (child, lines)
+}
+
+#[cfg(unix)]
+fn sigint(child: &std::process::Child) {
+    // SAFETY: signalling our own child by pid.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+}
+
+/// Reads stdout until a line containing `what`; panics at its end.
+#[cfg(unix)]
+fn read_until(
+    lines: &mut impl Iterator<Item = std::io::Result<String>>,
+    what: &str,
+) -> std::time::Instant {
+    for l in lines.by_ref() {
+        if l.unwrap().contains(what) {
+            return std::time::Instant::now();
+        }
+    }
+    panic!("the harness never printed `{what}`");
+}
+
+/// Waits for the child, at most `limit`; its exit code.
+#[cfg(unix)]
+fn wait_within(child: &mut std::process::Child, limit: std::time::Duration) -> Option<i32> {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s.code();
+        }
+        if start.elapsed() > limit {
+            child.kill().ok();
+            panic!("still running {limit:?} after the signal");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_during_the_drain_ends_it_and_writes_the_record() {
+    let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let limit = std::time::Duration::from_secs(4);
+
+    // A run that completed: one Ctrl-C while it waits for ~20 requests
+    // that each need 10 s more.
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, mut lines) = start_drain(dir.path());
+    read_until(&mut lines, "requests in flight (Ctrl-C stops the wait)");
+    sigint(&child);
+    assert_eq!(wait_within(&mut child, limit), Some(130));
+    let data = load_run(dir.path()).unwrap();
+    assert!(
+        data.meta.finished && data.meta.interrupted,
+        "{:?}",
+        data.meta
+    );
+    assert_eq!(data.samples.len(), 4);
+    assert_run_files(dir.path());
+
+    // An interrupted run: the first Ctrl-C stops the load, the second the
+    // wait for what is in flight.
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, mut lines) = start_drain(dir.path());
+    let timeline = dir.path().join("timeline.jsonl");
+    while std::fs::read_to_string(&timeline).map_or(0, |t| t.lines().count()) < 2 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    sigint(&child);
+    read_until(&mut lines, "requests in flight (Ctrl-C stops the wait)");
+    sigint(&child);
+    assert_eq!(wait_within(&mut child, limit), Some(130));
+    let data = load_run(dir.path()).unwrap();
+    assert!(
+        data.meta.finished && data.meta.interrupted,
+        "{:?}",
+        data.meta
+    );
+    assert!(data.samples.len() < 4);
+}

@@ -566,6 +566,8 @@ fn bench_command_prints_json_and_rejects_bad_flags() {
             "1s",
         ],
         &["--url", &url, "--duration", "1s"],
+        // Beyond the stated maximum (1,000,000 requests/s).
+        &["--url", &url, "--rate", "1e12", "--duration", "1s"],
     ] {
         let out = std::process::Command::new(bin)
             .arg("bench")
@@ -624,4 +626,64 @@ fn interrupted_bench_prints_what_ran_and_exits_130() {
     // Everything sent was waited for and counted.
     assert_eq!(j["requests"]["completed"], j["requests"]["sent"]);
     assert_eq!(j["requests"]["errors"], 0);
+}
+
+/// At the highest rate allowed, against a server that holds every request:
+/// SIGTERM stops the sending, a second one the wait for what is in flight,
+/// and the summary is still printed (exit 143).
+#[cfg(unix)]
+#[test]
+fn bench_at_the_maximum_rate_honours_signals() {
+    let _turn = TURNS.lock().unwrap_or_else(PoisonError::into_inner);
+    let served = Arc::new(AtomicUsize::new(0));
+    let count = served.clone();
+    let server = serve(Proto::Auto, move |_| {
+        count.fetch_add(1, Ordering::Relaxed);
+        async {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            ok()
+        }
+    });
+    let url = format!("http://{}/x", server.addr);
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_autoscale-harness"))
+        .args([
+            "bench",
+            "--url",
+            &url,
+            "--rate",
+            "1000000",
+            "--duration",
+            "60s",
+        ])
+        .args(["--timeout", "30s", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run bench");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while served.load(Ordering::Relaxed) < 100 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "bench never got going"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let term = || {
+        // SAFETY: signalling our own child by pid.
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGTERM);
+        }
+    };
+    term();
+    std::thread::sleep(Duration::from_millis(500));
+    term();
+    let started = std::time::Instant::now();
+    let out = child.wait_with_output().expect("bench output");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(143));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(j["interrupted_after_s"].as_f64().is_some(), "{j}");
 }

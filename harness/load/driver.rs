@@ -29,6 +29,14 @@ impl Engine {
         }
     }
 
+    /// Requests sent and not yet answered.
+    pub fn in_flight(&self) -> u64 {
+        match self {
+            Engine::Open(h) => h.in_flight(),
+            Engine::Closed(h) => h.in_flight(),
+        }
+    }
+
     /// Waits for the engine to finish: the run's totals, and the raw log's
     /// summary when the open engine wrote one.
     pub async fn finish(self) -> super::Finished {

@@ -9,7 +9,7 @@
 //! in response time and in `late`/`lateness`.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -175,6 +175,9 @@ struct Shared {
     /// One permit per allowed outstanding request.
     slots: Arc<Semaphore>,
     max_in_flight: usize,
+    /// Requests sent and not yet recorded. Not read off the semaphore: the
+    /// final drain's acquire_many holds permits while it waits.
+    outstanding: AtomicU64,
     stop: AtomicBool,
     stop_notify: Notify,
     raw: Option<RawLog>,
@@ -182,8 +185,7 @@ struct Shared {
 
 impl Shared {
     fn in_flight(&self) -> u64 {
-        self.max_in_flight
-            .saturating_sub(self.slots.available_permits()) as u64
+        self.outstanding.load(Ordering::Relaxed)
     }
 
     fn request_stop(&self) {
@@ -303,6 +305,7 @@ pub fn start(config: LoadConfig, t0: Instant) -> Result<LoadHandle, LoadError> {
         prepared,
         slots: Arc::new(Semaphore::new(config.max_in_flight)),
         max_in_flight: config.max_in_flight,
+        outstanding: AtomicU64::new(0),
         stop: AtomicBool::new(false),
         stop_notify: Notify::new(),
         raw,
@@ -354,6 +357,7 @@ async fn run(shared: Arc<Shared>, mut schedule: Schedule, clock: Clock) {
             match shared.slots.clone().try_acquire_owned() {
                 Ok(permit) => {
                     counts.sent += 1;
+                    shared.outstanding.fetch_add(1, Ordering::Relaxed);
                     tokio::spawn(send_one(shared.clone(), d, permit));
                 }
                 // At the cap: drop, never queue (open model).
@@ -430,6 +434,7 @@ async fn send_one(shared: Arc<Shared>, due: Due, permit: OwnedSemaphorePermit) {
     if let Some(raw) = &shared.raw {
         raw.finished(due.t, sent, done, &c);
     }
+    shared.outstanding.fetch_sub(1, Ordering::Relaxed);
     drop(permit);
 }
 

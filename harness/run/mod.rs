@@ -153,8 +153,8 @@ pub async fn experiment(opts: &Options) -> Result<Outcome> {
     if let Some(ns) = backend.namespace() {
         rec.meta_mut().hpa_name = format!("{ns}/{}", p.hpa_name());
     }
-    let signal = crate::signal::shutdown_signal();
-    let (_, verdict, interrupted) = record(&p, backend, rec, progress, opts, signal).await?;
+    let signals = crate::signal::shutdown_signal;
+    let (_, verdict, interrupted) = record(&p, backend, rec, progress, opts, signals).await?;
     Ok(Outcome {
         verdict,
         dir,
@@ -243,7 +243,7 @@ pub fn record_sim(
     };
     let rec = Recorder::create(dir, meta::run_meta(p, Kind::Sim, 1.0, seed))?;
     let backend = Box::new(SimCluster::new(p, seed)?);
-    let never = std::future::pending::<()>();
+    let never = std::future::pending::<()>;
     let (run, verdict, _) =
         futures::executor::block_on(record(p, backend, rec, progress, &opts, never))?;
     Ok((run, verdict))
@@ -253,17 +253,18 @@ pub fn record_sim(
 /// (unless the backend models it), records one sample per interval with the
 /// events since the previous one, and ends with checks and the report.
 /// Returns the run, its verdict and whether it was interrupted.
-async fn record(
+/// `signals` makes a future that completes on the next Ctrl-C or SIGTERM.
+async fn record<F: Future<Output = ()>>(
     p: &Prepared,
     mut backend: Box<dyn Backend>,
     mut rec: Recorder,
     mut progress: Progress,
     opts: &Options,
-    signal: impl Future<Output = ()>,
+    signals: impl Fn() -> F,
 ) -> Result<(RunData, Verdict, bool)> {
     let s = p.scenario();
     let dir = rec.dir().to_path_buf();
-    let mut signal = std::pin::pin!(signal);
+    let mut signal = std::pin::pin!(signals());
     // Until the target is ready, experiment time counts from the start of
     // the wait: a run that never gets there is recorded on that clock.
     rec.meta_mut().started_at = wall_clock(std::time::SystemTime::now());
@@ -340,14 +341,35 @@ async fn record(
     }
     progress.finish();
     if let Some(engine) = engine {
+        // In-flight requests get their timeout to finish; they are not
+        // counted in samples. A signal (a first one, or the second after
+        // an interrupt) ends the wait at once; the record is still written.
         engine.stop();
-        // In-flight requests get their timeout to finish; they are not counted in samples.
-        let finished = tokio::time::timeout(
-            clock.real(s.load.timeout()) + Duration::from_secs(1),
-            engine.finish(),
-        )
-        .await;
-        if let Ok(load::Finished {
+        let wait = clock.real(s.load.timeout()) + Duration::from_secs(1);
+        let in_flight = engine.in_flight();
+        if in_flight > 0 && wait > Duration::from_secs(2) {
+            println!(
+                "waiting up to {} for {in_flight} requests in flight (Ctrl-C stops the wait)",
+                scenario::fmt_dur(wait)
+            );
+        }
+        let drain = tokio::time::timeout(wait, engine.finish());
+        let finished = if interrupted {
+            // The first signal was spent on stopping the load.
+            tokio::select! {
+                f = drain => f.ok(),
+                _ = signals() => None,
+            }
+        } else {
+            tokio::select! {
+                f = drain => f.ok(),
+                _ = &mut signal => { interrupted = true; None }
+            }
+        };
+        if finished.is_none() && engine_failure.is_none() {
+            println!("stopped waiting for requests in flight; they are not in the record");
+        }
+        if let Some(load::Finished {
             raw_log: Some(raw), ..
         }) = finished
         {

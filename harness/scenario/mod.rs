@@ -17,6 +17,7 @@ use crate::error::InputError;
 use crate::yaml;
 pub use schema::*;
 pub(crate) use validate::{is_loopback, target_url, MAX_PODS};
+pub(crate) use validate::{MAX_DURATION, MAX_RATE};
 
 /// `humantime` prints `1m 30s`; we want the compact `1m30s` as kubectl does.
 pub fn fmt_dur(d: Duration) -> String {

@@ -238,11 +238,13 @@ impl Backend for LocalCluster {
                 .clock
                 .real(Duration::from_secs(2))
                 .min(Duration::from_secs(2));
-            for h in handles {
+            // All pods at once: the grace bounds the whole shutdown.
+            futures::future::join_all(handles.into_iter().map(|h| async move {
                 if let Some(h) = sole_owner(h).await {
                     h.drain_and_stop(grace).await;
                 }
-            }
+            }))
+            .await;
             self.shared.gateway.shutdown().await;
             Ok(())
         })
