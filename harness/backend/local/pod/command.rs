@@ -1,6 +1,7 @@
 //! Command pods: a program started via `sh -c` in its own process group,
 //! with the tail of its output kept, stopped by SIGTERM then SIGKILL, and
-//! its CPU and memory read from `/proc`.
+//! its CPU and memory read from `/proc`. A reaper task waits for the
+//! program to exit, whenever that is, and publishes how it ended.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -10,25 +11,30 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio::io::AsyncReadExt;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::PodStats;
+use super::{lifeline, Exit, PodStats};
 
 const TAIL_BYTES: usize = 16 * 1024;
 
+/// How long the output readers may take to reach end-of-file after the
+/// program exited, so the exit's output tail is complete.
+const OUTPUT_DRAIN: Duration = Duration::from_millis(200);
+
 pub(super) struct CommandPod {
-    child: Option<tokio::process::Child>,
     /// Process group id (= the shell's pid); always > 1.
     pgid: i32,
     tail: Arc<Mutex<VecDeque<u8>>>,
-    readers: Vec<JoinHandle<()>>,
+    /// `Some` once the program has exited and its group is gone.
+    exit: watch::Receiver<Option<Exit>>,
     /// Last CPU reading, so the counter never goes backwards when a
     /// descendant exits unreaped.
     cpu_ns: AtomicU64,
 }
 
 impl CommandPod {
-    pub(super) fn spawn(
+    pub(super) async fn spawn(
         name: &str,
         command: &str,
         env: &[(String, String)],
@@ -50,8 +56,8 @@ impl CommandPod {
             // Own process group so the whole tree can be signalled at once.
             .process_group(0)
             .kill_on_drop(true);
-        let mut child = cmd
-            .spawn()
+        let mut child = lifeline::spawn(cmd)
+            .await
             .with_context(|| format!("pod {name}: spawn `sh -c {script}`"))?;
         let pgid = child
             .id()
@@ -66,36 +72,44 @@ impl CommandPod {
         if let Some(err) = child.stderr.take() {
             readers.push(tokio::spawn(collect_tail(err, tail.clone())));
         }
+        let (tx, exit) = watch::channel(None);
+        tokio::spawn(reap(child, pgid, readers, tail.clone(), tx));
         let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
         Ok((
             Self {
-                child: Some(child),
                 pgid,
                 tail,
-                readers,
+                exit,
                 cpu_ns: AtomicU64::new(0),
             },
             addr,
         ))
     }
 
-    pub(super) fn is_running(&mut self) -> bool {
-        match &mut self.child {
-            Some(c) => matches!(c.try_wait(), Ok(None)),
-            None => false,
+    pub(super) fn is_running(&self) -> bool {
+        self.exit.borrow().is_none()
+    }
+
+    /// How the program ended, once it has (and its output is read).
+    pub(super) async fn exited(&self) -> Exit {
+        let mut rx = self.exit.clone();
+        let r = rx.wait_for(Option::is_some).await;
+        match r {
+            Ok(e) => e.clone().unwrap_or_default(),
+            // The reaper was dropped with the runtime: nothing more to learn.
+            Err(_) => Exit {
+                tail: self.output_tail(),
+                ..Exit::default()
+            },
         }
     }
 
     pub(super) fn output_tail(&self) -> String {
-        let t = self.tail.lock().unwrap_or_else(|e| e.into_inner());
-        let (a, b) = t.as_slices();
-        let mut v = a.to_vec();
-        v.extend_from_slice(b);
-        String::from_utf8_lossy(&v).into_owned()
+        tail_text(&self.tail)
     }
 
     pub(super) fn stats(&self) -> PodStats {
-        let (cpu, rss) = if self.child.is_some() {
+        let (cpu, rss) = if self.is_running() {
             proc_tree_usage(self.pgid).unwrap_or((0, 0))
         } else {
             (0, 0)
@@ -110,33 +124,67 @@ impl CommandPod {
     }
 
     pub(super) async fn stop(&mut self, grace: Duration) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        if matches!(child.try_wait(), Ok(None)) {
+        if self.is_running() {
             killpg(self.pgid, libc::SIGTERM);
-            let _ = tokio::time::timeout(grace, child.wait()).await;
+            let _ = tokio::time::timeout(grace, self.exited()).await;
         }
         // Whatever is left of the group (workers that ignored SIGTERM, or
         // outlived the shell) is killed outright.
-        killpg(self.pgid, libc::SIGKILL);
-        let _ = child.wait().await;
-        for r in self.readers.drain(..) {
-            r.abort();
+        if self.is_running() {
+            killpg(self.pgid, libc::SIGKILL);
         }
+        self.exited().await;
     }
 }
 
 impl Drop for CommandPod {
     fn drop(&mut self) {
-        if self.child.is_some() {
-            // kill_on_drop then kills and reaps the shell itself.
+        if self.is_running() {
+            // The reaper then reaps the shell and tells the guard.
             killpg(self.pgid, libc::SIGKILL);
         }
-        for r in &self.readers {
-            r.abort();
-        }
     }
+}
+
+/// Waits for the shell to exit, then kills what is left of its group (as
+/// a container's processes end with its main process), lets the output
+/// readers finish, and publishes the exit.
+async fn reap(
+    mut child: tokio::process::Child,
+    pgid: i32,
+    readers: Vec<JoinHandle<()>>,
+    tail: Arc<Mutex<VecDeque<u8>>>,
+    tx: watch::Sender<Option<Exit>>,
+) {
+    let status = child.wait().await;
+    killpg(pgid, libc::SIGKILL);
+    lifeline::forget_group(pgid);
+    let aborts: Vec<_> = readers.iter().map(JoinHandle::abort_handle).collect();
+    let _ = tokio::time::timeout(OUTPUT_DRAIN, futures::future::join_all(readers)).await;
+    // A process that left the group may still hold a pipe: stop reading.
+    for a in aborts {
+        a.abort();
+    }
+    let (code, signal) = match status {
+        Ok(s) => (
+            s.code(),
+            std::os::unix::process::ExitStatusExt::signal(&s),
+        ),
+        Err(_) => (None, None),
+    };
+    let _ = tx.send(Some(Exit {
+        code,
+        signal,
+        tail: tail_text(&tail),
+    }));
+}
+
+fn tail_text(tail: &Mutex<VecDeque<u8>>) -> String {
+    let t = tail.lock().unwrap_or_else(|e| e.into_inner());
+    let (a, b) = t.as_slices();
+    let mut v = a.to_vec();
+    v.extend_from_slice(b);
+    String::from_utf8_lossy(&v).into_owned()
 }
 
 fn killpg(pgid: i32, sig: i32) {
@@ -253,7 +301,7 @@ mod tests {
             command: "python3 -m http.server {port} --bind 127.0.0.1".into(),
             env: vec![("PYTHONUNBUFFERED".into(), "1".into())],
         };
-        let mut pod = PodHandle::start("py-0", &kind, 1.0).await.unwrap();
+        let pod = PodHandle::start("py-0", &kind, 1.0).await.unwrap();
         let pgid = match &pod.kind {
             Kind::Command(c) => c.pgid,
             Kind::Builtin { .. } => unreachable!(),
@@ -313,5 +361,50 @@ mod tests {
             }
         }
         assert!(gone, "dropped pod {pgid} left a process");
+    }
+
+    #[tokio::test]
+    async fn exit_is_published_with_status_and_output() {
+        // A background child that outlives the shell dies with it, as the
+        // processes of a container do.
+        let kind = PodSpecKind::Command {
+            command: "sleep 30 & echo listening on {port}; echo bad config >&2; exit 7".into(),
+            env: vec![],
+        };
+        let pod = PodHandle::start("crash", &kind, 1.0).await.unwrap();
+        let exit = tokio::time::timeout(Duration::from_secs(5), pod.exited())
+            .await
+            .expect("the exit is seen");
+        assert_eq!(exit.code, Some(7));
+        assert_eq!(exit.status(), "exited with code 7");
+        assert!(exit.tail.contains("listening on") && exit.tail.contains("bad config"));
+        assert!(!pod.is_running());
+        let pgid = match &pod.kind {
+            Kind::Command(c) => c.pgid,
+            Kind::Builtin { .. } => unreachable!(),
+        };
+        // SIGKILL is delivered, not awaited: give the group a moment to go.
+        let in_group = || {
+            std::fs::read_dir("/proc")
+                .unwrap()
+                .flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+                // SAFETY: getpgid only reads; a vanished pid gives -1.
+                .filter(|&pid| alive(pid) && unsafe { libc::getpgid(pid) } == pgid)
+                .count()
+        };
+        let mut left = in_group();
+        for _ in 0..50 {
+            if left == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            left = in_group();
+        }
+        assert_eq!(left, 0, "processes left in group {pgid}");
+        // Stopping an exited pod returns at once.
+        let t0 = std::time::Instant::now();
+        pod.drain_and_stop(Duration::from_secs(2)).await;
+        assert!(t0.elapsed() < Duration::from_millis(500));
     }
 }

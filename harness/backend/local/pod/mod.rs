@@ -8,13 +8,15 @@
 //!
 //! This module holds the [`PodHandle`] and its public types. The capacity
 //! model lives in `capacity`, the httpbin-compatible app in `httpbin`, command
-//! pods in `command`, and the small HTTP server and client helpers, shared
-//! with the gateway (`super::gateway`), in `http`.
+//! pods in `command` (kept from outliving the harness by `lifeline`), and
+//! the small HTTP server and client helpers, shared with the gateway
+//! (`super::gateway`), in `http`.
 
 mod capacity;
 mod command;
 pub(super) mod http;
 mod httpbin;
+mod lifeline;
 
 pub use capacity::PodModel;
 
@@ -61,6 +63,68 @@ pub struct PodStats {
     pub cpu_busy_ns: u64,
     /// Model memory (built-in) or RSS of the process tree (command).
     pub memory_bytes: u64,
+}
+
+/// How a command pod's program ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Exit {
+    /// Its exit code, if it exited by itself.
+    pub code: Option<i32>,
+    /// The signal that killed it, if one did.
+    pub signal: Option<i32>,
+    /// Its last output (stdout and stderr interleaved, at most 16 KiB).
+    pub tail: String,
+}
+
+impl Exit {
+    /// `exited with code 7`, `was killed by signal 9 (SIGKILL)`.
+    pub fn status(&self) -> String {
+        match (self.code, self.signal) {
+            (Some(c), _) => format!("exited with code {c}"),
+            (None, Some(s)) => match signal_name(s) {
+                Some(n) => format!("was killed by signal {s} ({n})"),
+                None => format!("was killed by signal {s}"),
+            },
+            (None, None) => "exited (status unknown)".into(),
+        }
+    }
+
+    /// The last `n` non-blank lines of its output, each cut to 200
+    /// characters: enough to see why it died, short enough for an event.
+    pub fn last_lines(&self, n: usize) -> Vec<String> {
+        const MAX: usize = 200;
+        let mut v: Vec<String> = self
+            .tail
+            .lines()
+            .map(str::trim_end)
+            .filter(|l| !l.trim().is_empty())
+            .rev()
+            .take(n)
+            .map(|l| match l.char_indices().nth(MAX) {
+                Some((i, _)) => format!("{}…", &l[..i]),
+                None => l.to_owned(),
+            })
+            .collect();
+        v.reverse();
+        v
+    }
+}
+
+fn signal_name(s: i32) -> Option<&'static str> {
+    Some(match s {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGTERM => "SIGTERM",
+        _ => return None,
+    })
 }
 
 /// A running pod. Dropping it stops the server / kills the process group.
@@ -124,7 +188,7 @@ impl PodHandle {
                 })
             }
             PodSpecKind::Command { command, env } => {
-                let (pod, addr) = CommandPod::spawn(name, command, env)?;
+                let (pod, addr) = CommandPod::spawn(name, command, env).await?;
                 Ok(Self {
                     name: name.to_owned(),
                     addr,
@@ -150,10 +214,20 @@ impl PodHandle {
     }
 
     /// For command pods: false once the process has exited (a "crash").
-    pub fn is_running(&mut self) -> bool {
-        match &mut self.kind {
+    pub fn is_running(&self) -> bool {
+        match &self.kind {
             Kind::Builtin { .. } => true,
             Kind::Command(c) => c.is_running(),
+        }
+    }
+
+    /// Resolves when a command pod's program has exited (by itself or
+    /// killed), its process group is gone and its output read; never for a
+    /// built-in pod.
+    pub async fn exited(&self) -> Exit {
+        match &self.kind {
+            Kind::Builtin { .. } => std::future::pending().await,
+            Kind::Command(c) => c.exited().await,
         }
     }
 
@@ -209,6 +283,26 @@ mod tests {
         )
         .await
         .unwrap()
+    }
+
+    #[test]
+    fn exit_status_and_last_lines() {
+        let e = Exit {
+            code: Some(7),
+            signal: None,
+            tail: "a\n\nb\r\nc  \n".into(),
+        };
+        assert_eq!(e.status(), "exited with code 7");
+        assert_eq!(e.last_lines(2), ["b", "c"]);
+        assert_eq!(e.last_lines(9), ["a", "b", "c"]);
+        let k = Exit {
+            signal: Some(9),
+            tail: "x".repeat(300),
+            ..Exit::default()
+        };
+        assert_eq!(k.status(), "was killed by signal 9 (SIGKILL)");
+        assert_eq!(k.last_lines(1)[0].chars().count(), 201);
+        assert_eq!(Exit::default().status(), "exited (status unknown)");
     }
 
     #[tokio::test]
