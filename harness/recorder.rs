@@ -86,6 +86,13 @@ pub struct PodSample {
     pub memory_bytes: u64,
     #[serde(default)]
     pub in_flight: u64,
+    /// Times its container was restarted after exiting (restartCount).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub restarts: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -39,6 +39,13 @@ pub(crate) struct Pod<P> {
     /// terminating pod keeps while it drains).
     pub(crate) ready_since: Option<f64>,
     pub(crate) terminating_since: Option<f64>,
+    /// When its container last started (the first start or a restart).
+    pub(crate) last_start: Option<f64>,
+    /// When its container last exited (Ready went False then).
+    pub(crate) exited: Option<f64>,
+    /// Times its container was restarted after exiting (restartCount).
+    pub(crate) restarts: u32,
+    pub(crate) backoff: super::restart::BackOff,
     /// (requests, CPU ns) at the previous observation, for per-sample rates.
     pub(crate) last: Option<(u64, u64)>,
     pub(crate) rt: P,
@@ -50,8 +57,13 @@ impl<P> Pod<P> {
         self.phase == Phase::Running && self.ready_since.is_some()
     }
 
-    fn view(&self) -> (Phase, Option<f64>, f64) {
-        (self.phase, self.ready_since, self.created)
+    fn view(&self) -> Ranked {
+        Ranked {
+            phase: self.phase,
+            ready_since: self.ready_since,
+            restarts: self.restarts,
+            created: self.created,
+        }
     }
 }
 
@@ -67,7 +79,10 @@ pub(crate) enum Resize {
 /// `None` when the count is already right.
 pub(crate) fn resize<P>(pods: &[Pod<P>], want: i32, rs: &str) -> Option<(Resize, String)> {
     let view: Vec<_> = pods.iter().map(Pod::view).collect();
-    let active = view.iter().filter(|p| p.0 != Phase::Terminating).count() as i32;
+    let active = view
+        .iter()
+        .filter(|p| p.phase != Phase::Terminating)
+        .count() as i32;
     if active == want {
         return None;
     }
@@ -84,25 +99,38 @@ pub(crate) fn resize<P>(pods: &[Pod<P>], want: i32, rs: &str) -> Option<(Resize,
     ))
 }
 
-/// Indices of the non-terminating pods, given as (phase, ready since,
-/// created), in the order the ReplicaSet controller deletes them: pending
-/// before running, unready before ready, the most recently ready first, then
-/// the newest.
-fn scale_in_order(pods: &[(Phase, Option<f64>, f64)]) -> Vec<usize> {
+/// What the ReplicaSet controller ranks pods by on scale-in.
+struct Ranked {
+    phase: Phase,
+    ready_since: Option<f64>,
+    restarts: u32,
+    created: f64,
+}
+
+/// Indices of the non-terminating pods in the order the ReplicaSet
+/// controller deletes them: pending before running, unready before ready,
+/// the most recently ready first, more restarts first, then the newest.
+fn scale_in_order(pods: &[Ranked]) -> Vec<usize> {
     let mut order: Vec<usize> = (0..pods.len())
-        .filter(|&i| pods[i].0 != Phase::Terminating)
+        .filter(|&i| pods[i].phase != Phase::Terminating)
         .collect();
     order.sort_by(|&a, &b| {
         let (pa, pb) = (&pods[a], &pods[b]);
-        let rank = |p: &(Phase, Option<f64>, f64)| (p.0 == Phase::Running, p.1.is_some());
+        let rank = |p: &Ranked| (p.phase == Phase::Running, p.ready_since.is_some());
         rank(pa)
             .cmp(&rank(pb))
             .then_with(|| {
-                pb.1.unwrap_or(0.0)
-                    .partial_cmp(&pa.1.unwrap_or(0.0))
+                pb.ready_since
+                    .unwrap_or(0.0)
+                    .partial_cmp(&pa.ready_since.unwrap_or(0.0))
                     .unwrap_or(std::cmp::Ordering::Equal)
             })
-            .then_with(|| pb.2.partial_cmp(&pa.2).unwrap_or(std::cmp::Ordering::Equal))
+            .then_with(|| pb.restarts.cmp(&pa.restarts))
+            .then_with(|| {
+                pb.created
+                    .partial_cmp(&pa.created)
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            })
     });
     order
 }
@@ -157,7 +185,8 @@ pub(crate) fn pod_info<P>(cfg: &Config, p: &Pod<P>, at: f64) -> PodInfo {
             } else {
                 ConditionStatus::False
             },
-            last_transition: ms(ready_since.unwrap_or(s)),
+            // Ready went False when the container last exited, if it has.
+            last_transition: ms(ready_since.or(before(p.exited)).unwrap_or(s)),
         }),
         containers: vec![ContainerInfo {
             name: cfg.container.clone(),
@@ -180,9 +209,24 @@ mod tests {
             started: Some(created),
             ready_since: ready,
             terminating_since: None,
+            last_start: Some(created),
+            exited: None,
+            restarts: 0,
+            backoff: Default::default(),
             last: None,
             rt: (),
         }
+    }
+
+    #[test]
+    fn scale_in_takes_more_restarts_before_newer() {
+        let mut crashing = pod(Phase::Running, None, 0.0);
+        crashing.restarts = 3;
+        let pods = vec![crashing, pod(Phase::Running, None, 20.0)];
+        let Some((Resize::Delete(v), _)) = resize(&pods, 1, "rs") else {
+            panic!("expected a scale-in")
+        };
+        assert_eq!(v, vec![0]);
     }
 
     #[test]

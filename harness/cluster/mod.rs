@@ -10,11 +10,13 @@
 //! - [`metrics`]: scrapes and windows (metrics-server, Prometheus + adapter).
 //! - [`scaler`]: the seam where the HPA (and later other scalers) decide.
 //! - [`observe`]: what one sample records of the pods and replicas.
+//! - [`restart`]: containers that exit: not ready, an event, restart with back-off.
 
 pub(crate) mod config;
 pub(crate) mod deployment;
 pub(crate) mod metrics;
 pub(crate) mod observe;
+pub(crate) mod restart;
 pub(crate) mod scaler;
 
 use std::sync::Arc;
@@ -25,6 +27,7 @@ use rand::SeedableRng;
 pub(crate) use config::Config;
 pub(crate) use deployment::{Phase, Pod, Resize};
 use metrics::{History, PodCounters, Snapshot};
+pub(crate) use restart::Exited;
 use scaler::{Scaler, View};
 
 use crate::recorder::{Event, HpaSample};
@@ -85,7 +88,7 @@ pub(crate) struct Core<P> {
     scaler: Box<dyn Scaler>,
     pub(crate) status: ScalerStatus,
     /// Why pods failed to start, for the ready gate.
-    failures: Vec<String>,
+    pub(super) failures: Vec<String>,
     rng: rand::rngs::StdRng,
 }
 
@@ -171,6 +174,7 @@ impl<P> Core<P> {
         }
         p.phase = Phase::Running;
         p.started = Some(t);
+        p.last_start = Some(t);
         true
     }
 
@@ -216,6 +220,10 @@ impl<P> Core<P> {
                         started: None,
                         ready_since: None,
                         terminating_since: None,
+                        last_start: None,
+                        exited: None,
+                        restarts: 0,
+                        backoff: Default::default(),
                         last: None,
                         rt,
                     });

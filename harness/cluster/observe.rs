@@ -41,6 +41,7 @@ impl<P> Core<P> {
                 cpu_utilization: cpu_request.map(|r| cpu_millicores / r as f64 * 100.0),
                 memory_bytes: r.memory_bytes,
                 in_flight: r.in_flight,
+                restarts: p.restarts,
             });
         }
         let replicas = Replicas {

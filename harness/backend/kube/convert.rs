@@ -135,6 +135,18 @@ pub fn is_ready(p: &Pod) -> bool {
         .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
+/// The pod's container restarts, summed as `kubectl get pods` shows them.
+fn restarts(p: &Pod) -> u32 {
+    p.status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .map_or(0, |cs| {
+            cs.iter()
+                .map(|c| u32::try_from(c.restart_count).unwrap_or(0))
+                .sum()
+        })
+}
+
 /// Replica counts as the local backend reports them.
 pub fn replicas(
     d: Option<&Deployment>,
@@ -194,6 +206,7 @@ pub fn pod_samples(
                     .map(|r| cpu / r as f64 * 100.0),
                 memory_bytes: mem,
                 in_flight: 0,
+                restarts: restarts(p),
             }
         })
         .collect();

@@ -20,7 +20,7 @@ use super::{Backend, BoxFuture, LoadTarget, Observation};
 use crate::clock::Clock;
 use crate::cluster::metrics::PodCounters;
 use crate::cluster::observe::Reading;
-use crate::cluster::{Config, Core, Gate, Pod, Resize, Timers, GATE_POLL};
+use crate::cluster::{Config, Core, Exited, Gate, Pod, Resize, Timers, GATE_POLL};
 use crate::error::InfraError;
 use crate::prepared::Prepared;
 use gateway::{Endpoint, Gateway, GatewayOptions};
@@ -39,12 +39,15 @@ impl AtomicF64 {
     }
 }
 
-/// What the local backend keeps per pod: its server once started, and the
-/// task that starts and probes it.
+/// What the local backend keeps per pod: its server while its container
+/// runs, and the task that starts, probes and restarts it.
 #[derive(Default)]
 pub(crate) struct LocalPod {
     handle: Option<Arc<PodHandle>>,
-    startup: Option<AbortHandle>,
+    life: Option<AbortHandle>,
+    /// Real CPU ns of the pod's exited containers, so that its counter
+    /// does not go back to 0 when a container is restarted.
+    cpu_before_ns: u64,
 }
 
 struct Shared {
@@ -75,13 +78,14 @@ impl Shared {
             .collect()
     }
 
-    /// A pod's counters, CPU in experiment time.
+    /// A pod's counters, CPU in experiment time; `None` before its first
+    /// start. Between an exit and a restart its counters stand still.
     fn reading(&self, counts: &HashMap<String, u64>, p: &Pod<LocalPod>) -> Option<Reading> {
-        let h = p.rt.handle.as_ref()?;
-        let s = h.stats();
+        p.started?;
+        let s = p.rt.handle.as_ref().map(|h| h.stats()).unwrap_or_default();
         Some(Reading {
             requests: counts.get(&p.name).copied().unwrap_or(0),
-            cpu_ns: self.clock.experiment_ns(s.cpu_busy_ns),
+            cpu_ns: self.clock.experiment_ns(p.rt.cpu_before_ns + s.cpu_busy_ns),
             memory_bytes: s.memory_bytes,
             in_flight: s.in_flight,
         })
@@ -226,7 +230,7 @@ impl Backend for LocalCluster {
             let handles: Vec<Arc<PodHandle>> = {
                 let mut core = self.shared.lock();
                 for p in &core.pods {
-                    if let Some(a) = &p.rt.startup {
+                    if let Some(a) = &p.rt.life {
                         a.abort();
                     }
                 }
@@ -293,10 +297,11 @@ fn reconcile(sh: &Arc<Shared>, now: f64) {
         match plan {
             Resize::Create(_) => {
                 let task = tokio::spawn(pod_lifecycle(sh.clone(), p.name.clone(), now));
-                p.rt.startup = Some(task.abort_handle());
+                p.rt.life = Some(task.abort_handle());
             }
             Resize::Delete(_) => {
-                if let Some(a) = p.rt.startup.take() {
+                // Its container's exit is now expected: nobody restarts it.
+                if let Some(a) = p.rt.life.take() {
                     a.abort();
                 }
                 tokio::spawn(terminate(sh.clone(), p.name.clone(), p.rt.handle.clone()));
@@ -307,45 +312,97 @@ fn reconcile(sh: &Arc<Shared>, now: f64) {
     update_endpoints(sh, now);
 }
 
-/// Pending → (start-up delay) → Running → (readiness probe) → Ready. Each
+/// Pending → (start-up delay) → Running → (readiness probe) → Ready, and
+/// for as long as the pod lives: when its container exits, out of the
+/// endpoints at once, then restarted after kubelet's back-off. Each
 /// transition is stamped with its scheduled instant, as the sim does, so
-/// that both make the same decisions.
+/// that both make the same decisions; an exit with the instant it was seen.
 async fn pod_lifecycle(sh: Arc<Shared>, name: String, created: f64) {
-    let start = sh.lock().start_due(created);
-    sh.clock.sleep_until(start).await;
-    let handle = match PodHandle::start(&name, &sh.pod_kind, sh.clock.speed()).await {
-        Ok(h) => Arc::new(h),
-        Err(e) => {
-            let msg = format!("pod {name} failed to start: {e:#}");
-            sh.lock().pod_failed(start, &name, msg);
-            return;
+    let mut start = sh.lock().start_due(created);
+    let mut first = true;
+    loop {
+        sh.clock.sleep_until(start).await;
+        let handle = match PodHandle::start(&name, &sh.pod_kind, sh.clock.speed()).await {
+            Ok(h) => Arc::new(h),
+            Err(e) => {
+                let msg = format!("pod {name} failed to start: {e:#}");
+                sh.lock().pod_failed(start, &name, msg);
+                return;
+            }
+        };
+        {
+            let mut core = sh.lock();
+            let Some(i) = core.find(&name) else { return };
+            let started = if first {
+                core.mark_running(i, start)
+            } else {
+                core.container_restarted(i, start)
+            };
+            if !started {
+                return;
+            }
+            core.pods[i].rt.handle = Some(handle.clone());
         }
-    };
-    {
-        let mut core = sh.lock();
-        match core.find(&name).filter(|&i| core.mark_running(i, start)) {
-            Some(i) => core.pods[i].rt.handle = Some(handle.clone()),
-            None => return,
+        first = false;
+        tokio::select! {
+            ready = probe_until_ready(&sh, &handle, start) => {
+                {
+                    let mut core = sh.lock();
+                    if let Some(i) = core.find(&name) {
+                        core.mark_ready(i, ready);
+                    }
+                }
+                update_endpoints(&sh, ready);
+                handle.gone().await;
+            }
+            _ = handle.gone() => {}
         }
+        // Out of the endpoints first: its output is read to the end (a
+        // moment) only for the record. Stamped when seen, to the ms.
+        let now = (sh.clock.now() * 1000.0).round() / 1000.0;
+        {
+            let mut core = sh.lock();
+            let Some(i) = core.find(&name) else { return };
+            let rt = &mut core.pods[i].rt;
+            rt.cpu_before_ns += handle.stats().cpu_busy_ns;
+            rt.handle = None;
+        }
+        update_endpoints(&sh, now);
+        let exit = handle.exited().await;
+        drop(handle);
+        let restart = {
+            let mut core = sh.lock();
+            let Some(i) = core.find(&name) else { return };
+            let (status, output) = (exit.status(), exit.last_lines(EXIT_LINES));
+            let exited = Exited {
+                status: &status,
+                output: &output,
+            };
+            match core.container_exited(i, now, exited) {
+                Some(t) => t,
+                None => return,
+            }
+        };
+        start = restart;
     }
-    // Probe until the first success; the built-in server answers health
-    // probes outside its capacity model, so a ready pod stays ready.
+}
+
+/// How many lines of an exited container's output the record keeps.
+const EXIT_LINES: usize = 10;
+
+/// Probes until the first success and returns its scheduled instant; the
+/// built-in server answers health probes outside its capacity model, so a
+/// ready pod stays ready (a command pod's exit is watched instead).
+async fn probe_until_ready(sh: &Shared, handle: &PodHandle, start: f64) -> f64 {
     let mut k = 0;
-    let ready = loop {
+    loop {
         let due = sh.lock().probe_due(start, k);
         sh.clock.sleep_until(due).await;
         if handle.probe(&sh.cfg.probe_path).await {
-            break due;
+            return due;
         }
         k += 1;
-    };
-    {
-        let mut core = sh.lock();
-        if let Some(i) = core.find(&name).filter(|&i| core.mark_ready(i, ready)) {
-            core.pods[i].rt.startup = None;
-        }
     }
-    update_endpoints(&sh, ready);
 }
 
 /// Out of the endpoints at once, then drain in-flight requests and stop.
@@ -403,20 +460,25 @@ fn update_endpoints(sh: &Arc<Shared>, now: f64) {
 
 /// One scrape of the pods' and routes' counters for the metrics pipeline.
 fn scrape(sh: &Shared, t: f64) {
-    let handles: Vec<(String, Arc<PodHandle>)> = sh
+    // A pod whose container has exited is not scraped until it restarts,
+    // as metrics-server has nothing from a container that is not running.
+    let handles: Vec<(String, Arc<PodHandle>, u64)> = sh
         .lock()
         .pods
         .iter()
-        .filter_map(|p| p.rt.handle.clone().map(|h| (p.name.clone(), h)))
+        .filter_map(|p| {
+            let h = p.rt.handle.clone()?;
+            Some((p.name.clone(), h, p.rt.cpu_before_ns))
+        })
         .collect();
     let gw = sh.gateway.stats();
     let pods = handles
         .iter()
-        .map(|(name, h)| {
+        .map(|(name, h, before)| {
             let s = h.stats();
             PodCounters {
                 name: name.clone(),
-                cpu_ns: sh.clock.experiment_ns(s.cpu_busy_ns),
+                cpu_ns: sh.clock.experiment_ns(before + s.cpu_busy_ns),
                 requests: gw
                     .pods
                     .iter()

@@ -26,8 +26,9 @@ pub(super) struct CommandPod {
     /// Process group id (= the shell's pid); always > 1.
     pgid: i32,
     tail: Arc<Mutex<VecDeque<u8>>>,
-    /// `Some` once the program has exited and its group is gone.
-    exit: watch::Receiver<Option<Exit>>,
+    /// `None` while the program runs; then how it ended, and whether its
+    /// output has been read to the end.
+    exit: watch::Receiver<Option<(Exit, bool)>>,
     /// Last CPU reading, so the counter never goes backwards when a
     /// descendant exits unreaped.
     cpu_ns: AtomicU64,
@@ -90,13 +91,21 @@ impl CommandPod {
         self.exit.borrow().is_none()
     }
 
-    /// How the program ended, once it has (and its output is read).
+    /// Resolves as soon as the program has exited and its group is killed.
+    pub(super) async fn gone(&self) {
+        let mut rx = self.exit.clone();
+        // An error means the reaper was dropped with the runtime: gone too.
+        let _ = rx.wait_for(Option::is_some).await;
+    }
+
+    /// How the program ended, once it has and its output is read.
     pub(super) async fn exited(&self) -> Exit {
         let mut rx = self.exit.clone();
-        let r = rx.wait_for(Option::is_some).await;
+        let r = rx
+            .wait_for(|e| e.as_ref().is_some_and(|(_, complete)| *complete))
+            .await;
         match r {
-            Ok(e) => e.clone().unwrap_or_default(),
-            // The reaper was dropped with the runtime: nothing more to learn.
+            Ok(e) => e.as_ref().map(|(e, _)| e.clone()).unwrap_or_default(),
             Err(_) => Exit {
                 tail: self.output_tail(),
                 ..Exit::default()
@@ -147,36 +156,32 @@ impl Drop for CommandPod {
 }
 
 /// Waits for the shell to exit, then kills what is left of its group (as
-/// a container's processes end with its main process), lets the output
-/// readers finish, and publishes the exit.
+/// a container's processes end with its main process) and publishes the
+/// exit at once (the pod leaves the endpoints), then again with its output
+/// read to the end (for the record).
 async fn reap(
     mut child: tokio::process::Child,
     pgid: i32,
     readers: Vec<JoinHandle<()>>,
     tail: Arc<Mutex<VecDeque<u8>>>,
-    tx: watch::Sender<Option<Exit>>,
+    tx: watch::Sender<Option<(Exit, bool)>>,
 ) {
     let status = child.wait().await;
     killpg(pgid, libc::SIGKILL);
     lifeline::forget_group(pgid);
+    let (code, signal) = match status {
+        Ok(s) => (s.code(), std::os::unix::process::ExitStatusExt::signal(&s)),
+        Err(_) => (None, None),
+    };
+    let exit = |tail| Exit { code, signal, tail };
+    let _ = tx.send(Some((exit(tail_text(&tail)), false)));
     let aborts: Vec<_> = readers.iter().map(JoinHandle::abort_handle).collect();
     let _ = tokio::time::timeout(OUTPUT_DRAIN, futures::future::join_all(readers)).await;
     // A process that left the group may still hold a pipe: stop reading.
     for a in aborts {
         a.abort();
     }
-    let (code, signal) = match status {
-        Ok(s) => (
-            s.code(),
-            std::os::unix::process::ExitStatusExt::signal(&s),
-        ),
-        Err(_) => (None, None),
-    };
-    let _ = tx.send(Some(Exit {
-        code,
-        signal,
-        tail: tail_text(&tail),
-    }));
+    let _ = tx.send(Some((exit(tail_text(&tail)), true)));
 }
 
 fn tail_text(tail: &Mutex<VecDeque<u8>>) -> String {

@@ -133,7 +133,14 @@ fn arm_death_signal(cmd: &mut Command) {
     // (async-signal-safe) and allocates nothing on success.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
                 return Err(std::io::Error::last_os_error());
             }
             // The harness may have died between fork and prctl: then no
@@ -176,7 +183,14 @@ mod tests {
             .spawn()
             .unwrap();
         let mut w = guard.stdin.take().unwrap();
-        write!(w, "+ {}\n+ {}\n- {}\n", kept.id(), forgotten.id(), forgotten.id()).unwrap();
+        write!(
+            w,
+            "+ {}\n+ {}\n- {}\n",
+            kept.id(),
+            forgotten.id(),
+            forgotten.id()
+        )
+        .unwrap();
         drop(w);
         guard.wait().unwrap();
         let status = kept.wait().unwrap();
@@ -185,7 +199,10 @@ mod tests {
             Some(libc::SIGKILL)
         );
         std::thread::sleep(Duration::from_millis(50));
-        assert!(forgotten.try_wait().unwrap().is_none(), "forgotten group killed");
+        assert!(
+            forgotten.try_wait().unwrap().is_none(),
+            "forgotten group killed"
+        );
         forgotten.kill().unwrap();
         forgotten.wait().unwrap();
     }

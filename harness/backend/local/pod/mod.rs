@@ -221,8 +221,17 @@ impl PodHandle {
         }
     }
 
-    /// Resolves when a command pod's program has exited (by itself or
-    /// killed), its process group is gone and its output read; never for a
+    /// Resolves as soon as a command pod's program has exited (by itself or
+    /// killed) and its process group is killed; never for a built-in pod.
+    pub async fn gone(&self) {
+        match &self.kind {
+            Kind::Builtin { .. } => std::future::pending().await,
+            Kind::Command(c) => c.gone().await,
+        }
+    }
+
+    /// How a command pod's program ended, once it has and its output is
+    /// read to the end (a moment after [`PodHandle::gone`]); never for a
     /// built-in pod.
     pub async fn exited(&self) -> Exit {
         match &self.kind {
