@@ -11,6 +11,7 @@
 use std::path::Path;
 
 use serde::de::DeserializeOwned;
+use serde::Deserialize as _;
 
 use crate::error::InputError;
 
@@ -158,6 +159,36 @@ pub fn check_shape(file: &Path, text: &str) -> Result<(), InputError> {
         }
     }
     Ok(())
+}
+
+/// Refuses a stream of several documents where one is expected, at the
+/// line of the second one's `---` (serde would read only the first, or
+/// give a message without a line).
+pub fn one_document(file: &Path, text: &str, what: &str) -> Result<(), InputError> {
+    check_shape(file, text)?;
+    // After a syntax error the document iterator yields errors forever:
+    // look at two documents at most, and leave errors to the typed decode.
+    let mut docs = serde_norway::Deserializer::from_str(text);
+    let (Some(first), Some(_)) = (docs.next(), docs.next()) else {
+        return Ok(());
+    };
+    if serde::de::IgnoredAny::deserialize(first).is_err() {
+        return Ok(());
+    }
+    let mut content = false;
+    let second = text.lines().enumerate().find_map(|(i, l)| {
+        let sep = l == "---" || l.starts_with("--- ");
+        if sep && content {
+            return Some(i + 1);
+        }
+        content |= !sep && !l.trim().is_empty() && !l.trim_start().starts_with('#');
+        None
+    });
+    Err(InputError::new(
+        file,
+        format!("a second YAML document begins here (`---`); {what} is one document"),
+    )
+    .at(second, None))
 }
 
 /// Decodes one YAML document into `T`.

@@ -233,6 +233,7 @@ const CORPUS: &[(&str, &str)] = &[
     ("messages/bom-then-unknown-field.yaml", "`retries`"),
     ("messages/tab-indentation.yaml", "a tab in the indentation"),
     ("messages/duplicate-key.yaml", "duplicate key"),
+    ("messages/two-documents.yaml", "a second YAML document"),
     ("messages/duplicate-header.yaml", "duplicate key"),
     ("messages/empty.yaml", "is empty"),
     ("messages/only-comments.yaml", "is empty"),

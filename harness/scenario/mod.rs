@@ -107,6 +107,7 @@ pub fn parse(path: PathBuf, text: String) -> Result<Loaded, InputError> {
             "the scenario file is empty (or only comments); see docs/scenario.md for its fields",
         ));
     }
+    yaml::one_document(&path, &text, "a scenario")?;
     let scenario: Scenario = yaml::from_str(&path, &text)?;
     let loaded = Loaded {
         scenario,
