@@ -495,12 +495,21 @@ pub fn table(v: &Verdict) -> String {
             match c.outcome() {
                 Outcome::Passed => "pass".to_string(),
                 Outcome::Failed => "FAIL".to_string(),
-                Outcome::NotEvaluated => format!(
-                    "not evaluated: {}",
-                    c.not_evaluated.as_deref().unwrap_or_default()
-                ),
+                Outcome::NotEvaluated => "not evaluated".to_string(),
             }
         ));
+    }
+    // Reasons under the table, each once: inside, they would wrap every row.
+    let mut reasons: Vec<&str> = Vec::new();
+    for c in &v.checks {
+        if let Some(r) = c.not_evaluated.as_deref() {
+            if c.outcome() == Outcome::NotEvaluated && !reasons.contains(&r) {
+                reasons.push(r);
+            }
+        }
+    }
+    for r in reasons {
+        out.push_str(&format!("not evaluated: {r}\n"));
     }
     let failed = v.count(Outcome::Failed);
     let undecided = v.count(Outcome::NotEvaluated);

@@ -339,25 +339,39 @@ fn wait_within(child: &mut std::process::Child, limit: std::time::Duration) -> O
     }
 }
 
+/// Once the harness says it waits for requests in flight, one Ctrl-C ends
+/// it within 4 s with exit 130 and a finished record marked interrupted.
 #[cfg(unix)]
-#[test]
-fn ctrl_c_during_the_drain_ends_it_and_writes_the_record() {
-    let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let limit = std::time::Duration::from_secs(4);
-
-    // A run that completed: one Ctrl-C while it waits for ~20 requests
-    // that each need 10 s more.
-    let dir = tempfile::tempdir().unwrap();
-    let (mut child, mut lines) = start_drain(dir.path());
-    read_until(&mut lines, "requests in flight (Ctrl-C stops the wait)");
-    sigint(&child);
-    assert_eq!(wait_within(&mut child, limit), Some(130));
-    let data = load_run(dir.path()).unwrap();
+fn cut_the_wait(
+    child: &mut std::process::Child,
+    lines: &mut impl Iterator<Item = std::io::Result<String>>,
+    dir: &Path,
+) -> autoscale_harness::recorder::RunData {
+    read_until(lines, "requests in flight (Ctrl-C stops the wait)");
+    sigint(child);
+    assert_eq!(
+        wait_within(child, std::time::Duration::from_secs(4)),
+        Some(130)
+    );
+    let data = load_run(dir).unwrap();
     assert!(
         data.meta.finished && data.meta.interrupted,
         "{:?}",
         data.meta
     );
+    data
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_during_the_drain_ends_it_and_writes_the_record() {
+    let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+
+    // A run that completed: one Ctrl-C while it waits for ~20 requests
+    // that each need 10 s more.
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, mut lines) = start_drain(dir.path());
+    let data = cut_the_wait(&mut child, &mut lines, dir.path());
     assert_eq!(data.samples.len(), 4);
     assert_run_files(dir.path());
 
@@ -370,14 +384,6 @@ fn ctrl_c_during_the_drain_ends_it_and_writes_the_record() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     sigint(&child);
-    read_until(&mut lines, "requests in flight (Ctrl-C stops the wait)");
-    sigint(&child);
-    assert_eq!(wait_within(&mut child, limit), Some(130));
-    let data = load_run(dir.path()).unwrap();
-    assert!(
-        data.meta.finished && data.meta.interrupted,
-        "{:?}",
-        data.meta
-    );
+    let data = cut_the_wait(&mut child, &mut lines, dir.path());
     assert!(data.samples.len() < 4);
 }
