@@ -499,17 +499,11 @@ pub fn table(v: &Verdict) -> String {
             }
         ));
     }
-    // Reasons under the table, each once: inside, they would wrap every row.
-    let mut reasons: Vec<&str> = Vec::new();
+    // Reasons under the table: inside, they would wrap every row.
     for c in &v.checks {
-        if let Some(r) = c.not_evaluated.as_deref() {
-            if c.outcome() == Outcome::NotEvaluated && !reasons.contains(&r) {
-                reasons.push(r);
-            }
+        if let (Outcome::NotEvaluated, Some(r)) = (c.outcome(), c.not_evaluated.as_deref()) {
+            out.push_str(&format!("{}: not evaluated: {r}\n", c.name));
         }
-    }
-    for r in reasons {
-        out.push_str(&format!("not evaluated: {r}\n"));
     }
     let failed = v.count(Outcome::Failed);
     let undecided = v.count(Outcome::NotEvaluated);
