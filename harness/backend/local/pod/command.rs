@@ -289,6 +289,14 @@ mod tests {
     use super::super::{Kind, PodHandle, PodSpecKind};
     use super::*;
 
+    /// The process group of a command pod.
+    fn group_of(pod: &PodHandle) -> i32 {
+        match &pod.kind {
+            Kind::Command(c) => c.pgid,
+            Kind::Builtin { .. } => unreachable!("a command pod"),
+        }
+    }
+
     fn alive(pid: i32) -> bool {
         std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .map(|s| {
@@ -307,10 +315,7 @@ mod tests {
             env: vec![("PYTHONUNBUFFERED".into(), "1".into())],
         };
         let pod = PodHandle::start("py-0", &kind, 1.0).await.unwrap();
-        let pgid = match &pod.kind {
-            Kind::Command(c) => c.pgid,
-            Kind::Builtin { .. } => unreachable!(),
-        };
+        let pgid = group_of(&pod);
         let mut ready = false;
         for _ in 0..100 {
             if pod.probe("/").await {
@@ -341,10 +346,7 @@ mod tests {
             env: vec![],
         };
         let pod = PodHandle::start("stubborn", &kind, 1.0).await.unwrap();
-        let pgid = match &pod.kind {
-            Kind::Command(c) => c.pgid,
-            Kind::Builtin { .. } => unreachable!(),
-        };
+        let pgid = group_of(&pod);
         tokio::time::sleep(Duration::from_millis(100)).await;
         let t0 = std::time::Instant::now();
         pod.drain_and_stop(Duration::from_millis(200)).await;
@@ -352,10 +354,7 @@ mod tests {
         assert!(!alive(pgid));
 
         let pod = PodHandle::start("dropped", &kind, 1.0).await.unwrap();
-        let pgid = match &pod.kind {
-            Kind::Command(c) => c.pgid,
-            Kind::Builtin { .. } => unreachable!(),
-        };
+        let pgid = group_of(&pod);
         drop(pod);
         let mut gone = false;
         for _ in 0..50 {
@@ -384,10 +383,7 @@ mod tests {
         assert_eq!(exit.status(), "exited with code 7");
         assert!(exit.tail.contains("listening on") && exit.tail.contains("bad config"));
         assert!(!pod.is_running());
-        let pgid = match &pod.kind {
-            Kind::Command(c) => c.pgid,
-            Kind::Builtin { .. } => unreachable!(),
-        };
+        let pgid = group_of(&pod);
         // SIGKILL is delivered, not awaited: give the group a moment to go.
         let in_group = || {
             std::fs::read_dir("/proc")
