@@ -69,7 +69,7 @@ impl Manifest {
             Object::HttpRoute(o) => &o.metadata,
         }
     }
-    fn err(&self, field: &str, msg: impl Into<String>) -> InputError {
+    pub(crate) fn err(&self, field: &str, msg: impl Into<String>) -> InputError {
         let line = yaml::nearest_line(&self.text, field).map(|l| l + self.line - 1);
         InputError::new(&self.file, msg)
             .field(format!("{} {}: {field}", self.kind(), self.name()))

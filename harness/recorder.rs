@@ -136,6 +136,42 @@ pub struct HpaSample {
     pub conditions: Vec<ConditionSample>,
 }
 
+/// A workload other than the scale target during one sample: the gateway's
+/// instances when the scenario's HPA scales the backend, or the backend
+/// behind a gateway tier that is the scale target.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TierSample {
+    pub deployment: String,
+    /// `gateway` or `backend`.
+    pub role: String,
+    pub replicas: Replicas,
+    pub pods: Vec<PodSample>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hpa: Option<HpaSample>,
+}
+
+/// A workload of the embedded cluster, as `run.json` names it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TierMeta {
+    pub deployment: String,
+    /// `gateway` or `backend`.
+    pub role: String,
+    /// The scenario's HPA scales it: the samples' main fields are its own.
+    pub target: bool,
+    /// One pod's CPU limit and request, where the pod template sets them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_limit_millicores: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_request_millicores: Option<f64>,
+    /// The HPA that scales it and its bounds, if one does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hpa: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_replicas: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_replicas: Option<i32>,
+}
+
 /// One line of timeline.jsonl: what happened during `(t - interval, t]`.
 /// Counts are per sample; with the default 1 s interval they read as rates.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -184,6 +220,9 @@ pub struct Sample {
     pub pods: Vec<PodSample>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hpa: Option<HpaSample>,
+    /// The cluster's other workloads (a gateway tier and the backend).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tiers: Vec<TierSample>,
 }
 
 impl Sample {
@@ -291,6 +330,10 @@ pub struct RunMeta {
     /// without Prometheus); the pods' `qps` are then not measurements.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_qps_unobservable: Option<String>,
+    /// The cluster's workloads, when it runs more than the scale target
+    /// (a gateway tier in front of the backend).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tiers: Vec<TierMeta>,
     /// harness version, host, etc.
     #[serde(default)]
     pub environment: BTreeMap<String, String>,

@@ -12,7 +12,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use crate::load::IntervalStats;
-use crate::recorder::{Event, HpaSample, PodSample, Replicas};
+use crate::recorder::{Event, HpaSample, PodSample, Replicas, TierSample};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Kind {
@@ -51,6 +51,8 @@ pub struct Observation {
     pub hpa: Option<HpaSample>,
     /// Events since the previous observation, in order.
     pub events: Vec<Event>,
+    /// The cluster's other workloads than the scale target.
+    pub tiers: Vec<TierSample>,
     /// The sample's load statistics, from a backend that models the load
     /// itself (sim); the others leave it to the load engine.
     pub load: Option<IntervalStats>,

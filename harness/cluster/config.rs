@@ -12,9 +12,10 @@ use super::deployment::template_hash;
 use super::metrics::Windows;
 use crate::autoscaler::{parse_quantity_milli, ControllerConfig, Millis};
 use crate::error::InputError;
-use crate::prepared::{route_key, Prepared};
+use crate::prepared::{route_key, Prepared, Role};
 
 pub(crate) struct Config {
+    pub(crate) role: Role,
     pub(crate) deployment: String,
     pub(crate) replica_set: String,
     pub(crate) container: String,
@@ -27,7 +28,8 @@ pub(crate) struct Config {
     pub(crate) grace: Duration,
     /// Services in front of the pods: (name, port).
     pub(crate) services: Vec<(String, u16)>,
-    pub(crate) hpa: HorizontalPodAutoscaler,
+    /// The HPA that scales this Deployment, if one does.
+    pub(crate) hpa: Option<HorizontalPodAutoscaler>,
     /// The scale subresource's selector, e.g. `app=httpbin`.
     pub(crate) selector: String,
     pub(crate) controller: ControllerConfig,
@@ -47,15 +49,14 @@ pub(crate) struct Config {
 }
 
 impl Config {
-    pub(crate) fn new(p: &Prepared) -> Result<Self, InputError> {
+    /// The settings of tier `tier` of `p.tiers`.
+    pub(crate) fn new(p: &Prepared, tier: usize) -> Result<Self, InputError> {
         let s = p.scenario();
-        let hpa = p.hpa.clone();
-        let deploy_name = hpa
-            .spec
-            .as_ref()
-            .map(|sp| sp.scale_target_ref.name.clone())
-            .unwrap_or_default();
-        let dspec = p.deployment.spec.clone().unwrap_or_default();
+        let t = &p.tiers[tier];
+        let gateway = t.role == Role::Gateway;
+        let hpa = t.hpa.clone();
+        let deploy_name = t.name().to_owned();
+        let dspec = t.deployment.spec.clone().unwrap_or_default();
         let template_labels = dspec
             .template
             .metadata
@@ -65,7 +66,7 @@ impl Config {
         let pod_spec = dspec.template.spec.clone().unwrap_or_default();
         let Some(container) = pod_spec.containers.first().cloned() else {
             return Err(
-                InputError::new(&p.deployment_file, "the pod template has no containers").field(
+                InputError::new(&t.file, "the pod template has no containers").field(
                     format!("Deployment {deploy_name}: spec.template.spec.containers"),
                 ),
             );
@@ -81,11 +82,12 @@ impl Config {
                 .and_then(|q| parse_quantity_milli(&q.0).ok())
         };
         let probe = container.readiness_probe.clone();
-        let probe_path = s
-            .local
-            .pods
-            .readiness_path
-            .clone()
+        let readiness_path = if gateway {
+            None
+        } else {
+            s.local.pods.readiness_path.clone()
+        };
+        let probe_path = readiness_path
             .or_else(|| {
                 probe
                     .as_ref()
@@ -93,7 +95,10 @@ impl Config {
                     .and_then(|g| g.path.clone())
             })
             .unwrap_or_else(|| {
-                if s.local.pods.command.is_some() {
+                if gateway {
+                    // The instance's admin listener, as Envoy's /ready.
+                    "/ready".into()
+                } else if s.local.pods.command.is_some() {
                     "/".into()
                 } else {
                     "/health".into()
@@ -151,13 +156,26 @@ impl Config {
             ..ControllerConfig::default()
         };
         let mt = &s.local.metrics;
+        let startup_delay = if gateway {
+            s.local.gateway.startup_delay
+        } else {
+            s.local.pods.startup_delay
+        };
+        // `target.replicas` sizes the tier the scenario's HPA scales.
+        let initial_replicas = if tier == p.target_tier() {
+            s.target.replicas.or(dspec.replicas)
+        } else {
+            dspec.replicas
+        }
+        .unwrap_or(1);
         Ok(Config {
+            role: t.role,
             replica_set: format!("{deploy_name}-{}", template_hash(&deploy_name)),
             deployment: deploy_name,
             container: container.name.clone(),
             cpu_request_milli: request("cpu"),
             memory_request_milli: request("memory"),
-            startup_delay: s.local.pods.startup_delay,
+            startup_delay,
             probe_path,
             probe_period,
             probe_initial_delay,
@@ -183,7 +201,7 @@ impl Config {
             },
             routes,
             target_route: p.route_key(),
-            initial_replicas: s.target.replicas.or(dspec.replicas).unwrap_or(1),
+            initial_replicas,
             history_keep: mt.window.max(mt.resource_window).as_secs_f64()
                 + 2.0 * mt.scrape_interval.as_secs_f64(),
             ready_timeout: s.local.ready_timeout,

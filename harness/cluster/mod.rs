@@ -85,7 +85,8 @@ pub(crate) struct Core<P> {
     /// Events in cluster time, waiting for the next observation.
     events: Vec<Event>,
     history: History,
-    scaler: Box<dyn Scaler>,
+    /// What scales this Deployment; none holds it at its size.
+    scaler: Option<Box<dyn Scaler>>,
     pub(crate) status: ScalerStatus,
     /// Why pods failed to start, for the ready gate.
     pub(super) failures: Vec<String>,
@@ -94,11 +95,13 @@ pub(crate) struct Core<P> {
 
 impl<P> Core<P> {
     pub(crate) fn new(cfg: Arc<Config>, seed: u64) -> Self {
-        let scaler = Box::new(scaler::hpa::HpaScaler::new(
-            cfg.hpa.clone(),
-            cfg.selector.clone(),
-            cfg.controller,
-        ));
+        let scaler = cfg.hpa.clone().map(|hpa| {
+            Box::new(scaler::hpa::HpaScaler::new(
+                hpa,
+                cfg.selector.clone(),
+                cfg.controller,
+            )) as Box<dyn Scaler>
+        });
         Self {
             spec_replicas: cfg.initial_replicas,
             pods: Vec::new(),
@@ -107,6 +110,8 @@ impl<P> Core<P> {
             scaler,
             status: ScalerStatus {
                 desired: cfg.initial_replicas,
+                // Nothing to wait for when nothing scales it.
+                active: cfg.hpa.is_none(),
                 ..Default::default()
             },
             failures: Vec::new(),
@@ -259,17 +264,24 @@ impl<P> Core<P> {
     /// One scaler sync at its scheduled instant `now`. Returns whether it
     /// changed spec.replicas (the driver then reconciles).
     pub(crate) fn sync(&mut self, now: f64) -> bool {
+        if self.scaler.is_none() {
+            return false;
+        }
         let pods: Vec<_> = self
             .pods
             .iter()
             .map(|p| deployment::pod_info(&self.cfg, p, now))
             .collect();
         let snap = Snapshot::build(&self.history, &self.cfg.windows, &self.cfg.routes);
-        let d = self.scaler.sync(
+        let current = self.current();
+        let Some(scaler) = self.scaler.as_mut() else {
+            return false;
+        };
+        let d = scaler.sync(
             now,
             &View {
                 spec_replicas: self.spec_replicas,
-                current: self.current(),
+                current,
                 pods: &pods,
                 metrics: &snap,
             },

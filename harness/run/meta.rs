@@ -2,7 +2,7 @@
 
 use crate::backend::Kind;
 use crate::prepared::Prepared;
-use crate::recorder::RunMeta;
+use crate::recorder::{RunMeta, TierMeta};
 
 pub(super) fn run_meta(p: &Prepared, backend: Kind, speed: f64, seed: u64) -> RunMeta {
     let s = p.scenario();
@@ -29,10 +29,36 @@ pub(super) fn run_meta(p: &Prepared, backend: Kind, speed: f64, seed: u64) -> Ru
         max_replicas: hpa_spec.max_replicas,
         interrupted: false,
         pod_qps_unobservable: None,
+        tiers: tiers(p),
         finished: false,
         ended_at_s: 0.0,
         environment: environment(),
     }
+}
+
+/// The workloads, when the cluster runs a gateway tier besides the backend.
+fn tiers(p: &Prepared) -> Vec<TierMeta> {
+    if p.gateway_tier().is_none() {
+        return Vec::new();
+    }
+    let target = p.target_tier();
+    p.tiers
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let spec = t.hpa.as_ref().and_then(|h| h.spec.as_ref());
+            TierMeta {
+                deployment: t.name().to_owned(),
+                role: t.role.name().to_owned(),
+                target: i == target,
+                cpu_limit_millicores: t.cpu_limit_milli().map(|m| m as f64),
+                cpu_request_millicores: t.cpu_request_milli().map(|m| m as f64),
+                hpa: t.hpa.as_ref().and_then(|h| h.metadata.name.clone()),
+                min_replicas: spec.map(|s| s.min_replicas.unwrap_or(1)),
+                max_replicas: spec.map(|s| s.max_replicas),
+            }
+        })
+        .collect()
 }
 
 fn environment() -> std::collections::BTreeMap<String, String> {

@@ -145,7 +145,7 @@ pub async fn experiment(opts: &Options) -> Result<Outcome> {
     )?;
     let mut progress = Progress::new(p.scenario().duration.as_secs_f64(), opts.progress);
     progress.message(&headline(&p, opts, &dir));
-    let backend = match open(&p, opts, &mut progress).await {
+    let backend = match open(&p, opts, &dir, &mut progress).await {
         Ok(b) => b,
         // Nothing was created; the record says why it is empty.
         Err(e) => return Err(abandon(rec, &p, Vec::new(), e)),
@@ -188,7 +188,12 @@ fn headline(p: &Prepared, opts: &Options, dir: &Path) -> String {
 }
 
 /// Opens the backend the options name.
-async fn open(p: &Prepared, opts: &Options, progress: &mut Progress) -> Result<Box<dyn Backend>> {
+async fn open(
+    p: &Prepared,
+    opts: &Options,
+    dir: &Path,
+    progress: &mut Progress,
+) -> Result<Box<dyn Backend>> {
     let s = p.scenario();
     Ok(match opts.backend {
         Kind::Kube => {
@@ -209,7 +214,8 @@ async fn open(p: &Prepared, opts: &Options, progress: &mut Progress) -> Result<B
             Box::new(c)
         }
         Kind::Local => {
-            let c = LocalCluster::start(p, opts.speed, opts.seed).await?;
+            let targets = dir.join("targets.json");
+            let c = LocalCluster::start(p, opts.speed, opts.seed, Some(targets)).await?;
             progress.message(&format!(
                 "embedded cluster: gateway {} (metrics {}); waiting for pods and HPA",
                 c.target().map(|t| t.base_url).unwrap_or_default(),

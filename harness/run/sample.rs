@@ -56,6 +56,7 @@ pub(super) fn build(
         replicas: obs.replicas,
         pods: obs.pods,
         hpa: obs.hpa,
+        tiers: obs.tiers,
     }
 }
 

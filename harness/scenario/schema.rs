@@ -496,6 +496,10 @@ fn default_ready_timeout() -> Duration {
 pub struct Local {
     #[serde(default)]
     pub pods: Pods,
+    /// How the embedded cluster runs the gateway's instances, when the
+    /// manifests declare a gateway Deployment.
+    #[serde(default)]
+    pub gateway: GatewayInstances,
     #[serde(default)]
     pub metrics: Metrics,
     #[serde(default)]
@@ -510,6 +514,7 @@ impl Default for Local {
     fn default() -> Self {
         Local {
             pods: Pods::default(),
+            gateway: GatewayInstances::default(),
             metrics: Metrics::default(),
             controller: Controller::default(),
             ready_timeout: default_ready_timeout(),
@@ -577,6 +582,57 @@ impl Default for PodModel {
             memory_base_mib: default_memory_base(),
         }
     }
+}
+
+/// How the embedded cluster runs a gateway instance: a real proxy whose
+/// capacity is its CPU. Each request costs `cpu_per_request` of CPU on one
+/// of `concurrency` workers (the paper's Node.js gateway: one event loop);
+/// a CPU limit below `concurrency` cores slows every worker as the kernel's
+/// CFS quota would (docs/scenario.md, the gateway tier).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayInstances {
+    #[serde(default)]
+    pub model: GatewayModel,
+    /// Time from creation until the instance is started and probed.
+    #[serde(default = "default_startup", with = "humantime_serde")]
+    pub startup_delay: Duration,
+}
+
+impl Default for GatewayInstances {
+    fn default() -> Self {
+        Self {
+            model: GatewayModel::default(),
+            startup_delay: default_startup(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayModel {
+    /// Workers that process requests at once (1: an event loop).
+    #[serde(default = "default_gateway_concurrency")]
+    pub concurrency: usize,
+    /// CPU one proxied request costs the instance.
+    #[serde(default = "default_cpu_per_request", with = "humantime_serde")]
+    pub cpu_per_request: Duration,
+    #[serde(default = "default_memory_base")]
+    pub memory_base_mib: u64,
+}
+
+impl Default for GatewayModel {
+    fn default() -> Self {
+        Self {
+            concurrency: default_gateway_concurrency(),
+            cpu_per_request: default_cpu_per_request(),
+            memory_base_mib: default_memory_base(),
+        }
+    }
+}
+
+fn default_gateway_concurrency() -> usize {
+    1
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

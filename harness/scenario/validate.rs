@@ -130,6 +130,35 @@ pub(super) fn validate(l: &Loaded) -> Result<(), InputError> {
             ),
         ));
     }
+    let g = &s.local.gateway;
+    if !(1..=MAX_CONCURRENCY).contains(&g.model.concurrency) {
+        return Err(l.err(
+            "local.gateway.model.concurrency",
+            format!("must be from 1 to {MAX_CONCURRENCY}"),
+        ));
+    }
+    if g.model.cpu_per_request.is_zero() {
+        return Err(l.err(
+            "local.gateway.model.cpu_per_request",
+            "must be more than 0s: an instance's capacity is its CPU",
+        ));
+    }
+    if g.model.memory_base_mib > MAX_MEMORY_MIB {
+        return Err(l.err(
+            "local.gateway.model.memory_base_mib",
+            format!("must be at most {MAX_MEMORY_MIB} (1 TiB)"),
+        ));
+    }
+    if g.startup_delay >= s.local.ready_timeout {
+        return Err(l.err(
+            "local.gateway.startup_delay",
+            format!(
+                "{} is not shorter than local.ready_timeout {}: no instance could become ready in time",
+                fmt_dur(g.startup_delay),
+                fmt_dur(s.local.ready_timeout)
+            ),
+        ));
+    }
     if let Some(p) = &s.local.pods.readiness_path {
         url_path(p).map_err(|m| l.err("local.pods.readiness_path", m))?;
     }
@@ -351,6 +380,11 @@ fn check_durations(l: &Loaded) -> Result<(), InputError> {
         ("local.pods.termination_grace", p.termination_grace),
         ("local.pods.model.service_time", p.model.service_time),
         ("local.pods.model.cpu_per_request", p.model.cpu_per_request),
+        ("local.gateway.startup_delay", s.local.gateway.startup_delay),
+        (
+            "local.gateway.model.cpu_per_request",
+            s.local.gateway.model.cpu_per_request,
+        ),
         ("local.ready_timeout", s.local.ready_timeout),
         ("kube.ready_timeout", s.kube.ready_timeout),
         ("local.metrics.window", mt.window),

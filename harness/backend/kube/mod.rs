@@ -661,6 +661,7 @@ impl Backend for KubeCluster {
             hpa: hpa.map(|h| convert::hpa_sample(&h)),
             events,
             load: None,
+            tiers: Vec::new(),
         }
     }
 

@@ -3,16 +3,25 @@
 //! gateway routes by the HTTPRoute over the Ready pods, and the core's
 //! Deployment controller, metrics pipeline and scalers run on the
 //! experiment clock, so `--speed` compresses it whole.
+//!
+//! The gateway is either one built-in proxy, or, when the manifests declare
+//! a gateway Deployment, a workload of its own: each instance is a proxy
+//! pod with its own capacity and `/metrics`, and the gateway's Service in
+//! front balances each request over the Ready instances (the `front`).
 
 pub mod gateway;
 pub mod pod;
+mod slots;
+mod targets;
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Result;
+use gateway_api::apis::standard::httproutes::HttpRoute;
 use tokio::sync::watch;
 use tokio::task::{AbortHandle, JoinHandle};
 
@@ -22,8 +31,9 @@ use crate::cluster::metrics::PodCounters;
 use crate::cluster::observe::Reading;
 use crate::cluster::{Config, Core, Exited, Gate, Pod, Resize, Timers, GATE_POLL};
 use crate::error::InfraError;
-use crate::prepared::Prepared;
-use gateway::{Endpoint, Gateway, GatewayOptions};
+use crate::prepared::{Prepared, Role};
+use crate::recorder::TierSample;
+use gateway::{Capacity, Endpoint, Gateway, GatewayOptions};
 use pod::{PodHandle, PodModel, PodSpecKind};
 
 /// An f64 shared between tasks (its bits in an atomic).
@@ -50,32 +60,86 @@ pub(crate) struct LocalPod {
     cpu_before_ns: u64,
 }
 
+/// One workload: its settings, what its pods run, and its control plane.
+struct Tier {
+    cfg: Arc<Config>,
+    pod_kind: PodSpecKind,
+    core: Mutex<Core<LocalPod>>,
+}
+
 struct Shared {
     clock: Clock,
     /// The control loop's next instant (cluster seconds): everything
     /// scheduled before it has been done.
     control_next: AtomicF64,
-    cfg: Arc<Config>,
-    pod_kind: PodSpecKind,
-    core: Mutex<Core<LocalPod>>,
-    gateway: Gateway,
+    /// The backend first, then the gateway tier if there is one.
+    tiers: Vec<Tier>,
+    /// Where the load arrives: the built-in gateway, or the gateway tier's
+    /// Service balancing over the Ready instances.
+    front: Gateway,
+    /// Every gateway instance ever started, by pod name: their counters
+    /// outlive them (a restart or a scale-in must not lose requests).
+    instances: Mutex<Vec<(String, Arc<Gateway>)>>,
+    /// Where the gateways' admin listeners are listed for Prometheus.
+    targets_file: Option<PathBuf>,
 }
 
+const BACKEND: usize = 0;
+
 impl Shared {
-    /// The core, held briefly and never across an await.
-    fn lock(&self) -> std::sync::MutexGuard<'_, Core<LocalPod>> {
+    /// A tier's core, held briefly and never across an await.
+    fn lock(&self, tier: usize) -> std::sync::MutexGuard<'_, Core<LocalPod>> {
         // A panic in one task must not take the whole run down with a poisoned lock.
-        self.core.lock().unwrap_or_else(|e| e.into_inner())
+        self.tiers[tier]
+            .core
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Requests the gateway has sent to each pod so far.
+    /// The gateway tier's index, when there is one.
+    fn gateway_tier(&self) -> Option<usize> {
+        self.tiers.iter().position(|t| t.cfg.role == Role::Gateway)
+    }
+
+    /// Requests each pod received so far: a backend pod's from the
+    /// gateways that forwarded them, an instance's from its own counter.
     fn pod_requests(&self) -> HashMap<String, u64> {
-        self.gateway
-            .stats()
-            .pods
-            .into_iter()
-            .map(|p| (p.pod, p.requests_total))
-            .collect()
+        let mut m = HashMap::new();
+        if self.gateway_tier().is_none() {
+            for p in self.front.stats().pods {
+                m.insert(p.pod, p.requests_total);
+            }
+            return m;
+        }
+        let instances = self.instances.lock().unwrap_or_else(|e| e.into_inner());
+        for (name, gw) in instances.iter() {
+            let st = gw.stats();
+            *m.entry(name.clone()).or_insert(0) += st.requests_total;
+            for p in st.pods {
+                *m.entry(p.pod).or_insert(0) += p.requests_total;
+            }
+        }
+        m
+    }
+
+    /// Requests per route so far, over every gateway.
+    fn route_requests(&self) -> Vec<(String, u64)> {
+        let mut m: Vec<(String, u64)> = Vec::new();
+        let gws = if self.gateway_tier().is_none() {
+            vec![self.front.stats()]
+        } else {
+            let instances = self.instances.lock().unwrap_or_else(|e| e.into_inner());
+            instances.iter().map(|(_, g)| g.stats()).collect()
+        };
+        for st in gws {
+            for r in st.routes {
+                match m.iter_mut().find(|(k, _)| *k == r.route) {
+                    Some((_, n)) => *n += r.requests_total,
+                    None => m.push((r.route, r.requests_total)),
+                }
+            }
+        }
+        m
     }
 
     /// A pod's counters, CPU in experiment time; `None` before its first
@@ -97,6 +161,8 @@ pub struct LocalCluster {
     tasks: Vec<JoinHandle<()>>,
     stop: watch::Sender<bool>,
     host: Option<String>,
+    /// The tier the scenario's HPA scales.
+    target: usize,
     /// Cluster time at experiment t = 0.
     origin: f64,
     last_t: f64,
@@ -105,45 +171,63 @@ pub struct LocalCluster {
 impl LocalCluster {
     /// Builds the cluster from the prepared scenario and starts its
     /// controllers; the first pods start at once. Call `wait_ready` before
-    /// sending load.
-    pub async fn start(p: &Prepared, speed: f64, seed: u64) -> Result<Self> {
+    /// sending load. `targets_file`, if given, lists the gateways' admin
+    /// listeners for Prometheus's file service discovery.
+    pub async fn start(
+        p: &Prepared,
+        speed: f64,
+        seed: u64,
+        targets_file: Option<PathBuf>,
+    ) -> Result<Self> {
         let s = p.scenario();
         let clock = Clock::new(tokio::time::Instant::now(), speed);
-        let cfg = Arc::new(Config::new(p)?);
-        let model = &s.local.pods.model;
-        let pod_kind = match &s.local.pods.command {
-            Some(cmd) => PodSpecKind::Command {
-                command: cmd.clone(),
-                env: Vec::new(),
-            },
-            None => PodSpecKind::Builtin(PodModel {
-                concurrency: model.concurrency,
-                service_time: clock.real(model.service_time),
-                cpu_per_request: clock.real(model.cpu_per_request),
-                memory_base_bytes: model.memory_base_mib << 20,
-                memory_per_inflight_bytes: 64 << 10,
-            }),
+        let routes: Vec<HttpRoute> = p.manifests.routes().map(|(_, r)| r.clone()).collect();
+        let upstream_timeout = clock.real(s.load.timeout()) + Duration::from_secs(1);
+        let gw_options = GatewayOptions {
+            upstream_timeout,
+            time_scale: speed,
+            ..Default::default()
         };
-        let routes: Vec<_> = p.manifests.routes().map(|(_, r)| r.clone()).collect();
-        let gateway = Gateway::start(
-            &routes,
-            GatewayOptions {
-                upstream_timeout: clock.real(s.load.timeout()) + Duration::from_secs(1),
-                time_scale: speed,
-                ..Default::default()
-            },
-        )
-        .await
-        .map_err(|e| InfraError(format!("cannot start the gateway: {e:#}")))?;
+        let mut tiers = Vec::new();
+        for (i, t) in p.tiers.iter().enumerate() {
+            let cfg = Arc::new(Config::new(p, i)?);
+            let pod_kind = match t.role {
+                Role::Gateway => PodSpecKind::Gateway {
+                    routes: Arc::new(routes.clone()),
+                    options: GatewayOptions {
+                        capacity: Some(instance_capacity(p, t, &clock)),
+                        ..gw_options.clone()
+                    },
+                },
+                Role::Backend => backend_pods(p, &clock),
+            };
+            tiers.push(Tier {
+                core: Mutex::new(Core::new(cfg.clone(), seed.wrapping_add(i as u64))),
+                cfg,
+                pod_kind,
+            });
+        }
+        // With a gateway tier the front is its Service: one catch-all
+        // route to it, so every request goes to a Ready instance.
+        let front_routes = match tiers.iter().find(|t| t.cfg.role == Role::Gateway) {
+            Some(gt) => vec![service_route(&gt.cfg.services)?],
+            None => routes,
+        };
+        let front = Gateway::start(&front_routes, gw_options)
+            .await
+            .map_err(|e| InfraError(format!("cannot start the gateway: {e:#}")))?;
         let shared = Arc::new(Shared {
             clock,
             control_next: AtomicF64::default(),
-            core: Mutex::new(Core::new(cfg.clone(), seed)),
-            cfg,
-            pod_kind,
-            gateway,
+            tiers,
+            front,
+            instances: Mutex::new(Vec::new()),
+            targets_file,
         });
-        reconcile(&shared, 0.0);
+        targets::write(&shared);
+        for tier in 0..shared.tiers.len() {
+            reconcile(&shared, tier, 0.0);
+        }
         let (stop, stop_rx) = watch::channel(false);
         let tasks = vec![tokio::spawn(control_loop(shared.clone(), stop_rx))];
         Ok(Self {
@@ -151,6 +235,7 @@ impl LocalCluster {
             tasks,
             stop,
             host: p.host.clone(),
+            target: p.target_tier(),
             origin: 0.0,
             last_t: 0.0,
         })
@@ -172,30 +257,105 @@ impl LocalCluster {
             while sh.control_next.load() <= t {
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
-            match sh.lock().gate(t, "embedded cluster") {
-                Gate::Open => break t,
-                Gate::Failed(why) => return Err(InfraError(why).into()),
-                Gate::Waiting => {}
+            let gates: Vec<Gate> = (0..sh.tiers.len())
+                .map(|i| sh.lock(i).gate(t, &cluster_name(&sh.tiers[i].cfg)))
+                .collect();
+            if gates.iter().all(|g| matches!(g, Gate::Open)) {
+                break t;
+            }
+            if let Some(why) = gates.into_iter().find_map(|g| match g {
+                Gate::Failed(why) => Some(why),
+                _ => None,
+            }) {
+                return Err(InfraError(why).into());
             }
             k += 1;
         };
         self.origin = origin;
         self.last_t = origin;
         let counts = sh.pod_requests();
-        sh.lock().rebase(|p| sh.reading(&counts, p));
+        for i in 0..sh.tiers.len() {
+            sh.lock(i).rebase(|p| sh.reading(&counts, p));
+        }
         Ok(sh.clock.instant(origin))
     }
 
-    /// The gateway's Prometheus endpoint, for people who want to watch live.
+    /// The gateway's Prometheus endpoint, for people who want to watch live
+    /// (with a gateway tier: its Service's; each instance has its own).
     pub fn metrics_url(&self) -> String {
-        format!("http://{}/metrics", self.shared.gateway.admin_addr())
+        format!("http://{}/metrics", self.shared.front.admin_addr())
     }
+}
+
+/// How the embedded cluster names a tier in the ready gate's errors.
+fn cluster_name(cfg: &Config) -> String {
+    match cfg.role {
+        Role::Backend => "embedded cluster".into(),
+        Role::Gateway => format!("embedded cluster's gateway tier ({})", cfg.deployment),
+    }
+}
+
+/// What a backend pod runs: the built-in server or the scenario's command.
+fn backend_pods(p: &Prepared, clock: &Clock) -> PodSpecKind {
+    let s = p.scenario();
+    let model = &s.local.pods.model;
+    match &s.local.pods.command {
+        Some(cmd) => PodSpecKind::Command {
+            command: cmd.clone(),
+            env: Vec::new(),
+        },
+        None => PodSpecKind::Builtin(PodModel {
+            concurrency: model.concurrency,
+            service_time: clock.real(model.service_time),
+            cpu_per_request: clock.real(model.cpu_per_request),
+            memory_base_bytes: model.memory_base_mib << 20,
+            memory_per_inflight_bytes: 64 << 10,
+        }),
+    }
+}
+
+/// A gateway instance's capacity in real time: its workers, and the time
+/// one request holds a worker (the CPU it costs, stretched when the CPU
+/// limit is below one core per worker, as CFS throttling would).
+fn instance_capacity(p: &Prepared, t: &crate::prepared::Tier, clock: &Clock) -> Capacity {
+    let m = &p.scenario().local.gateway.model;
+    Capacity {
+        concurrency: m.concurrency,
+        service_time: clock.real(gateway_service_time(m, t.cpu_limit_milli())),
+        cpu_per_request: clock.real(m.cpu_per_request),
+        memory_base_bytes: m.memory_base_mib << 20,
+    }
+}
+
+/// The experiment time a request holds a gateway worker: its CPU, divided
+/// by the CPU share each worker gets under the limit (at most one core).
+pub(crate) fn gateway_service_time(
+    m: &crate::scenario::GatewayModel,
+    cpu_limit_milli: Option<i64>,
+) -> Duration {
+    let per_worker = cpu_limit_milli
+        .map(|l| l as f64 / 1000.0 / m.concurrency.max(1) as f64)
+        .unwrap_or(1.0)
+        .clamp(1e-3, 1.0);
+    m.cpu_per_request.div_f64(per_worker)
+}
+
+/// The gateway Service as a route: everything, to its first port.
+fn service_route(services: &[(String, u16)]) -> Result<HttpRoute> {
+    let Some((name, port)) = services.first() else {
+        return Err(InfraError("no Service selects the gateway's pods".into()).into());
+    };
+    let yaml = format!(
+        "metadata: {{ name: {name}-service, namespace: default }}\n\
+         spec:\n  rules:\n    - backendRefs: [{{ name: {name}, port: {port} }}]\n"
+    );
+    Ok(serde_norway::from_str(&yaml)?)
 }
 
 impl Backend for LocalCluster {
     fn target(&self) -> Option<LoadTarget> {
         Some(LoadTarget {
-            base_url: format!("http://{}", self.shared.gateway.addr()),
+            base_url: format!("http://{}", self.shared.front.addr()),
             host: self.host.clone(),
         })
     }
@@ -210,15 +370,27 @@ impl Backend for LocalCluster {
         let dt = now - self.last_t;
         self.last_t = now;
         let counts = sh.pod_requests();
-        let mut core = sh.lock();
-        let (replicas, pods) = core.observe(dt, |p| sh.reading(&counts, p));
-        Observation {
-            replicas,
-            pods,
-            hpa: core.status.sample.clone(),
-            events: core.take_events(self.origin),
-            load: None,
+        let mut obs = Observation::default();
+        for i in 0..sh.tiers.len() {
+            let mut core = sh.lock(i);
+            let (replicas, pods) = core.observe(dt, |p| sh.reading(&counts, p));
+            let hpa = core.status.sample.clone();
+            obs.events.extend(core.take_events(self.origin));
+            if i == self.target {
+                (obs.replicas, obs.pods, obs.hpa) = (replicas, pods, hpa);
+            } else {
+                obs.tiers.push(TierSample {
+                    deployment: core.cfg.deployment.clone(),
+                    role: core.cfg.role.name().into(),
+                    replicas,
+                    pods,
+                    hpa,
+                });
+            }
         }
+        // Both tiers' events in time order (stable: each tier's own order kept).
+        obs.events.sort_by(|a, b| a.t.total_cmp(&b.t));
+        obs
     }
 
     fn shutdown(self: Box<Self>) -> BoxFuture<'static, Result<()>> {
@@ -227,15 +399,16 @@ impl Backend for LocalCluster {
             for t in &self.tasks {
                 t.abort();
             }
-            let handles: Vec<Arc<PodHandle>> = {
-                let mut core = self.shared.lock();
+            let mut handles: Vec<Arc<PodHandle>> = Vec::new();
+            for i in 0..self.shared.tiers.len() {
+                let mut core = self.shared.lock(i);
                 for p in &core.pods {
                     if let Some(a) = &p.rt.life {
                         a.abort();
                     }
                 }
-                core.pods.drain(..).filter_map(|p| p.rt.handle).collect()
-            };
+                handles.extend(core.pods.drain(..).filter_map(|p| p.rt.handle));
+            }
             // Short grace: the experiment is over, nothing is waiting for answers.
             let grace = self
                 .shared
@@ -249,7 +422,8 @@ impl Backend for LocalCluster {
                 }
             }))
             .await;
-            self.shared.gateway.shutdown().await;
+            self.shared.front.shutdown().await;
+            targets::remove(&self.shared);
             Ok(())
         })
     }
@@ -259,7 +433,7 @@ impl Backend for LocalCluster {
 /// order: at an instant with both, the scrape comes first, then the sync,
 /// then the ReplicaSet acts on the new size.
 async fn control_loop(sh: Arc<Shared>, mut stop: watch::Receiver<bool>) {
-    let timers = Timers::new(&sh.cfg);
+    let timers = Timers::new(&sh.tiers[BACKEND].cfg);
     let (mut scrapes, mut syncs) = (0u64, 0u64);
     loop {
         let (scrape_t, sync_t) = (timers.scrape_at(scrapes), timers.sync_at(syncs));
@@ -278,8 +452,10 @@ async fn control_loop(sh: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         }
         if sync_t <= t {
             syncs += 1;
-            if sh.lock().sync(t) {
-                reconcile(&sh, t);
+            for tier in 0..sh.tiers.len() {
+                if sh.lock(tier).sync(t) {
+                    reconcile(&sh, tier, t);
+                }
             }
         }
     }
@@ -287,8 +463,8 @@ async fn control_loop(sh: Arc<Shared>, mut stop: watch::Receiver<bool>) {
 
 /// The ReplicaSet controller at cluster time `now`: starts new pods' life
 /// cycles, and takes victims out of the endpoints to drain.
-fn reconcile(sh: &Arc<Shared>, now: f64) {
-    let mut core = sh.lock();
+fn reconcile(sh: &Arc<Shared>, tier: usize, now: f64) {
+    let mut core = sh.lock(tier);
     let Some((plan, touched)) = core.reconcile(now, |_| LocalPod::default()) else {
         return;
     };
@@ -296,7 +472,7 @@ fn reconcile(sh: &Arc<Shared>, now: f64) {
         let p = &mut core.pods[i];
         match plan {
             Resize::Create(_) => {
-                let task = tokio::spawn(pod_lifecycle(sh.clone(), p.name.clone(), now));
+                let task = tokio::spawn(pod_lifecycle(sh.clone(), tier, p.name.clone(), now));
                 p.rt.life = Some(task.abort_handle());
             }
             Resize::Delete(_) => {
@@ -304,12 +480,17 @@ fn reconcile(sh: &Arc<Shared>, now: f64) {
                 if let Some(a) = p.rt.life.take() {
                     a.abort();
                 }
-                tokio::spawn(terminate(sh.clone(), p.name.clone(), p.rt.handle.clone()));
+                tokio::spawn(terminate(
+                    sh.clone(),
+                    tier,
+                    p.name.clone(),
+                    p.rt.handle.clone(),
+                ));
             }
         }
     }
     drop(core);
-    update_endpoints(sh, now);
+    update_endpoints(sh, tier, now);
 }
 
 /// Pending → (start-up delay) → Running → (readiness probe) → Ready, and
@@ -317,21 +498,22 @@ fn reconcile(sh: &Arc<Shared>, now: f64) {
 /// endpoints at once, then restarted after kubelet's back-off. Each
 /// transition is stamped with its scheduled instant, as the sim does, so
 /// that both make the same decisions; an exit with the instant it was seen.
-async fn pod_lifecycle(sh: Arc<Shared>, name: String, created: f64) {
-    let mut start = sh.lock().start_due(created);
+async fn pod_lifecycle(sh: Arc<Shared>, tier: usize, name: String, created: f64) {
+    let mut start = sh.lock(tier).start_due(created);
     let mut first = true;
     loop {
         sh.clock.sleep_until(start).await;
-        let handle = match PodHandle::start(&name, &sh.pod_kind, sh.clock.speed()).await {
+        let kind = &sh.tiers[tier].pod_kind;
+        let handle = match PodHandle::start(&name, kind, sh.clock.speed()).await {
             Ok(h) => Arc::new(h),
             Err(e) => {
                 let msg = format!("pod {name} failed to start: {e:#}");
-                sh.lock().pod_failed(start, &name, msg);
+                sh.lock(tier).pod_failed(start, &name, msg);
                 return;
             }
         };
         {
-            let mut core = sh.lock();
+            let mut core = sh.lock(tier);
             let Some(i) = core.find(&name) else { return };
             let started = if first {
                 core.mark_running(i, start)
@@ -343,16 +525,25 @@ async fn pod_lifecycle(sh: Arc<Shared>, name: String, created: f64) {
             }
             core.pods[i].rt.handle = Some(handle.clone());
         }
+        if let Some(gw) = handle.gateway() {
+            // A new instance knows the backend's endpoints before it is Ready.
+            sh.instances
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((name.clone(), gw.clone()));
+            update_endpoints(&sh, BACKEND, start);
+            targets::write(&sh);
+        }
         first = false;
         tokio::select! {
-            ready = probe_until_ready(&sh, &handle, start) => {
+            ready = probe_until_ready(&sh, tier, &handle, start) => {
                 {
-                    let mut core = sh.lock();
+                    let mut core = sh.lock(tier);
                     if let Some(i) = core.find(&name) {
                         core.mark_ready(i, ready);
                     }
                 }
-                update_endpoints(&sh, ready);
+                update_endpoints(&sh, tier, ready);
                 handle.gone().await;
             }
             _ = handle.gone() => {}
@@ -361,17 +552,17 @@ async fn pod_lifecycle(sh: Arc<Shared>, name: String, created: f64) {
         // moment) only for the record. Stamped when seen, to the ms.
         let now = (sh.clock.now() * 1000.0).round() / 1000.0;
         {
-            let mut core = sh.lock();
+            let mut core = sh.lock(tier);
             let Some(i) = core.find(&name) else { return };
             let rt = &mut core.pods[i].rt;
             rt.cpu_before_ns += handle.stats().cpu_busy_ns;
             rt.handle = None;
         }
-        update_endpoints(&sh, now);
+        update_endpoints(&sh, tier, now);
         let exit = handle.exited().await;
         drop(handle);
         let restart = {
-            let mut core = sh.lock();
+            let mut core = sh.lock(tier);
             let Some(i) = core.find(&name) else { return };
             let (status, output) = (exit.status(), exit.last_lines(EXIT_LINES));
             let exited = Exited {
@@ -393,12 +584,12 @@ const EXIT_LINES: usize = 10;
 /// Probes until the first success and returns its scheduled instant; the
 /// built-in server answers health probes outside its capacity model, so a
 /// ready pod stays ready (a command pod's exit is watched instead).
-async fn probe_until_ready(sh: &Shared, handle: &PodHandle, start: f64) -> f64 {
+async fn probe_until_ready(sh: &Shared, tier: usize, handle: &PodHandle, start: f64) -> f64 {
     let mut k = 0;
     loop {
-        let due = sh.lock().probe_due(start, k);
+        let due = sh.lock(tier).probe_due(start, k);
         sh.clock.sleep_until(due).await;
-        if handle.probe(&sh.cfg.probe_path).await {
+        if handle.probe(&sh.tiers[tier].cfg.probe_path).await {
             return due;
         }
         k += 1;
@@ -406,13 +597,15 @@ async fn probe_until_ready(sh: &Shared, handle: &PodHandle, start: f64) -> f64 {
 }
 
 /// Out of the endpoints at once, then drain in-flight requests and stop.
-async fn terminate(sh: Arc<Shared>, name: String, handle: Option<Arc<PodHandle>>) {
+async fn terminate(sh: Arc<Shared>, tier: usize, name: String, handle: Option<Arc<PodHandle>>) {
     if let Some(h) = handle {
         if let Some(h) = sole_owner(h).await {
-            h.drain_and_stop(sh.clock.real(sh.cfg.grace)).await;
+            h.drain_and_stop(sh.clock.real(sh.tiers[tier].cfg.grace))
+                .await;
         }
     }
-    sh.lock().pods.retain(|p| p.name != name);
+    sh.lock(tier).pods.retain(|p| p.name != name);
+    targets::write(&sh);
 }
 
 /// Waits briefly for other holders (a scrape, an aborted probe) to let go of
@@ -429,10 +622,12 @@ async fn sole_owner(mut h: Arc<PodHandle>) -> Option<PodHandle> {
     None
 }
 
-/// The Services' endpoints: the serving pods.
-fn update_endpoints(sh: &Arc<Shared>, now: f64) {
+/// A tier's Services' endpoints: its serving pods. The backend's go to
+/// every proxy that routes to it; the gateway tier's to its Service (the
+/// front), where the load arrives.
+fn update_endpoints(sh: &Arc<Shared>, tier: usize, now: f64) {
     let eps: Vec<Endpoint> = sh
-        .lock()
+        .lock(tier)
         .pods
         .iter()
         .filter(|p| p.serving())
@@ -443,55 +638,66 @@ fn update_endpoints(sh: &Arc<Shared>, now: f64) {
             })
         })
         .collect();
-    for (svc, port) in &sh.cfg.services {
-        if let Err(e) = sh.gateway.set_endpoints(svc, *port, eps.clone()) {
-            let msg = format!("cannot update endpoints of Service {svc}: {e:#}");
-            sh.lock().event(
-                now,
-                "Warning",
-                "FailedToUpdateEndpoint",
-                format!("Service/{svc}"),
-                "endpoint-controller",
-                msg,
-            );
+    // The backend behind a gateway tier is reached through its running
+    // instances; everything else through the front.
+    let instances: Vec<Arc<Gateway>>;
+    let gateways: Vec<&Gateway> = match (sh.tiers[tier].cfg.role, sh.gateway_tier()) {
+        (Role::Backend, Some(g)) => {
+            instances = sh
+                .lock(g)
+                .pods
+                .iter()
+                .filter_map(|p| p.rt.handle.as_ref()?.gateway().cloned())
+                .collect();
+            instances.iter().map(AsRef::as_ref).collect()
+        }
+        _ => vec![&sh.front],
+    };
+    for gw in gateways {
+        for (svc, port) in &sh.tiers[tier].cfg.services {
+            if let Err(e) = gw.set_endpoints(svc, *port, eps.clone()) {
+                let msg = format!("cannot update endpoints of Service {svc}: {e:#}");
+                sh.lock(tier).event(
+                    now,
+                    "Warning",
+                    "FailedToUpdateEndpoint",
+                    format!("Service/{svc}"),
+                    "endpoint-controller",
+                    msg,
+                );
+            }
         }
     }
 }
 
-/// One scrape of the pods' and routes' counters for the metrics pipeline.
+/// One scrape of every tier's pods and of the routes, for the metrics pipeline.
 fn scrape(sh: &Shared, t: f64) {
-    // A pod whose container has exited is not scraped until it restarts,
-    // as metrics-server has nothing from a container that is not running.
-    let handles: Vec<(String, Arc<PodHandle>, u64)> = sh
-        .lock()
-        .pods
-        .iter()
-        .filter_map(|p| {
-            let h = p.rt.handle.clone()?;
-            Some((p.name.clone(), h, p.rt.cpu_before_ns))
-        })
-        .collect();
-    let gw = sh.gateway.stats();
-    let pods = handles
-        .iter()
-        .map(|(name, h, before)| {
-            let s = h.stats();
-            PodCounters {
-                name: name.clone(),
-                cpu_ns: sh.clock.experiment_ns(before + s.cpu_busy_ns),
-                requests: gw
-                    .pods
-                    .iter()
-                    .find(|p| &p.pod == name)
-                    .map_or(0, |p| p.requests_total),
-                memory: s.memory_bytes,
-            }
-        })
-        .collect();
-    let routes = gw
-        .routes
-        .iter()
-        .map(|r| (r.route.clone(), r.requests_total))
-        .collect();
-    sh.lock().scrape(t, pods, routes);
+    let counts = sh.pod_requests();
+    let routes = sh.route_requests();
+    for tier in 0..sh.tiers.len() {
+        // A pod whose container has exited is not scraped until it restarts,
+        // as metrics-server has nothing from a container that is not running.
+        let handles: Vec<(String, Arc<PodHandle>, u64)> = sh
+            .lock(tier)
+            .pods
+            .iter()
+            .filter_map(|p| {
+                let h = p.rt.handle.clone()?;
+                Some((p.name.clone(), h, p.rt.cpu_before_ns))
+            })
+            .collect();
+        let pods = handles
+            .iter()
+            .map(|(name, h, before)| {
+                let s = h.stats();
+                PodCounters {
+                    name: name.clone(),
+                    cpu_ns: sh.clock.experiment_ns(before + s.cpu_busy_ns),
+                    requests: counts.get(name).copied().unwrap_or(0),
+                    memory: s.memory_bytes,
+                }
+            })
+            .collect();
+        sh.lock(tier).scrape(t, pods, routes.clone());
+    }
 }

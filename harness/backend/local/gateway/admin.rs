@@ -17,6 +17,11 @@ pub(super) fn admin(inner: &Inner, req: &Request<Incoming>) -> Response<Full<Byt
             metrics_text(inner),
         ),
         "/healthz" | "/ready" => (StatusCode::OK, "text/plain", "ok".to_owned()),
+        // Envoy's admin: the process exits (and kubelet restarts it).
+        "/quitquitquit" if req.method() == hyper::Method::POST => {
+            inner.quit.send_replace(true);
+            (StatusCode::OK, "text/plain", "OK\n".to_owned())
+        }
         _ => (StatusCode::NOT_FOUND, "text/plain", "not found".to_owned()),
     };
     let mut r = Response::new(Full::new(Bytes::from(body)));
@@ -47,6 +52,31 @@ fn metrics_text(inner: &Inner) -> String {
         "Requests received by the gateway.",
     );
     let _ = writeln!(o, "gateway_requests_total {}", st.requests_total);
+    head(
+        &mut o,
+        "gateway_in_flight",
+        "gauge",
+        "Requests received and not yet answered.",
+    );
+    let _ = writeln!(o, "gateway_in_flight {}", st.in_flight);
+    head(
+        &mut o,
+        "process_cpu_seconds_total",
+        "counter",
+        "CPU time the gateway has spent, in seconds (its capacity model).",
+    );
+    let _ = writeln!(
+        o,
+        "process_cpu_seconds_total {}",
+        st.cpu_busy_ns as f64 / 1e9
+    );
+    head(
+        &mut o,
+        "process_resident_memory_bytes",
+        "gauge",
+        "Memory of the gateway (its capacity model).",
+    );
+    let _ = writeln!(o, "process_resident_memory_bytes {}", st.memory_bytes);
     head(
         &mut o,
         "gateway_no_route_requests_total",

@@ -38,6 +38,7 @@ use hyper_util::rt::TokioExecutor;
 use tokio::net::TcpListener;
 
 use super::pod::http::{spawn_server, ServerHandle};
+use super::slots::Slots;
 use routes::{compile, RouteTable};
 
 /// Gateway settings. Durations are real time.
@@ -51,7 +52,24 @@ pub struct GatewayOptions {
     pub time_scale: f64,
     /// How long `shutdown` lets in-flight requests finish.
     pub shutdown_grace: Duration,
+    /// A gateway instance's own capacity (the gateway tier); `None` for
+    /// the built-in gateway, which costs nothing.
+    pub capacity: Option<Capacity>,
 }
+
+/// What a gateway instance can do: each request waits for one of
+/// `concurrency` workers, holds it for `service_time` and costs
+/// `cpu_per_request` of CPU, before it is forwarded. Durations are real time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Capacity {
+    pub concurrency: usize,
+    pub service_time: Duration,
+    pub cpu_per_request: Duration,
+    pub memory_base_bytes: u64,
+}
+
+/// Memory one request in flight adds, as the built-in pods report it.
+const MEMORY_PER_INFLIGHT: u64 = 64 << 10;
 
 impl Default for GatewayOptions {
     fn default() -> Self {
@@ -60,6 +78,7 @@ impl Default for GatewayOptions {
             lb_policy: LbPolicy::RoundRobin,
             time_scale: 1.0,
             shutdown_grace: Duration::from_secs(5),
+            capacity: None,
         }
     }
 }
@@ -85,6 +104,12 @@ pub struct Endpoint {
 pub struct GatewayStats {
     /// Every request the gateway answered or is answering.
     pub requests_total: u64,
+    /// Received and not yet answered.
+    pub in_flight: u64,
+    /// CPU the instance has spent (its capacity model; 0 without one).
+    pub cpu_busy_ns: u64,
+    /// Model memory: a base plus a share per request in flight.
+    pub memory_bytes: u64,
     /// Requests that matched no route (answered 404).
     pub no_route_total: u64,
     /// Upstream connect/reset failures (answered 503).
@@ -226,10 +251,28 @@ impl Gateway {
         self.inner.stats()
     }
 
+    /// Resolves once `POST /quitquitquit` reached the admin listener (as
+    /// Envoy's admin interface, which makes the process exit).
+    pub async fn quit_requested(&self) {
+        let mut rx = self.inner.quit.subscribe();
+        let _ = rx.wait_for(|q| *q).await;
+    }
+
+    /// Stops at once, as a process that exits: connections are dropped,
+    /// requests in flight are lost.
+    pub async fn kill(&self) {
+        self.server.lock().await.shutdown(Duration::ZERO).await;
+        self.admin.lock().await.shutdown(Duration::ZERO).await;
+    }
+
     /// Stop accepting, let in-flight requests finish (up to
     /// `shutdown_grace`), then close everything.
     pub async fn shutdown(&self) {
-        let grace = self.inner.opts.shutdown_grace;
+        self.shutdown_within(self.inner.opts.shutdown_grace).await;
+    }
+
+    /// [`Gateway::shutdown`] with another grace (a terminating instance's).
+    pub async fn shutdown_within(&self, grace: Duration) {
         self.server.lock().await.shutdown(grace).await;
         self.admin.lock().await.shutdown(Duration::ZERO).await;
     }
@@ -252,6 +295,10 @@ struct Inner {
     no_route: AtomicU64,
     upstream_errors: AtomicU64,
     upstream_timeouts: AtomicU64,
+    in_flight: AtomicU64,
+    /// The instance's workers, when it has a capacity model.
+    slots: Option<Slots>,
+    quit: tokio::sync::watch::Sender<bool>,
     opts: GatewayOptions,
 }
 
@@ -359,6 +406,12 @@ impl Inner {
             no_route: AtomicU64::new(0),
             upstream_errors: AtomicU64::new(0),
             upstream_timeouts: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+            slots: opts
+                .capacity
+                .as_ref()
+                .map(|c| Slots::new(c.concurrency, c.service_time, c.cpu_per_request)),
+            quit: tokio::sync::watch::Sender::new(false),
             opts,
         }
     }
@@ -397,8 +450,16 @@ impl Inner {
                 upstream_errors: l(&c.errors),
             })
             .collect();
+        let in_flight = l(&self.in_flight);
+        let memory_bytes = self.opts.capacity.as_ref().map_or(0, |c| {
+            c.memory_base_bytes
+                .saturating_add(MEMORY_PER_INFLIGHT.saturating_mul(in_flight))
+        });
         GatewayStats {
             requests_total: l(&self.requests_total),
+            in_flight,
+            cpu_busy_ns: self.slots.as_ref().map_or(0, Slots::cpu_busy_ns),
+            memory_bytes,
             no_route_total: l(&self.no_route),
             upstream_errors: l(&self.upstream_errors),
             upstream_timeouts: l(&self.upstream_timeouts),

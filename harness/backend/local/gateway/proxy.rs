@@ -41,6 +41,15 @@ impl Drop for InFlight {
     }
 }
 
+/// Takes one off a gauge when the request is answered, however it ends.
+struct Gauge<'a>(&'a std::sync::atomic::AtomicU64);
+
+impl Drop for Gauge<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Upstream body streamed through, holding the in-flight guard.
 pub(super) struct CountedBody {
     inner: Incoming,
@@ -123,6 +132,15 @@ pub(super) async fn proxy(
     peer: SocketAddr,
 ) -> Response<ProxyBody> {
     inner.requests_total.fetch_add(1, Ordering::Relaxed);
+    inner.in_flight.fetch_add(1, Ordering::Relaxed);
+    let _in_flight = Gauge(&inner.in_flight);
+    if let Some(slots) = &inner.slots {
+        // The instance's own work (parsing, routing) before it forwards.
+        let (_, done) = slots.reserve();
+        if done > tokio::time::Instant::now() {
+            tokio::time::sleep_until(done).await;
+        }
+    }
     let table = inner
         .table
         .read()

@@ -3,11 +3,9 @@
 //! request counters and in-flight/queued gauges, and the admission of each
 //! request before it reaches the httpbin app.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -18,6 +16,7 @@ use tokio::time::Instant;
 
 use super::httpbin::{httpbin, text, PodBody};
 use super::PodStats;
+use crate::backend::local::slots::Slots;
 
 /// Capacity model of a built-in pod. Durations are real time (already divided
 /// by the experiment's speed factor by the caller).
@@ -37,7 +36,7 @@ pub(super) struct Builtin {
     pod_header: HeaderValue,
     model: PodModel,
     pub(super) time_scale: f64,
-    queue: Mutex<VirtualQueue>,
+    slots: Slots,
     requests_total: AtomicU64,
     in_flight: AtomicU64,
     queued: AtomicU64,
@@ -46,72 +45,22 @@ pub(super) struct Builtin {
     rng: AtomicU64,
 }
 
-/// Exact multi-server FIFO queue in virtual time: each slot's next-free
-/// instant lives in a min-heap; arrivals take the earliest-free slot.
-struct VirtualQueue {
-    free_at: BinaryHeap<Reverse<Instant>>,
-    /// CPU of all requests ever admitted, counted at admission.
-    scheduled_cpu_ns: u128,
-}
-
 impl Builtin {
     pub(super) fn new(name: &str, model: PodModel, time_scale: f64) -> anyhow::Result<Self> {
         let pod_header = HeaderValue::from_str(name)
             .with_context(|| format!("pod name {name:?} is not a valid header value"))?;
-        let now = Instant::now();
-        let free_at = (0..model.concurrency).map(|_| Reverse(now)).collect();
         let seed = seed_from(name);
         Ok(Self {
             pod_header,
+            slots: Slots::new(model.concurrency, model.service_time, model.cpu_per_request),
             model,
             time_scale,
-            queue: Mutex::new(VirtualQueue {
-                free_at,
-                scheduled_cpu_ns: 0,
-            }),
             requests_total: AtomicU64::new(0),
             in_flight: AtomicU64::new(0),
             queued: AtomicU64::new(0),
             by_class: Default::default(),
             rng: AtomicU64::new(seed),
         })
-    }
-
-    /// Admit one request: returns its (start, end) in real time.
-    fn reserve(&self) -> (Instant, Instant) {
-        let now = Instant::now();
-        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-        q.scheduled_cpu_ns += self.model.cpu_per_request.as_nanos();
-        let Some(mut top) = q.free_at.peek_mut() else {
-            // Unreachable: concurrency >= 1 is checked at start.
-            return (now, now);
-        };
-        let start = top.0.max(now);
-        let end = start + self.model.service_time;
-        *top = Reverse(end);
-        (start, end)
-    }
-
-    /// CPU actually executed so far. CPU is charged at admission and the part
-    /// not yet executed is subtracted: after `now` every slot is continuously
-    /// busy until its free instant (arrivals are all <= now, so no gaps), so
-    /// the unexecuted work is exactly Σ max(0, free_at − now) at the model's
-    /// CPU rate cpu_per_request / service_time. Cancelled requests keep their
-    /// slot and thus their CPU, like a server that cannot abort work.
-    fn cpu_busy_ns(&self) -> u64 {
-        let now = Instant::now();
-        let q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-        let pending: u128 = q
-            .free_at
-            .iter()
-            .map(|Reverse(t)| t.saturating_duration_since(now).as_nanos())
-            .sum();
-        let svc = self.model.service_time.as_nanos();
-        // Zero service time: work completes at admission, nothing pending.
-        let pending_cpu = (pending * self.model.cpu_per_request.as_nanos())
-            .checked_div(svc)
-            .unwrap_or(0);
-        u64::try_from(q.scheduled_cpu_ns.saturating_sub(pending_cpu)).unwrap_or(u64::MAX)
     }
 
     pub(super) fn stats(&self) -> PodStats {
@@ -126,7 +75,7 @@ impl Builtin {
             responses_5xx: c(4),
             in_flight,
             queued: self.queued.load(Ordering::Relaxed),
-            cpu_busy_ns: self.cpu_busy_ns(),
+            cpu_busy_ns: self.slots.cpu_busy_ns(),
             memory_bytes: self.model.memory_base_bytes.saturating_add(
                 self.model
                     .memory_per_inflight_bytes
@@ -186,7 +135,7 @@ pub(super) async fn handle_builtin(
     } else {
         st.requests_total.fetch_add(1, Ordering::Relaxed);
         let _in_flight = Gauge::inc(&st.in_flight);
-        let (start, end) = st.reserve();
+        let (start, end) = st.slots.reserve();
         if start > Instant::now() {
             let _queued = Gauge::inc(&st.queued);
             tokio::time::sleep_until(start).await;

@@ -27,14 +27,23 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 use tokio::net::TcpListener;
 
+use gateway_api::apis::standard::httproutes::HttpRoute;
+
+use super::gateway::{Gateway, GatewayOptions};
 use capacity::{handle_builtin, Builtin};
 use command::CommandPod;
 use http::{http_get, spawn_server, ServerHandle};
 
 /// What a pod runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum PodSpecKind {
     Builtin(PodModel),
+    /// A gateway instance: a proxy serving `routes` with its own capacity
+    /// (`options.capacity`) and admin listener (`/metrics`, `/ready`).
+    Gateway {
+        routes: Arc<Vec<HttpRoute>>,
+        options: GatewayOptions,
+    },
     /// `{port}` in `command` is replaced by the port the program must listen
     /// on (127.0.0.1 only: the harness cannot enforce this for foreign programs).
     Command {
@@ -140,6 +149,7 @@ enum Kind {
         server: ServerHandle,
     },
     Command(Box<CommandPod>),
+    Gateway(Arc<Gateway>),
 }
 
 impl std::fmt::Debug for PodHandle {
@@ -187,6 +197,16 @@ impl PodHandle {
                     kind: Kind::Builtin { state, server },
                 })
             }
+            PodSpecKind::Gateway { routes, options } => {
+                let gw = Gateway::start(routes, options.clone())
+                    .await
+                    .with_context(|| format!("gateway instance {name}"))?;
+                Ok(Self {
+                    name: name.to_owned(),
+                    addr: gw.addr(),
+                    kind: Kind::Gateway(Arc::new(gw)),
+                })
+            }
             PodSpecKind::Command { command, env } => {
                 let (pod, addr) = CommandPod::spawn(name, command, env).await?;
                 Ok(Self {
@@ -210,13 +230,40 @@ impl PodHandle {
         match &self.kind {
             Kind::Builtin { state, .. } => state.stats(),
             Kind::Command(c) => c.stats(),
+            Kind::Gateway(gw) => {
+                let st = gw.stats();
+                let class = |f: fn(&super::gateway::RouteTraffic) -> u64| {
+                    st.routes.iter().map(f).sum::<u64>()
+                };
+                PodStats {
+                    requests_known: true,
+                    requests_total: st.requests_total,
+                    responses_2xx: class(|r| r.responses_2xx),
+                    responses_3xx: class(|r| r.responses_3xx),
+                    // Requests no route matched are answered 404 too.
+                    responses_4xx: class(|r| r.responses_4xx) + st.no_route_total,
+                    responses_5xx: class(|r| r.responses_5xx),
+                    in_flight: st.in_flight,
+                    queued: 0,
+                    cpu_busy_ns: st.cpu_busy_ns,
+                    memory_bytes: st.memory_bytes,
+                }
+            }
+        }
+    }
+
+    /// The gateway a gateway instance runs.
+    pub fn gateway(&self) -> Option<&Arc<Gateway>> {
+        match &self.kind {
+            Kind::Gateway(gw) => Some(gw),
+            _ => None,
         }
     }
 
     /// For command pods: false once the process has exited (a "crash").
     pub fn is_running(&self) -> bool {
         match &self.kind {
-            Kind::Builtin { .. } => true,
+            Kind::Builtin { .. } | Kind::Gateway(_) => true,
             Kind::Command(c) => c.is_running(),
         }
     }
@@ -227,6 +274,10 @@ impl PodHandle {
         match &self.kind {
             Kind::Builtin { .. } => std::future::pending().await,
             Kind::Command(c) => c.gone().await,
+            Kind::Gateway(gw) => {
+                gw.quit_requested().await;
+                gw.kill().await;
+            }
         }
     }
 
@@ -237,6 +288,15 @@ impl PodHandle {
         match &self.kind {
             Kind::Builtin { .. } => std::future::pending().await,
             Kind::Command(c) => c.exited().await,
+            // It quit as asked (Envoy exits 0 on /quitquitquit).
+            Kind::Gateway(gw) => {
+                gw.quit_requested().await;
+                Exit {
+                    code: Some(0),
+                    signal: None,
+                    tail: "quit on POST /quitquitquit".into(),
+                }
+            }
         }
     }
 
@@ -244,14 +304,19 @@ impl PodHandle {
     /// command pod; empty for built-in pods.
     pub fn output_tail(&self) -> String {
         match &self.kind {
-            Kind::Builtin { .. } => String::new(),
+            Kind::Builtin { .. } | Kind::Gateway(_) => String::new(),
             Kind::Command(c) => c.output_tail(),
         }
     }
 
     /// One readiness probe: HTTP GET `path` with a short timeout; true on 2xx/3xx.
     pub async fn probe(&self, path: &str) -> bool {
-        match http_get(self.addr, path, None, PROBE_TIMEOUT).await {
+        // A gateway instance answers probes on its admin listener, as Envoy.
+        let addr = match &self.kind {
+            Kind::Gateway(gw) => gw.admin_addr(),
+            _ => self.addr,
+        };
+        match http_get(addr, path, None, PROBE_TIMEOUT).await {
             Ok((status, _, _)) => status.is_success() || status.is_redirection(),
             Err(_) => false,
         }
@@ -263,6 +328,7 @@ impl PodHandle {
         match &mut self.kind {
             Kind::Builtin { server, .. } => server.shutdown(grace).await,
             Kind::Command(c) => c.stop(grace).await,
+            Kind::Gateway(gw) => gw.shutdown_within(grace).await,
         }
     }
 }

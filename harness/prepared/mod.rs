@@ -3,6 +3,10 @@
 //! goes through and the Host header the load sends. Every backend, the run
 //! record and `sweep` read these from here instead of looking them up again.
 
+mod tiers;
+
+pub use tiers::{Role, Tier, SEED_MAX_GATEWAY_INSTANCES};
+
 use std::path::Path;
 
 use gateway_api::apis::standard::httproutes::HttpRoute;
@@ -26,6 +30,9 @@ pub struct Prepared {
     /// The Host header the load sends: `target.host`, else the route's first
     /// hostname without a wildcard.
     pub host: Option<String>,
+    /// The workloads of the embedded cluster: the backend, then the
+    /// gateway's instances when the manifests declare them.
+    pub tiers: Vec<Tier>,
 }
 
 impl Prepared {
@@ -86,6 +93,12 @@ impl Prepared {
             })?;
         let (deployment, deployment_file) = (deployment.clone(), dm.file.clone());
         check_against_hpa(&loaded, &hpa)?;
+        let route_file = manifests
+            .routes()
+            .find(|(_, r)| route_key(r) == route_key(&route))
+            .map(|(m, _)| m.file.clone())
+            .unwrap_or_else(|| loaded.path.clone());
+        let tiers = tiers::resolve(&manifests, &route, &route_file, &hpa)?;
         let host = s.target.host.clone().or_else(|| {
             route
                 .spec
@@ -101,6 +114,7 @@ impl Prepared {
             deployment_file,
             route,
             host,
+            tiers,
         })
     }
 
@@ -111,6 +125,20 @@ impl Prepared {
     /// `name` of the HPA.
     pub fn hpa_name(&self) -> &str {
         self.hpa.metadata.name.as_deref().unwrap_or_default()
+    }
+
+    /// The index in `tiers` of the one the scenario's HPA scales.
+    pub fn target_tier(&self) -> usize {
+        let name = self.deployment.metadata.name.as_deref();
+        self.tiers
+            .iter()
+            .position(|t| t.deployment.metadata.name.as_deref() == name)
+            .unwrap_or(0)
+    }
+
+    /// The gateway tier, when the manifests declare one.
+    pub fn gateway_tier(&self) -> Option<&Tier> {
+        self.tiers.iter().find(|t| t.role == Role::Gateway)
     }
 
     /// `namespace/name` of the target route.
