@@ -84,15 +84,15 @@ impl Series {
             secondary: false,
         }
     }
-    fn width(mut self, w: u32) -> Self {
+    pub(super) fn width(mut self, w: u32) -> Self {
         self.width = w;
         self
     }
-    fn points(mut self, p: Vec<(f64, f64)>) -> Self {
+    pub(super) fn points(mut self, p: Vec<(f64, f64)>) -> Self {
         self.points = p;
         self
     }
-    fn on_right(mut self) -> Self {
+    pub(super) fn on_right(mut self) -> Self {
         self.secondary = true;
         self
     }

@@ -8,6 +8,7 @@ use crate::recorder::{Percentiles, RunData, Sample};
 
 use super::charts::{self, hex, Stroke, TimeChart};
 use super::{
+    tiers,
     esc, events, interval_s, kube_dur, mmss, num, recorded_s, rescales, sorted_events, summary,
 };
 
@@ -73,6 +74,7 @@ pub(super) fn render(run: &RunData, verdict: &Verdict) -> anyhow::Result<String>
     header(&mut h, run, verdict, title)?;
     verdict_section(&mut h, verdict)?;
     fig7(&mut h, run)?;
+    tiers::section(&mut h, run)?;
     fig8(&mut h, run)?;
     latency(&mut h, run)?;
     errors(&mut h, run)?;
@@ -157,7 +159,13 @@ fn header(h: &mut String, run: &RunData, verdict: &Verdict, title: &str) -> anyh
         )?;
     }
     h.push_str(
-        "<nav><a href=\"#verdict\">Verdict</a><a href=\"#fig7\">QPS and pods</a><a href=\"#fig8\">Per-pod load</a>\
+        "<nav><a href=\"#verdict\">Verdict</a><a href=\"#fig7\">QPS and pods</a>",
+    );
+    if !run.meta.tiers.is_empty() {
+        h.push_str("<a href=\"#tiers\">Both tiers</a>");
+    }
+    h.push_str(
+        "<a href=\"#fig8\">Per-pod load</a>\
          <a href=\"#latency\">Latency</a><a href=\"#errors\">Errors</a><a href=\"#events\">Events</a><a href=\"#scenario\">Scenario</a></nav>\n</header>\n",
     );
     Ok(())

@@ -8,6 +8,7 @@ mod html;
 mod junit;
 mod summary;
 pub mod sweep;
+mod tiers;
 #[cfg(test)]
 mod tests;
 

@@ -133,6 +133,7 @@ pub(crate) fn fixture() -> (RunData, Verdict) {
                 ],
                 conditions: vec![],
             }),
+            tiers: Vec::new(),
         });
     }
     let ev = |t: f64, type_: &str, reason: &str, object: &str, source: &str, msg: &str| Event {
@@ -215,6 +216,7 @@ pub(crate) fn fixture() -> (RunData, Verdict) {
         interrupted: false,
         ended_at_s: 2100.0,
         pod_qps_unobservable: None,
+        tiers: Vec::new(),
         finished: true,
         environment: BTreeMap::from([
             ("harness".to_string(), "0.1.0".to_string()),

@@ -293,7 +293,7 @@ mod tests {
     fn group_of(pod: &PodHandle) -> i32 {
         match &pod.kind {
             Kind::Command(c) => c.pgid,
-            Kind::Builtin { .. } => unreachable!("a command pod"),
+            Kind::Builtin { .. } | Kind::Gateway(_) => unreachable!("a command pod"),
         }
     }
 
