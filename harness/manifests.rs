@@ -177,12 +177,12 @@ fn check_containers(
 
 /// Kubernetes name rules (RFC 1123 and RFC 1035), as the API server's
 /// validation states them.
-mod dns {
+pub(crate) mod dns {
     const WHAT: &str =
         "lowercase letters, digits and `-`, starting and ending with a letter or digit";
 
     /// RFC 1123 label: namespaces, container names.
-    pub(super) fn label(s: &str) -> Result<(), String> {
+    pub(crate) fn label(s: &str) -> Result<(), String> {
         if s.is_empty() {
             return Err("is empty; a name is required".into());
         }
@@ -211,7 +211,7 @@ mod dns {
     }
 
     /// RFC 1123 subdomain: dot-separated labels, 253 characters at most.
-    pub(super) fn subdomain(s: &str) -> Result<(), String> {
+    pub(crate) fn subdomain(s: &str) -> Result<(), String> {
         if s.len() > 253 {
             return Err(format!("is {} characters; at most 253", s.len()));
         }

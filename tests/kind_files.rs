@@ -158,77 +158,151 @@ fn addons_come_in_dependency_order() {
 
 // ------------------------------------------------- host → NodePort → Gateway
 
+/// The EnvoyProxy a Gateway runs with: its own (`spec.infrastructure.
+/// parametersRef`, looked up in the Gateway's namespace: Envoy Gateway
+/// v1.5.0 internal/gatewayapi/contexts.go attachEnvoyProxy), else its
+/// GatewayClass's.
+fn proxy_of<'a>(gw: &'a [Value], gateway: &Value) -> &'a Value {
+    let own = &gateway["spec"]["infrastructure"]["parametersRef"];
+    if !own.is_null() {
+        assert_eq!(s(&own["group"]), "gateway.envoyproxy.io");
+        assert_eq!(s(&own["kind"]), "EnvoyProxy");
+        let p = find(gw, "EnvoyProxy", s(&own["name"]));
+        assert_eq!(
+            s(&p["metadata"]["namespace"]),
+            s(&gateway["metadata"]["namespace"]),
+            "a Gateway's parametersRef is local: the EnvoyProxy must be in its namespace"
+        );
+        return p;
+    }
+    let class = find(gw, "GatewayClass", s(&gateway["spec"]["gatewayClassName"]));
+    let pref = &class["spec"]["parametersRef"];
+    assert_eq!(s(&pref["kind"]), "EnvoyProxy");
+    let p = find(gw, "EnvoyProxy", s(&pref["name"]));
+    assert_eq!(s(&pref["namespace"]), s(&p["metadata"]["namespace"]));
+    p
+}
+
+/// The node ports an EnvoyProxy pins through its Service patch, with the
+/// Service port each belongs to.
+fn node_ports(proxy: &Value) -> Vec<(u64, u64)> {
+    let service = &proxy["spec"]["provider"]["kubernetes"]["envoyService"];
+    assert_eq!(s(&service["type"]), "NodePort");
+    // The host's ports are mapped to the one node; `Local` would drop
+    // traffic for a proxy pod elsewhere.
+    assert_eq!(s(&service["externalTrafficPolicy"]), "Cluster");
+    let ports = service["patch"]["value"]["spec"]["ports"]
+        .as_sequence()
+        .expect("the EnvoyProxy pins a nodePort through its service patch");
+    assert!(!ports.is_empty());
+    ports
+        .iter()
+        .map(|p| (u(&p["port"]), u(&p["nodePort"])))
+        .collect()
+}
+
+/// Host `http://ADDR:PORT` URLs that cluster.yaml maps, by node port.
+fn host_urls() -> Vec<(u64, String)> {
+    let cluster = one(&kind_dir().join("cluster.yaml"));
+    cluster["nodes"]
+        .as_sequence()
+        .expect("nodes")
+        .iter()
+        .filter_map(|n| n["extraPortMappings"].as_sequence())
+        .flatten()
+        .map(|m| {
+            let host = m["listenAddress"].as_str().unwrap_or("0.0.0.0");
+            let host = if host == "0.0.0.0" { "127.0.0.1" } else { host };
+            (
+                u(&m["containerPort"]),
+                format!("http://{host}:{}", u(&m["hostPort"])),
+            )
+        })
+        .collect()
+}
+
 #[test]
 fn host_port_mapping_reaches_the_gateway_node_port() {
     let cluster = one(&kind_dir().join("cluster.yaml"));
     assert_eq!(s(&cluster["kind"]), "Cluster");
     assert_eq!(s(&cluster["apiVersion"]), "kind.x-k8s.io/v1alpha4");
-    let nodes = cluster["nodes"].as_sequence().expect("nodes");
-    for n in nodes {
+    for n in cluster["nodes"].as_sequence().expect("nodes") {
         assert!(
             s(&n["image"]).contains("@sha256:"),
             "node image must be pinned by digest: {:?}",
             n["image"]
         );
     }
-    let mappings: Vec<&Value> = nodes
-        .iter()
-        .filter_map(|n| n["extraPortMappings"].as_sequence())
-        .flatten()
-        .collect();
-
+    let urls = host_urls();
     let gw = docs(&kind_dir().join("gateway.yaml"));
-    let proxy = find(&gw, "EnvoyProxy", "kind-nodeport");
-    let service = &proxy["spec"]["provider"]["kubernetes"]["envoyService"];
-    assert_eq!(s(&service["type"]), "NodePort");
-    let ports = service["patch"]["value"]["spec"]["ports"]
-        .as_sequence()
-        .expect("the EnvoyProxy pins a nodePort through its service patch");
-    assert!(!ports.is_empty());
-
-    // The GatewayClass uses this EnvoyProxy, and the Gateway this class with
-    // an HTTP listener on the patched Service port.
-    let class = find(&gw, "GatewayClass", "eg");
-    let pref = &class["spec"]["parametersRef"];
-    assert_eq!(s(&pref["kind"]), "EnvoyProxy");
-    assert_eq!(s(&pref["name"]), s(&proxy["metadata"]["name"]));
-    assert_eq!(s(&pref["namespace"]), s(&proxy["metadata"]["namespace"]));
-    let gateway = find(&gw, "Gateway", "gateway");
-    assert_eq!(s(&gateway["spec"]["gatewayClassName"]), "eg");
-    let listeners = gateway["spec"]["listeners"]
-        .as_sequence()
-        .expect("listeners");
-
-    for p in ports {
-        let node_port = u(&p["nodePort"]);
-        assert!(
-            (30000..=32767).contains(&node_port),
-            "nodePort {node_port} out of range"
-        );
-        assert!(
-            mappings.iter().any(|m| u(&m["containerPort"]) == node_port),
-            "cluster.yaml maps no host port to the gateway's nodePort {node_port}"
-        );
-        assert!(
-            listeners
-                .iter()
-                .any(|l| u(&l["port"]) == u(&p["port"]) && s(&l["protocol"]) == "HTTP"),
-            "no HTTP listener on the patched Service port {}",
-            u(&p["port"])
-        );
+    let gateways: Vec<&Value> = gw
+        .iter()
+        .filter(|d| d["kind"].as_str() == Some("Gateway"))
+        .collect();
+    assert!(gateways.len() >= 2, "ramp-kind's and paper-kind's Gateways");
+    let mut seen = BTreeSet::new();
+    for gateway in &gateways {
+        let name = s(&gateway["metadata"]["name"]);
+        assert_eq!(s(&gateway["spec"]["gatewayClassName"]), "eg");
+        let listeners = gateway["spec"]["listeners"]
+            .as_sequence()
+            .expect("listeners");
+        for (port, node_port) in node_ports(proxy_of(&gw, gateway)) {
+            assert!(
+                (30000..=32767).contains(&node_port),
+                "{name}: nodePort {node_port} out of range"
+            );
+            assert!(
+                seen.insert(node_port),
+                "{name}: nodePort {node_port} is another Gateway's too"
+            );
+            assert!(
+                urls.iter().any(|(np, _)| *np == node_port),
+                "cluster.yaml maps no host port to Gateway {name}'s nodePort {node_port}"
+            );
+            assert!(
+                listeners
+                    .iter()
+                    .any(|l| u(&l["port"]) == port && s(&l["protocol"]) == "HTTP"),
+                "{name}: no HTTP listener on the patched Service port {port}"
+            );
+        }
     }
 
-    // The scenario's gateway URL is the mapped host address.
-    let scenario = one(&root().join("scenarios/ramp-kind.yaml"));
-    let url = s(&scenario["target"]["url"]);
-    assert!(
-        mappings.iter().any(|m| {
-            let host = m["listenAddress"].as_str().unwrap_or("0.0.0.0");
-            let host = if host == "0.0.0.0" { "127.0.0.1" } else { host };
-            url == format!("http://{host}:{}", u(&m["hostPort"]))
-        }),
-        "target.url {url} is not a host address cluster.yaml maps"
-    );
+    // Each nightly scenario's gateway URL is the host address mapped to
+    // the node port of the Gateway its route attaches to.
+    for (scenario, route) in [
+        ("ramp-kind", "httproute-kind.yaml"),
+        ("paper-kind", "httproute-paper-kind.yaml"),
+    ] {
+        let sc = one(&root().join(format!("scenarios/{scenario}.yaml")));
+        let url = s(&sc["target"]["url"]);
+        let listed: Vec<&str> = sc["manifests"]
+            .as_sequence()
+            .expect("manifests")
+            .iter()
+            .map(s)
+            .collect();
+        assert!(
+            listed.iter().any(|m| m.ends_with(route)),
+            "{scenario} lists {route}"
+        );
+        let parent = &one(&kind_dir().join(route))["spec"]["parentRefs"][0];
+        let gateway = gateways
+            .iter()
+            .find(|g| {
+                g["metadata"]["name"] == parent["name"]
+                    && g["metadata"]["namespace"] == parent["namespace"]
+            })
+            .unwrap_or_else(|| panic!("{route}'s parent is no Gateway in gateway.yaml"));
+        let node_port = node_ports(proxy_of(&gw, gateway))[0].1;
+        let mapped = urls.iter().find(|(np, _)| *np == node_port).map(|(_, u)| u);
+        assert_eq!(
+            mapped.map(String::as_str),
+            Some(url),
+            "{scenario}: target.url {url} is not the host address of its Gateway's nodePort {node_port}"
+        );
+    }
 }
 
 // --------------------------------------------------------- metrics to the HPA
@@ -342,6 +416,134 @@ fn hpas_select_the_route_id_the_routes_carry() {
     );
 }
 
+/// The gateway tier (scenarios/paper-kind.yaml): Envoy Gateway puts the
+/// proxy Deployment of Gateway `default/paper` under the HPA of its
+/// EnvoyProxy's `envoyHpa`; the HPA's Pods metric is served by the adapter
+/// from a series Prometheus records from Envoy's own downstream counter;
+/// the scenario names that HPA where Envoy Gateway creates it.
+#[test]
+fn envoy_proxy_hpa_scales_the_gateway_tier_on_cpu_and_adapter_served_qps() {
+    let gw = docs(&kind_dir().join("gateway.yaml"));
+    let paper = find(&gw, "Gateway", "paper");
+    let proxy = proxy_of(&gw, paper);
+    let k8s = &proxy["spec"]["provider"]["kubernetes"];
+    let dep = &k8s["envoyDeployment"];
+    let hpa = &k8s["envoyHpa"];
+
+    // Fixed names (KubernetesDeploymentSpec.name,
+    // KubernetesHorizontalPodAutoscalerSpec.name), so the HPA is
+    // addressable; no `replicas`, which Envoy Gateway would re-apply over
+    // the HPA's choice.
+    let dep_name = s(&dep["name"]);
+    let hpa_name = s(&hpa["name"]);
+    assert!(
+        dep["replicas"].is_null(),
+        "envoyDeployment.replicas fights the HPA"
+    );
+    // CPU utilization needs a CPU request on the proxy container.
+    let cpu = s(&dep["container"]["resources"]["requests"]["cpu"]);
+    assert!(
+        cpu.ends_with('m') || cpu.parse::<f64>().is_ok(),
+        "cpu request {cpu}"
+    );
+
+    // The paper's range, and metrics on CPU and on per-pod QPS.
+    assert_eq!(u(&hpa["minReplicas"]), 2);
+    assert_eq!(u(&hpa["maxReplicas"]), 3);
+    let metrics = hpa["metrics"].as_sequence().expect("envoyHpa.metrics");
+    let cpu_metric = metrics
+        .iter()
+        .find(|m| s(&m["type"]) == "Resource")
+        .expect("a Resource metric");
+    assert_eq!(s(&cpu_metric["resource"]["name"]), "cpu");
+    assert_eq!(s(&cpu_metric["resource"]["target"]["type"]), "Utilization");
+    let pods_metric = metrics
+        .iter()
+        .find(|m| s(&m["type"]) == "Pods")
+        .expect("a Pods metric");
+    let metric = s(&pods_metric["pods"]["metric"]["name"]);
+    assert_eq!(s(&pods_metric["pods"]["target"]["type"]), "AverageValue");
+
+    // The adapter serves that metric per pod from a recorded series...
+    let adapter = one(&kind_dir().join("values/prometheus-adapter.yaml"));
+    let rule = adapter["rules"]["custom"]
+        .as_sequence()
+        .expect("custom rules")
+        .iter()
+        .find(|r| r["name"]["as"].as_str() == Some(metric))
+        .unwrap_or_else(|| panic!("no adapter rule serves the Pods metric {metric}"));
+    let overrides = &rule["resources"]["overrides"];
+    assert_eq!(s(&overrides["pod"]["resource"]), "pod");
+    assert_eq!(s(&overrides["namespace"]["resource"]), "namespace");
+    let series = series_name(s(&rule["seriesQuery"]));
+    assert_eq!(
+        s(&rule["name"]["matches"]),
+        format!("^{series}$"),
+        "the rule renames the series it queries"
+    );
+    // ... which Prometheus records per pod from Envoy's downstream
+    // counter on the Gateway's listeners (not the stats listener).
+    let recorded = recorded();
+    let (_, expr) = recorded
+        .iter()
+        .find(|(name, _)| name == series)
+        .unwrap_or_else(|| panic!("{metric} reads {series}, which no rule records"));
+    assert!(expr.contains("envoy_http_downstream_rq_total"), "{expr}");
+    assert!(expr.contains("by (namespace, pod)"), "{expr}");
+    assert!(expr.contains("envoy_http_conn_manager_prefix"), "{expr}");
+
+    // The scenario watches the HPA Envoy Gateway creates, in Envoy
+    // Gateway's namespace (the add-on's), by the fixed name.
+    let plan = plan();
+    let eg = plan
+        .addons
+        .iter()
+        .find(|a| a.name == "envoy-gateway")
+        .expect("envoy-gateway add-on");
+    let scenario = one(&root().join("scenarios/paper-kind.yaml"));
+    assert_eq!(
+        s(&scenario["target"]["hpa"]),
+        format!("{}/{hpa_name}", eg.namespace)
+    );
+    assert!(!dep_name.is_empty());
+    // Its expectations stay inside the HPA's range.
+    for e in scenario["expect"].as_sequence().expect("expect") {
+        if let Some(n) = e["max_replicas"].as_u64() {
+            assert!(n <= u(&hpa["maxReplicas"]));
+        }
+        if let Some(n) = e["min_replicas"].as_u64() {
+            assert!(n >= u(&hpa["minReplicas"]));
+        }
+    }
+    // The add-on plan waits for the paper Gateway too.
+    let step = plan
+        .addons
+        .iter()
+        .find(|a| a.name == "gateway")
+        .expect("gateway step");
+    assert!(step
+        .wait
+        .iter()
+        .any(|w| w.resource == "gateways.gateway.networking.k8s.io/paper"));
+
+    // ramp-kind's Gateway keeps one unscaled proxy: its run measures the
+    // backend's HPA only.
+    let ramp_proxy = proxy_of(&gw, find(&gw, "Gateway", "gateway"));
+    assert!(ramp_proxy["spec"]["provider"]["kubernetes"]["envoyHpa"].is_null());
+    assert_ne!(
+        s(&ramp_proxy["metadata"]["name"]),
+        s(&proxy["metadata"]["name"])
+    );
+
+    // The fields were checked against the Envoy Gateway release the plan
+    // installs; gateway.yaml says which.
+    let version = &eg.helm.as_ref().expect("helm").version;
+    assert!(
+        read(&kind_dir().join("gateway.yaml")).contains(&format!("at {version}")),
+        "gateway.yaml names the Envoy Gateway release ({version}) its fields were checked in"
+    );
+}
+
 // ----------------------------------------------------------- the scenario
 
 fn harness(args: &[&str]) -> std::process::Output {
@@ -384,4 +586,55 @@ fn ramp_kind_passes_on_the_sim_backend() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn paper_kind_validates() {
+    let out = harness(&["validate", "scenarios/paper-kind.yaml"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// An HPA in the cluster has no embedded counterpart: local and sim say so
+/// with the file, line and field, exit 2, before anything starts.
+#[test]
+fn paper_kind_is_refused_by_the_embedded_backends() {
+    let text = read(&root().join("scenarios/paper-kind.yaml"));
+    let line = text
+        .lines()
+        .position(|l| l.trim_start().starts_with("hpa: envoy-gateway-system/"))
+        .expect("target.hpa line")
+        + 1;
+    for backend in ["sim", "local"] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let out = harness(&[
+            "experiment",
+            "scenarios/paper-kind.yaml",
+            "--backend",
+            backend,
+            "--no-progress",
+            "--out",
+            dir.path().join("run").to_str().expect("utf-8 path"),
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{backend}: {err}");
+        assert!(
+            err.contains(&format!(
+                "scenarios/paper-kind.yaml:{line}: field `target.hpa`"
+            )),
+            "{backend}: {err}"
+        );
+        assert!(
+            err.contains("only --backend kube")
+                && err.contains(&format!("--backend {backend} needs")),
+            "{backend}: {err}"
+        );
+        assert!(
+            !dir.path().join("run").exists(),
+            "{backend}: nothing started"
+        );
+    }
 }

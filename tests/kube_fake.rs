@@ -34,7 +34,8 @@ struct State {
     /// Collection path → name → object.
     objects: BTreeMap<String, BTreeMap<String, Value>>,
     rv: u64,
-    watchers: Vec<(String, mpsc::UnboundedSender<Bytes>)>,
+    /// Collection path, label selector (`k=v,...`, empty for all), stream.
+    watchers: Vec<(String, String, mpsc::UnboundedSender<Bytes>)>,
     lists: HashMap<String, usize>,
     /// The HPA's first watch answers 410 Gone.
     hpa_gone_sent: bool,
@@ -104,8 +105,9 @@ impl State {
             "{}\n",
             json!({"type": if known { "MODIFIED" } else { "ADDED" }, "object": obj})
         );
-        self.watchers
-            .retain(|(c, tx)| c != coll || tx.send(Bytes::from(line.clone())).is_ok());
+        self.watchers.retain(|(c, sel, tx)| {
+            c != coll || !selects(sel, &obj) || tx.send(Bytes::from(line.clone())).is_ok()
+        });
         obj
     }
 
@@ -205,7 +207,149 @@ impl State {
             .get("/api/v1/namespaces")
             .and_then(|m| m.keys().next().cloned())
     }
+
+    /// What Envoy Gateway creates in its own namespace before any run: the
+    /// paper Gateway's proxy Deployment `envoy-paper` (2 ready pods) under
+    /// HPA `envoy-paper` (from EnvoyProxy `paper`'s envoyHpa), and beside
+    /// it the other Gateway's proxy, with an HPA of its own here so that its
+    /// Events would show if the harness took them.
+    fn gateway_tier(&mut self) {
+        for (name, gateway, replicas) in [("envoy-paper", "paper", 2), (OTHER, "gateway", 1)] {
+            let labels = proxy_labels(gateway);
+            self.put(
+                &format!("/apis/apps/v1/namespaces/{EG}/deployments"),
+                json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                  "metadata": {"name": name, "namespace": EG, "labels": labels},
+                  "spec": {"replicas": replicas, "selector": {"matchLabels": labels},
+                    "template": {"metadata": {"labels": labels}, "spec": {"containers": [
+                      {"name": "envoy", "image": "envoyproxy/envoy:distroless-v1.35.0",
+                       "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}}},
+                      {"name": "shutdown-manager", "image": "envoyproxy/gateway:v1.5.0",
+                       "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}}}]}}},
+                  "status": {"replicas": replicas, "readyReplicas": replicas,
+                    "conditions": [{"type": "Available", "status": "True"}]}}),
+            );
+            self.put(
+                &format!("/apis/autoscaling/v2/namespaces/{EG}/horizontalpodautoscalers"),
+                json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+                  "metadata": {"name": name, "namespace": EG, "labels": labels},
+                  "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+                    "minReplicas": replicas, "maxReplicas": 3, "metrics": [
+                      {"type": "Pods", "pods": {"metric": {"name": "envoy_downstream_rq_per_second"},
+                        "target": {"type": "AverageValue", "averageValue": "20"}}},
+                      {"type": "Resource", "resource": {"name": "cpu",
+                        "target": {"type": "Utilization", "averageUtilization": 80}}}]},
+                  "status": {"currentReplicas": replicas, "desiredReplicas": replicas,
+                    "currentMetrics": [{"type": "Pods", "pods": {"metric": {"name": "envoy_downstream_rq_per_second"},
+                      "current": {"averageValue": "0"}}}],
+                    "conditions": [{"type": "ScalingActive", "status": "True", "reason": "ValidMetricFound"}]}}),
+            );
+            self.proxy_pods(name, gateway, replicas);
+        }
+    }
+
+    /// Proxy pods `<deployment>-7d4f9-<i>` up to `n` (none removed: the
+    /// scale-in leaves the extra pod, which is enough for the harness).
+    fn proxy_pods(&mut self, deployment: &str, gateway: &str, n: i64) {
+        let coll = format!("/api/v1/namespaces/{EG}/pods");
+        for i in 0..n {
+            let name = format!("{deployment}-7d4f9-{i}");
+            if self
+                .objects
+                .get(&coll)
+                .is_some_and(|m| m.contains_key(&name))
+            {
+                continue;
+            }
+            self.put(
+                &coll,
+                json!({"apiVersion": "v1", "kind": "Pod",
+                  "metadata": {"name": name, "namespace": EG, "labels": proxy_labels(gateway)},
+                  "spec": {"containers": [{"name": "envoy", "image": "envoyproxy/envoy:distroless-v1.35.0"}]},
+                  "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}}),
+            );
+        }
+    }
+
+    /// Envoy Gateway's HPA controller at work on `envoy-paper`: the
+    /// Deployment's new size and pods, the HPA's status, its Event.
+    fn rescale_gateway(&mut self, from: i64, to: i64, at: &str) {
+        let dcoll = format!("/apis/apps/v1/namespaces/{EG}/deployments");
+        if let Some(mut d) = self
+            .objects
+            .get(&dcoll)
+            .and_then(|m| m.get("envoy-paper"))
+            .cloned()
+        {
+            d["spec"]["replicas"] = json!(to);
+            d["status"]["replicas"] = json!(to);
+            d["status"]["readyReplicas"] = json!(to);
+            self.put(&dcoll, d);
+        }
+        self.proxy_pods("envoy-paper", "paper", to);
+        let hcoll = format!("/apis/autoscaling/v2/namespaces/{EG}/horizontalpodautoscalers");
+        if let Some(mut h) = self
+            .objects
+            .get(&hcoll)
+            .and_then(|m| m.get("envoy-paper"))
+            .cloned()
+        {
+            h["status"]["currentReplicas"] = json!(from);
+            h["status"]["desiredReplicas"] = json!(to);
+            h["status"]["lastScaleTime"] = json!(at);
+            self.put(&hcoll, h);
+        }
+        self.event_in(EG, "envoy-paper", to, at);
+    }
+
+    /// A SuccessfulRescale Event of HPA `hpa` in `ns`.
+    fn event_in(&mut self, ns: &str, hpa: &str, to: i64, at: &str) {
+        self.rv += 1;
+        let ev = json!({"apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": format!("{hpa}.{}", self.rv), "namespace": ns},
+            "involvedObject": {"kind": "HorizontalPodAutoscaler", "name": hpa, "namespace": ns},
+            "reason": "SuccessfulRescale", "type": "Normal",
+            "message": format!("New size: {to}; reason: pods metric envoy_downstream_rq_per_second above target"),
+            "source": {"component": "horizontal-pod-autoscaler"},
+            "firstTimestamp": at, "lastTimestamp": at, "count": 1});
+        self.put(&format!("/api/v1/namespaces/{ns}/events"), ev);
+    }
 }
+
+/// Envoy Gateway's namespace, where it creates the proxies and their HPAs.
+const EG: &str = "envoy-gateway-system";
+/// The other Gateway's proxy Deployment (hashed name, as Envoy Gateway
+/// names it when EnvoyProxy sets none).
+const OTHER: &str = "envoy-default-gateway-3d5f1e0a";
+
+/// The labels Envoy Gateway v1.5.0 puts on a Gateway's proxy Deployment,
+/// its selector and its pods (internal/infrastructure/kubernetes/proxy/
+/// testdata/deployments/default.yaml).
+fn proxy_labels(gateway: &str) -> Value {
+    json!({"app.kubernetes.io/component": "proxy", "app.kubernetes.io/managed-by": "envoy-gateway",
+           "app.kubernetes.io/name": "envoy", "gateway.envoyproxy.io/owning-gateway-name": gateway,
+           "gateway.envoyproxy.io/owning-gateway-namespace": "default"})
+}
+
+/// Whether `obj`'s labels satisfy an equality selector `k=v,...`.
+fn selects(sel: &str, obj: &Value) -> bool {
+    sel.split(',').filter(|kv| !kv.is_empty()).all(|kv| {
+        kv.split_once('=')
+            .is_some_and(|(k, v)| obj["metadata"]["labels"][k].as_str() == Some(v))
+    })
+}
+
+/// The resource collections the fake serves; a path one segment below one
+/// of them names an object.
+const COLLECTIONS: [&str; 7] = [
+    "deployments",
+    "horizontalpodautoscalers",
+    "pods",
+    "events",
+    "namespaces",
+    "services",
+    "httproutes",
+];
 
 fn kind_of(coll: &str) -> &'static str {
     match coll.rsplit('/').next().unwrap_or_default() {
@@ -222,7 +366,13 @@ fn kind_of(coll: &str) -> &'static str {
 fn query(q: &str) -> HashMap<String, String> {
     q.split('&')
         .filter_map(|kv| kv.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.replace("%3D", "=").replace("%2C", ",")))
+        .map(|(k, v)| {
+            let v = v
+                .replace("%3D", "=")
+                .replace("%2C", ",")
+                .replace("%2F", "/");
+            (k.to_string(), v)
+        })
         .collect()
 }
 
@@ -255,7 +405,17 @@ async fn handle(st: Shared, req: Request<Incoming>) -> Result<Response<Body>, In
             ));
         }
         s.prometheus_queries.push(q.clone());
-        let ns = s.namespace().unwrap_or_default();
+        // The pods of the namespace the query names (`namespace="NS"`).
+        let promql = url::form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "query")
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default();
+        let ns = promql
+            .split("namespace=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or_default()
+            .to_string();
         let pods = format!("/api/v1/namespaces/{ns}/pods");
         let result: Vec<Value> = s
             .objects
@@ -361,7 +521,19 @@ async fn handle(st: Shared, req: Request<Incoming>) -> Result<Response<Body>, In
     if method != "GET" {
         return Ok(status(405, "MethodNotAllowed", "not in the fake"));
     }
+    // One object: `<collection>/<name>`.
+    if let Some((parent, name)) = path.rsplit_once('/').filter(|(parent, name)| {
+        !COLLECTIONS.contains(name)
+            && COLLECTIONS.contains(&parent.rsplit('/').next().unwrap_or_default())
+    }) {
+        let s = lock(&st);
+        return Ok(match s.objects.get(parent).and_then(|m| m.get(name)) {
+            Some(v) => full(StatusCode::OK, v),
+            None => status(404, "NotFound", &format!("\"{name}\" not found")),
+        });
+    }
     let coll = path.clone();
+    let selector = params.get("labelSelector").cloned().unwrap_or_default();
     let field_name = params
         .get("fieldSelector")
         .and_then(|f| f.strip_prefix("metadata.name=").map(str::to_string));
@@ -377,7 +549,7 @@ async fn handle(st: Shared, req: Request<Incoming>) -> Result<Response<Body>, In
                 let _ = tx.send(Bytes::from(format!("{line}\n")));
                 drop(tx);
             } else {
-                s.watchers.push((coll.clone(), tx));
+                s.watchers.push((coll.clone(), selector.clone(), tx));
             }
         }
         let stream = futures::stream::unfold(rx, |mut rx| async move {
@@ -400,6 +572,7 @@ async fn handle(st: Shared, req: Request<Incoming>) -> Result<Response<Body>, In
                     field_name
                         .as_deref()
                         .is_none_or(|n| o["metadata"]["name"] == n)
+                        && selects(&selector, o)
                 })
                 .cloned()
                 .collect()
@@ -542,7 +715,7 @@ async fn deploys_watches_records_and_cleans_up() {
                 if lock(&st)
                     .watchers
                     .iter()
-                    .any(|(c, _)| c.ends_with("/events"))
+                    .any(|(c, _, _)| c.ends_with("/events"))
                 {
                     break;
                 }
@@ -755,7 +928,7 @@ async fn shipped_scenarios_record_the_clusters_sizes_in_any_order_of_delivery() 
                 while !lock(&st)
                     .watchers
                     .iter()
-                    .any(|(c, _)| c.ends_with("/events"))
+                    .any(|(c, _, _)| c.ends_with("/events"))
                 {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
@@ -795,6 +968,159 @@ async fn shipped_scenarios_record_the_clusters_sizes_in_any_order_of_delivery() 
         assert_eq!(got, want, "{name}");
     });
     futures::future::join_all(runs).await;
+}
+
+/// paper-kind: the HPA and the Deployment it scales are Envoy Gateway's, in
+/// its namespace, beside another Gateway's proxy. The harness watches them
+/// there (pods by the Deployment's selector, only the Events about them),
+/// reads the proxies' per-pod QPS from Prometheus for that namespace,
+/// records the 2→3→2 from that namespace's Events, and changes nothing
+/// there: at the end it deletes its own namespace only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watches_an_hpa_in_another_namespace_and_leaves_it_alone() {
+    let st: Shared = Default::default();
+    {
+        let mut s = lock(&st);
+        s.prometheus = true;
+        s.gateway_tier();
+    }
+    let port = serve(st.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kc = kubeconfig(dir.path(), port);
+    let scen = shipped_on_fake(dir.path(), "paper-kind", port, &[2, 3, 2]);
+    let out = dir.path().join("run");
+    let script = {
+        let st = st.clone();
+        tokio::spawn(async move {
+            let events = format!("/api/v1/namespaces/{EG}/events");
+            while !lock(&st).watchers.iter().any(|(c, _, _)| *c == events) {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let at = now();
+            // The other Gateway's HPA rescales too: not this run's story.
+            lock(&st).event_in(EG, OTHER, 3, &at);
+            lock(&st).rescale_gateway(2, 3, &at);
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let at = now();
+            lock(&st).rescale_gateway(3, 2, &at);
+        })
+    };
+    let o = kube_run(&scen, &kc, &out).await;
+    script.await.unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+
+    let run = load_run(&out).unwrap();
+    assert_eq!(run.meta.hpa_name, format!("{EG}/envoy-paper"));
+    assert_eq!((run.meta.min_replicas, run.meta.max_replicas), (2, 3));
+    let mut rescales: Vec<_> = run.events.iter().filter(|e| e.is_rescale()).collect();
+    rescales.sort_by(|a, b| a.t.total_cmp(&b.t));
+    let got: Vec<_> = rescales
+        .iter()
+        .map(|e| (e.from_replicas, e.to_replicas, e.object.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (Some(2), Some(3), "HorizontalPodAutoscaler/envoy-paper"),
+            (Some(3), Some(2), "HorizontalPodAutoscaler/envoy-paper")
+        ],
+        "{:#?}",
+        run.events
+    );
+    assert!(
+        run.events.iter().all(|e| !e.object.contains(OTHER)),
+        "{:#?}",
+        run.events
+    );
+    // The proxy pods, by the Deployment's selector, with their QPS from
+    // Prometheus; never the other Gateway's proxy.
+    assert!(
+        run.samples.iter().any(|x| x.pods.len() == 3
+            && x.pods
+                .iter()
+                .all(|p| p.name.starts_with("envoy-paper-") && p.qps == 2.5)),
+        "per-pod QPS of the gateway tier recorded"
+    );
+    assert!(run
+        .samples
+        .iter()
+        .all(|x| x.pods.iter().all(|p| !p.name.starts_with(OTHER))));
+    assert!(run.samples.iter().any(|x| x.replicas.spec == 3));
+    assert!(run.meta.pod_qps_unobservable.is_none());
+
+    let s = lock(&st);
+    let queries = &s.prometheus_queries;
+    assert!(
+        !queries.is_empty() && queries.iter().all(|q| q.contains(EG)),
+        "{queries:?}"
+    );
+    assert!(
+        s.log.iter().any(
+            |l| l.starts_with(&format!("GET /api/v1/namespaces/{EG}/pods?"))
+                && l.contains("owning-gateway-name%3Dpaper")
+        ),
+        "{:#?}",
+        s.log
+    );
+    // Nothing in Envoy Gateway's namespace was written or deleted, and its
+    // objects are all still there.
+    let touched: Vec<&String> = s
+        .log
+        .iter()
+        .filter(|l| !l.starts_with("GET ") && l.contains(&format!("/namespaces/{EG}")))
+        .collect();
+    assert!(touched.is_empty(), "{touched:#?}");
+    for coll in [
+        format!("/apis/apps/v1/namespaces/{EG}/deployments"),
+        format!("/apis/autoscaling/v2/namespaces/{EG}/horizontalpodautoscalers"),
+    ] {
+        let names: Vec<&String> = s.objects[&coll].keys().collect();
+        assert_eq!(names, [OTHER, "envoy-paper"], "{coll}");
+    }
+    // The run's own namespace got the manifests and was deleted.
+    let applies: Vec<&str> = s
+        .log
+        .iter()
+        .filter(|l| l.starts_with("PATCH ") && l.contains("fieldManager="))
+        .map(|l| l.split('?').next().unwrap())
+        .collect();
+    assert_eq!(applies.len(), 3, "{applies:#?}");
+    assert!(
+        applies
+            .iter()
+            .all(|l| l.contains("/namespaces/autoscale-paper-kind-")),
+        "{applies:#?}"
+    );
+    assert!(
+        s.log
+            .iter()
+            .any(|l| l.starts_with("DELETE /api/v1/namespaces/autoscale-paper-kind-")),
+        "{:#?}",
+        s.log
+    );
+}
+
+/// An HPA the scenario expects in the cluster that is not there: exit 3,
+/// saying what should have created it, before anything is created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_in_cluster_hpa_exits_3_before_anything_is_created() {
+    let st: Shared = Default::default();
+    let port = serve(st.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kc = kubeconfig(dir.path(), port);
+    let scen = shipped_on_fake(dir.path(), "paper-kind", port, &[2, 3, 2]);
+    let o = kube_run(&scen, &kc, &dir.path().join("run")).await;
+    assert_eq!(o.status.code(), Some(3), "{}", show(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!("HorizontalPodAutoscaler {EG}/envoy-paper"))
+            && err.contains("is not in the cluster")
+            && err.contains("Envoy Gateway"),
+        "{err}"
+    );
+    let log = lock(&st).log.clone();
+    assert!(log.iter().all(|l| l.starts_with("GET ")), "{log:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

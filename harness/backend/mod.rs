@@ -76,8 +76,11 @@ pub trait Backend: Send {
     fn drain(&mut self) -> Vec<Event> {
         Vec::new()
     }
-    /// The namespace the run's objects live in, where the backend chose one.
-    fn namespace(&self) -> Option<&str> {
+    /// The HPA the run watches as `namespace/name`, with its minReplicas
+    /// and maxReplicas, where the backend knows better than the manifests:
+    /// a real cluster's run namespace, or an HPA that lives in the cluster
+    /// (`target.hpa: NAMESPACE/NAME`).
+    fn watched_hpa(&self) -> Option<(String, i32, i32)> {
         None
     }
     /// Why per-pod request rates could not be observed, if they could not.

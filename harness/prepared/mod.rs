@@ -20,11 +20,18 @@ use crate::scenario::{self, Loaded};
 pub struct Prepared {
     pub loaded: Loaded,
     pub manifests: Manifests,
-    /// The HPA the scenario watches (`target.hpa`, or the only one).
+    /// The HPA the scenario watches (`target.hpa`, or the only one). For an
+    /// HPA in the cluster (`in_cluster`) only its name and namespace: its
+    /// spec is the cluster's, read by the kube backend.
     pub hpa: HorizontalPodAutoscaler,
-    /// Its scale target, and the manifest file it came from.
+    /// Its scale target, and the manifest file it came from (for an HPA in
+    /// the cluster: empty, and the scenario file; the kube backend reads
+    /// the Deployment from the cluster).
     pub deployment: Deployment,
     pub deployment_file: std::path::PathBuf,
+    /// `target.hpa: NAMESPACE/NAME`: an HPA that something in the cluster
+    /// created (Envoy Gateway for its proxies), not one of the manifests.
+    pub in_cluster: Option<InClusterHpa>,
     /// The route the load goes through (`target.route`).
     pub route: HttpRoute,
     /// The Host header the load sends: `target.host`, else the route's first
@@ -63,6 +70,9 @@ impl Prepared {
             e
         };
         let s = &loaded.scenario;
+        if let Some(r) = s.target.hpa.as_deref().filter(|h| h.contains('/')) {
+            return Self::in_cluster(loaded.clone(), manifests, r);
+        }
         let hpa = manifests
             .hpa(&loaded.path, s.target.hpa.as_deref())
             .map_err(locate)?
@@ -115,7 +125,90 @@ impl Prepared {
             route,
             host,
             tiers,
+            in_cluster: None,
         })
+    }
+
+    /// A scenario whose HPA lives in the cluster: the route and the Host
+    /// header come from the manifests as usual; the HPA is known by name.
+    fn in_cluster(loaded: Loaded, manifests: Manifests, r: &str) -> Result<Self, InputError> {
+        let err = |field: &str, msg: String| {
+            InputError::new(&loaded.path, msg)
+                .field(field)
+                .at(crate::yaml::nearest_line(&loaded.text, field), None)
+        };
+        let ih = InClusterHpa::parse(r).map_err(|m| err("target.hpa", m))?;
+        let s = &loaded.scenario;
+        if s.target.replicas.is_some() {
+            return Err(err(
+                "target.replicas",
+                format!(
+                    "cannot be set with `target.hpa: {r}`: that HPA's Deployment belongs to whatever created the HPA, not to the harness; its minReplicas sets the starting size"
+                ),
+            ));
+        }
+        let route = manifests
+            .route(&loaded.path, &s.target.route)
+            .map_err(|mut e| {
+                if e.line.is_none() {
+                    e.line = crate::yaml::nearest_line(&loaded.text, "target.route");
+                }
+                e
+            })?
+            .clone();
+        let host = s.target.host.clone().or_else(|| {
+            route
+                .spec
+                .hostnames
+                .clone()
+                .and_then(|h| h.into_iter().find(|h| !h.starts_with('*')))
+        });
+        let hpa = HorizontalPodAutoscaler {
+            metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                name: Some(ih.name.clone()),
+                namespace: Some(ih.namespace.clone()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let deployment_file = loaded.path.clone();
+        Ok(Self {
+            loaded,
+            manifests,
+            hpa,
+            deployment: Deployment::default(),
+            deployment_file,
+            route,
+            host,
+            // The embedded cluster refuses such a scenario (`require_manifest_hpa`).
+            tiers: Vec::new(),
+            in_cluster: Some(ih),
+        })
+    }
+
+    /// Refuses an HPA in the cluster for a backend without a cluster (local,
+    /// sim): exit 2 with the file, line and field.
+    pub fn require_manifest_hpa(&self, backend: &str) -> Result<(), InputError> {
+        let Some(ih) = &self.in_cluster else {
+            return Ok(());
+        };
+        let found: Vec<String> = self
+            .manifests
+            .hpas()
+            .filter_map(|(_, h)| h.metadata.name.clone())
+            .collect();
+        let field = "target.hpa";
+        Err(InputError::new(
+            &self.loaded.path,
+            format!(
+                "`{}/{}` names an HPA in a cluster (NAMESPACE/NAME), which only --backend kube watches; --backend {backend} needs the name of an HPA among the manifests (found: {})",
+                ih.namespace,
+                ih.name,
+                if found.is_empty() { "none".to_string() } else { found.join(", ") }
+            ),
+        )
+        .field(field)
+        .at(crate::yaml::nearest_line(&self.loaded.text, field), None))
     }
 
     pub fn scenario(&self) -> &scenario::Scenario {
@@ -147,8 +240,39 @@ impl Prepared {
     }
 }
 
+/// `target.hpa: NAMESPACE/NAME`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InClusterHpa {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl InClusterHpa {
+    /// A namespace (a DNS-1123 label) and an HPA name (a DNS-1123
+    /// subdomain), as the API server accepts them.
+    pub fn parse(r: &str) -> Result<Self, String> {
+        let shape = || {
+            format!(
+                "`{r}`: write NAMESPACE/NAME for an HPA in the cluster (e.g. envoy-gateway-system/envoy-paper), or the name of an HPA among the manifests"
+            )
+        };
+        let (ns, name) = r.split_once('/').ok_or_else(shape)?;
+        use crate::manifests::dns;
+        dns::label(ns).map_err(|why| format!("{}; the namespace `{ns}` {why}", shape()))?;
+        dns::subdomain(name).map_err(|why| format!("{}; the name `{name}` {why}", shape()))?;
+        Ok(Self {
+            namespace: ns.into(),
+            name: name.into(),
+        })
+    }
+}
+
 /// Expectations the HPA's own bounds rule out: the run could only fail them.
-fn check_against_hpa(l: &Loaded, hpa: &HorizontalPodAutoscaler) -> Result<(), InputError> {
+/// The kube backend asks this again of an HPA it reads from the cluster.
+pub(crate) fn check_against_hpa(
+    l: &Loaded,
+    hpa: &HorizontalPodAutoscaler,
+) -> Result<(), InputError> {
     let Some(spec) = hpa.spec.as_ref() else {
         return Ok(());
     };
@@ -209,4 +333,24 @@ pub(crate) fn route_key(r: &HttpRoute) -> String {
         r.metadata.namespace.as_deref().unwrap_or("default"),
         r.metadata.name.as_deref().unwrap_or_default()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::InClusterHpa;
+
+    #[test]
+    fn in_cluster_hpa_is_namespace_slash_name() {
+        assert_eq!(
+            InClusterHpa::parse("envoy-gateway-system/envoy-paper"),
+            Ok(InClusterHpa {
+                namespace: "envoy-gateway-system".into(),
+                name: "envoy-paper".into()
+            })
+        );
+        for bad in ["/x", "ns/", "a/b/c", "NS/x", "ns/x_y", "-ns/x"] {
+            let e = InClusterHpa::parse(bad).unwrap_err();
+            assert!(e.contains("NAMESPACE/NAME"), "{bad}: {e}");
+        }
+    }
 }

@@ -81,9 +81,15 @@ pub fn load_destination(p: &Prepared) -> (String, Option<String>) {
             None,
         );
     };
-    let line = format!(
-        "load: --backend kube sends it to {url} (target.url, route {route}{host}); local and sim use the embedded gateway on 127.0.0.1"
-    );
+    let line = match &p.in_cluster {
+        Some(ih) => format!(
+            "load: --backend kube sends it to {url} (target.url, route {route}{host}); the HPA {}/{} is the cluster's (target.hpa), so only --backend kube runs this scenario",
+            ih.namespace, ih.name
+        ),
+        None => format!(
+            "load: --backend kube sends it to {url} (target.url, route {route}{host}); local and sim use the embedded gateway on 127.0.0.1"
+        ),
+    };
     // Validation already parsed it; a failure here cannot happen.
     let warning = scenario::target_url(url)
         .ok()
@@ -119,7 +125,7 @@ fn check_options(p: &Prepared, opts: &Options) -> Result<()> {
             ))
             .into())
         }
-        Kind::Sim | Kind::Local => {}
+        Kind::Sim | Kind::Local => p.require_manifest_hpa(opts.backend.name())?,
     }
     Ok(())
 }
@@ -150,8 +156,9 @@ pub async fn experiment(opts: &Options) -> Result<Outcome> {
         // Nothing was created; the record says why it is empty.
         Err(e) => return Err(abandon(rec, &p, Vec::new(), e)),
     };
-    if let Some(ns) = backend.namespace() {
-        rec.meta_mut().hpa_name = format!("{ns}/{}", p.hpa_name());
+    if let Some((name, min, max)) = backend.watched_hpa() {
+        let m = rec.meta_mut();
+        (m.hpa_name, m.min_replicas, m.max_replicas) = (name, min, max);
     }
     let signals = crate::signal::shutdown_signal;
     let (_, verdict, interrupted) = record(&p, backend, rec, progress, opts, signals).await?;
@@ -247,6 +254,7 @@ pub fn record_sim(
         raw_log: None,
         overwrite: false,
     };
+    p.require_manifest_hpa(Kind::Sim.name())?;
     let rec = Recorder::create(dir, meta::run_meta(p, Kind::Sim, 1.0, seed))?;
     let backend = Box::new(SimCluster::new(p, seed)?);
     let never = std::future::pending::<()>;

@@ -45,7 +45,10 @@ pub struct Scenario {
 pub struct Target {
     /// The HTTPRoute that load goes through (metadata.name).
     pub route: String,
-    /// The HPA to watch (metadata.name); may be omitted when the manifests hold one HPA.
+    /// The HPA to watch (metadata.name); may be omitted when the manifests
+    /// hold one HPA. `NAMESPACE/NAME` names an HPA that is in the cluster
+    /// rather than among the manifests (one Envoy Gateway creates for its
+    /// proxies); only `--backend kube` accepts that.
     #[serde(default)]
     pub hpa: Option<String>,
     /// Gateway URL for the `kube` backend; the local backend uses its own gateway.
@@ -445,7 +448,9 @@ impl Default for Kube {
 
 /// The cluster's Prometheus, asked through the API server's service proxy
 /// for each pod's request rate. The defaults are the kind setup's
-/// (manifests/kind): its recording rule of Envoy's per-endpoint counters.
+/// (manifests/kind): its recording rules of Envoy's per-endpoint counters
+/// (pods behind the gateway) and of its downstream counters (the gateway's
+/// own proxy pods, when they are the scale target).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Prometheus {
@@ -453,7 +458,8 @@ pub struct Prometheus {
     #[serde(default = "default_prometheus_service")]
     pub service: String,
     /// PromQL giving one series per pod, labelled `pod`; `$namespace` is the
-    /// run's namespace.
+    /// watched pods' namespace: the run's, or that of an HPA in the cluster
+    /// (`target.hpa: NAMESPACE/NAME`).
     #[serde(default = "default_prometheus_query")]
     pub query: String,
 }
@@ -484,7 +490,9 @@ fn default_prometheus_service() -> String {
 }
 
 fn default_prometheus_query() -> String {
-    r#"sum by (pod) (pod:envoy_endpoint_rq:rate1m{namespace="$namespace"})"#.into()
+    // A pod is either behind the gateway or one of its proxies, so the two
+    // series never overlap and their union serves both kinds of target.
+    r#"sum by (pod) (pod:envoy_endpoint_rq:rate1m{namespace="$namespace"} or pod:envoy_downstream_rq:rate1m{namespace="$namespace"})"#.into()
 }
 
 fn default_ready_timeout() -> Duration {

@@ -124,6 +124,57 @@ fn relabel(labels: &mut Option<BTreeMap<String, String>>, orig: &str, ns: &str) 
     }
 }
 
+/// `k=v,...` of a Deployment's `matchLabels`: the selector of its pods'
+/// watch (Envoy Gateway's and the manifests' Deployments use matchLabels).
+pub fn pod_selector(d: &Deployment) -> String {
+    d.spec
+        .as_ref()
+        .and_then(|s| s.selector.match_labels.clone())
+        .unwrap_or_default()
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The pod template's CPU requests summed over its containers, in
+/// millicores: what the HPA divides usage by for CPU utilization.
+pub fn cpu_request_milli(d: &Deployment) -> Option<i64> {
+    d.spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .map(|p| {
+            p.containers
+                .iter()
+                .filter_map(|c| {
+                    c.resources
+                        .as_ref()
+                        .and_then(|r| r.requests.as_ref())
+                        .and_then(|r| r.get("cpu"))
+                        .and_then(|q| crate::autoscaler::parse_quantity_milli(&q.0).ok())
+                })
+                .sum::<i64>()
+        })
+        .filter(|c| *c > 0)
+}
+
+/// Whether a cluster Event in a namespace the run does not own is about
+/// what the run watches: the HPA, its Deployment, or the Deployment's
+/// ReplicaSets and pods (named `<deployment>-<hash>[-<suffix>]`). Other
+/// workloads there (another gateway's proxies) are not the run's story.
+pub fn concerns(e: &KubeEvent, hpa: &str, deployment: &str) -> bool {
+    let name = e.involved_object.name.as_deref().unwrap_or_default();
+    let kind = e.involved_object.kind.as_deref().unwrap_or_default();
+    match kind {
+        "HorizontalPodAutoscaler" => name == hpa,
+        "Deployment" => name == deployment,
+        "ReplicaSet" | "Pod" => name
+            .strip_prefix(deployment)
+            .is_some_and(|rest| rest.starts_with('-')),
+        _ => false,
+    }
+}
+
 pub fn is_terminating(p: &Pod) -> bool {
     p.metadata.deletion_timestamp.is_some()
 }
@@ -477,6 +528,48 @@ mod tests {
 
     fn pod(json: serde_json::Value) -> Pod {
         serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn events_elsewhere_count_only_for_the_watched_hpa_and_its_workload() {
+        let ev = |kind: &str, name: &str| -> KubeEvent {
+            serde_json::from_value(serde_json::json!({"metadata": {"name": "e"},
+                "involvedObject": {"kind": kind, "name": name}}))
+            .unwrap()
+        };
+        let c = |kind, name| concerns(&ev(kind, name), "envoy-paper", "envoy-paper");
+        assert!(c("HorizontalPodAutoscaler", "envoy-paper"));
+        assert!(c("Deployment", "envoy-paper"));
+        assert!(c("ReplicaSet", "envoy-paper-5d9f7c"));
+        assert!(c("Pod", "envoy-paper-5d9f7c-x2x4q"));
+        // The other gateway's proxies share the namespace and a name prefix.
+        assert!(!c("Pod", "envoy-default-gateway-3d5f1e-abcde"));
+        assert!(!c("Pod", "envoy-paperweight-1-a"));
+        assert!(!c(
+            "HorizontalPodAutoscaler",
+            "envoy-default-gateway-3d5f1e"
+        ));
+        assert!(!c("Service", "envoy-paper"));
+    }
+
+    #[test]
+    fn selector_and_cpu_request_come_from_the_deployment() {
+        let d: Deployment = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "envoy-paper", "namespace": "envoy-gateway-system"},
+            "spec": {"selector": {"matchLabels": {
+                "app.kubernetes.io/name": "envoy",
+                "gateway.envoyproxy.io/owning-gateway-name": "paper"}},
+              "template": {"spec": {"containers": [
+                {"name": "envoy", "resources": {"requests": {"cpu": "100m"}}},
+                {"name": "shutdown-manager", "resources": {"requests": {"cpu": "10m"}}}]}}}
+        }))
+        .unwrap();
+        assert_eq!(
+            pod_selector(&d),
+            "app.kubernetes.io/name=envoy,gateway.envoyproxy.io/owning-gateway-name=paper"
+        );
+        assert_eq!(cpu_request_milli(&d), Some(110));
+        assert_eq!(cpu_request_milli(&Deployment::default()), None);
     }
 
     #[test]

@@ -5,6 +5,15 @@
 //! watchers (which relist after a dropped watch or `410 Gone`) feed the
 //! same samples and events as the embedded backend, with the cluster's own
 //! timestamps. The namespace is deleted at the end unless `--keep`.
+//!
+//! What the run watches (`Watched`) is the scenario's HPA, the Deployment
+//! it scales and that Deployment's pods. Usually all three are among the
+//! manifests, in the run's namespace. With `target.hpa: NAMESPACE/NAME` the
+//! HPA is one that something in the cluster created (Envoy Gateway for its
+//! proxy Deployment, from an EnvoyProxy's `envoyHpa`): it and its
+//! Deployment are read from the cluster and watched where they live, and
+//! the harness never changes or deletes them; the run's namespace still
+//! holds the manifests (the backend and the route).
 
 pub mod cleanup;
 pub mod convert;
@@ -30,9 +39,9 @@ use kube::{Client, Config};
 use tokio::task::JoinHandle;
 
 use super::{Backend, BoxFuture, LoadTarget, Observation};
-use crate::error::{InfraError, UsageError};
+use crate::error::{InfraError, InputError, UsageError};
 use crate::manifests::Object;
-use crate::prepared::Prepared;
+use crate::prepared::{InClusterHpa, Prepared};
 use crate::scenario::Loaded;
 use convert::{Applied, FIELD_MANAGER, MANAGED_BY, RUN_LABEL, SCENARIO_LABEL};
 use rescales::Rescales;
@@ -155,10 +164,18 @@ pub fn dry_run_yaml(p: &Prepared, id: &str) -> Result<String> {
     for a in convert::relocate(m, &ns, l.scenario.target.replicas) {
         docs.push(serde_norway::to_string(&a.object.to_json())?);
     }
-    Ok(docs
-        .into_iter()
-        .map(|d| format!("---\n{d}"))
-        .collect::<String>())
+    let watched = match &p.in_cluster {
+        Some(ih) => format!(
+            "# watched, not applied: HorizontalPodAutoscaler {}/{} (target.hpa), the Deployment it scales and its pods, read from the cluster\n",
+            ih.namespace, ih.name
+        ),
+        None => String::new(),
+    };
+    Ok(watched
+        + &docs
+            .into_iter()
+            .map(|d| format!("---\n{d}"))
+            .collect::<String>())
 }
 
 fn namespace_object(ns: &str, scenario: &str, id: &str) -> Namespace {
@@ -176,6 +193,116 @@ fn namespace_object(ns: &str, scenario: &str, id: &str) -> Namespace {
             ..Default::default()
         },
         ..Default::default()
+    }
+}
+
+/// What the run observes: the HPA, the Deployment it scales and that
+/// Deployment's pods, all in `ns`.
+#[derive(Debug, Clone)]
+struct Watched {
+    /// The run's namespace, or for `target.hpa: NAMESPACE/NAME` the HPA's.
+    ns: String,
+    hpa: String,
+    deployment: String,
+    /// `k=v,...` of the Deployment's matchLabels.
+    pod_selector: String,
+    cpu_request_milli: Option<i64>,
+    /// The HPA's minReplicas and maxReplicas.
+    min: i32,
+    max: i32,
+    /// Created by something else in the cluster: only read, never changed.
+    in_cluster: bool,
+}
+
+impl Watched {
+    /// The HPA and the Deployment among the manifests, moved into `ns`.
+    fn from_manifests(p: &Prepared, ns: &str) -> Self {
+        let spec = p.hpa.spec.as_ref();
+        Watched {
+            ns: ns.into(),
+            hpa: p.hpa_name().into(),
+            deployment: p.deployment.metadata.name.clone().unwrap_or_default(),
+            pod_selector: convert::pod_selector(&p.deployment),
+            cpu_request_milli: convert::cpu_request_milli(&p.deployment),
+            min: spec.and_then(|s| s.min_replicas).unwrap_or(1),
+            max: spec.map_or(0, |s| s.max_replicas),
+            in_cluster: false,
+        }
+    }
+
+    /// An HPA the cluster already has and the Deployment it scales, read
+    /// before the run creates anything: a missing HPA is the cluster's
+    /// problem (exit 3), expectations its bounds rule out are the
+    /// scenario's (exit 2), as they are for an HPA among the manifests.
+    async fn from_cluster(client: &Client, p: &Prepared, ih: &InClusterHpa) -> Result<Self> {
+        let l = &p.loaded;
+        let (ns, name) = (ih.namespace.as_str(), ih.name.as_str());
+        let hpa = Api::<HorizontalPodAutoscaler>::namespaced(client.clone(), ns)
+            .get_opt(name)
+            .await
+            .map_err(|e| {
+                InfraError(format!(
+                    "cannot read HorizontalPodAutoscaler {ns}/{name}: {}",
+                    api_message(&e)
+                ))
+            })?
+            .ok_or_else(|| {
+                InfraError(format!(
+                    "HorizontalPodAutoscaler {ns}/{name} (target.hpa in {}) is not in the cluster; it is not among the scenario's manifests, so something in the cluster must create it (for scenarios/paper-kind.yaml: Envoy Gateway, from EnvoyProxy default/paper in manifests/kind/gateway.yaml, which `--kind` installs)",
+                    l.path.display()
+                ))
+            })?;
+        crate::prepared::check_against_hpa(l, &hpa)?;
+        let spec = hpa.spec.clone().unwrap_or_default();
+        let target = &spec.scale_target_ref;
+        if target.kind != "Deployment" {
+            return Err(InputError::new(
+                &l.path,
+                format!(
+                    "HorizontalPodAutoscaler {ns}/{name} scales {} {}; the kube backend observes a Deployment's replicas and pods",
+                    target.kind, target.name
+                ),
+            )
+            .field("target.hpa")
+            .at(crate::yaml::nearest_line(&l.text, "target.hpa"), None)
+            .into());
+        }
+        let d = Api::<Deployment>::namespaced(client.clone(), ns)
+            .get_opt(&target.name)
+            .await
+            .map_err(|e| {
+                InfraError(format!(
+                    "cannot read Deployment {ns}/{}: {}",
+                    target.name,
+                    api_message(&e)
+                ))
+            })?
+            .ok_or_else(|| {
+                InfraError(format!(
+                    "Deployment {ns}/{}, the scale target of HorizontalPodAutoscaler {ns}/{name}, is not in the cluster",
+                    target.name
+                ))
+            })?;
+        let pod_selector = convert::pod_selector(&d);
+        // An empty selector would watch every pod of a namespace the run
+        // does not own.
+        if pod_selector.is_empty() {
+            return Err(InfraError(format!(
+                "Deployment {ns}/{} has no matchLabels to find its pods by",
+                target.name
+            ))
+            .into());
+        }
+        Ok(Watched {
+            ns: ns.into(),
+            hpa: name.into(),
+            deployment: target.name.clone(),
+            pod_selector,
+            cpu_request_milli: convert::cpu_request_milli(&d),
+            min: spec.min_replicas.unwrap_or(1),
+            max: spec.max_replicas,
+            in_cluster: true,
+        })
     }
 }
 
@@ -197,10 +324,10 @@ pub struct KubeCluster {
     pub ns: String,
     keep: bool,
     applied: Vec<Applied>,
-    hpa_name: String,
-    deployment: String,
-    pod_selector: String,
-    cpu_request_milli: Option<i64>,
+    watched: Watched,
+    /// The applied Deployments other than the watched one (all of them when
+    /// the HPA is the cluster's): they must be Available before load starts.
+    others: Vec<String>,
     target: LoadTarget,
     ready_timeout: Duration,
     hpa: Option<Store<HorizontalPodAutoscaler>>,
@@ -234,31 +361,17 @@ impl KubeCluster {
         let url = gateway_url(l)?;
         let id = run_id();
         let ns = convert::namespace_name(&l.name(), &id);
-        let hpa_name = p.hpa_name().to_string();
-        let spec = p.deployment.spec.as_ref();
-        let deployment = p.deployment.metadata.name.clone().unwrap_or_default();
-        let pod_selector = spec
-            .and_then(|s| s.selector.match_labels.clone())
-            .unwrap_or_default()
+        let watched = match &p.in_cluster {
+            None => Watched::from_manifests(p, &ns),
+            Some(ih) => Watched::from_cluster(&client, p, ih).await?,
+        };
+        let applied = convert::relocate(m, &ns, s.target.replicas);
+        let others = applied
             .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(",");
-        let cpu_request_milli = spec
-            .and_then(|s| s.template.spec.as_ref())
-            .map(|p| {
-                p.containers
-                    .iter()
-                    .filter_map(|c| {
-                        c.resources
-                            .as_ref()
-                            .and_then(|r| r.requests.as_ref())
-                            .and_then(|r| r.get("cpu"))
-                            .and_then(|q| crate::autoscaler::parse_quantity_milli(&q.0).ok())
-                    })
-                    .sum::<i64>()
-            })
-            .filter(|c| *c > 0);
+            .filter(|a| matches!(a.object, Object::Deployment(_)))
+            .filter(|a| watched.in_cluster || a.name != watched.deployment)
+            .map(|a| a.name.clone())
+            .collect();
         let host = p.host.clone();
         let nsapi: Api<Namespace> = Api::all(client.clone());
         nsapi
@@ -270,20 +383,19 @@ impl KubeCluster {
             .map_err(|e| {
                 InfraError(format!("cannot create namespace {ns}: {}", api_message(&e)))
             })?;
+        // `$namespace` is where the watched pods are.
         let prometheus = (
             s.kube.prometheus.service.clone(),
-            prometheus::query_path(&s.kube.prometheus, &ns),
+            prometheus::query_path(&s.kube.prometheus, &watched.ns),
         );
         Ok(Self {
-            applied: convert::relocate(m, &ns, s.target.replicas),
+            applied,
             client,
             watch_client,
             ns,
             keep,
-            hpa_name,
-            deployment,
-            pod_selector,
-            cpu_request_milli,
+            watched,
+            others,
             target: LoadTarget {
                 base_url: url.trim_end_matches('/').to_string(),
                 host,
@@ -349,39 +461,54 @@ impl KubeCluster {
     fn watch(&mut self) {
         let c = &self.watch_client;
         let ns = self.ns.as_str();
+        let w = &self.watched;
+        let wns = w.ns.as_str();
         let by_name = |n: &str| watcher::Config::default().fields(&format!("metadata.name={n}"));
         let seen = self.seen.clone();
         let hs = reflect(
             &mut self.tasks,
-            Api::<HorizontalPodAutoscaler>::namespaced(c.clone(), ns),
-            by_name(&self.hpa_name),
+            Api::<HorizontalPodAutoscaler>::namespaced(c.clone(), wns),
+            by_name(&w.hpa),
             move |h| lock(&seen).hpas.push(h),
         );
         let ds = reflect(
             &mut self.tasks,
-            Api::<Deployment>::namespaced(c.clone(), ns),
-            by_name(&self.deployment),
+            Api::<Deployment>::namespaced(c.clone(), wns),
+            by_name(&w.deployment),
             drop,
         );
         let ps = reflect(
             &mut self.tasks,
-            Api::<Pod>::namespaced(c.clone(), ns),
-            watcher::Config::default().labels(&self.pod_selector),
+            Api::<Pod>::namespaced(c.clone(), wns),
+            watcher::Config::default().labels(&w.pod_selector),
             drop,
         );
-        let seen = self.seen.clone();
-        let s = watcher(
-            Api::<KubeEvent>::namespaced(c.clone(), ns),
-            watcher::Config::default(),
-        )
-        .default_backoff()
-        .touched_objects();
-        self.tasks.push(tokio::spawn(s.for_each(move |e| {
-            if let Ok(e) = e {
-                lock(&seen).events.push(e);
-            }
-            async {}
-        })));
+        // Every Event of the run's namespace; in a namespace the run does
+        // not own, those about the watched HPA and its workload.
+        let mut event_sources = vec![(ns.to_string(), None)];
+        if w.in_cluster {
+            event_sources.push((wns.to_string(), Some((w.hpa.clone(), w.deployment.clone()))));
+        }
+        for (ens, only) in event_sources {
+            let seen = self.seen.clone();
+            let s = watcher(
+                Api::<KubeEvent>::namespaced(c.clone(), &ens),
+                watcher::Config::default(),
+            )
+            .default_backoff()
+            .touched_objects();
+            self.tasks.push(tokio::spawn(s.for_each(move |e| {
+                if let Ok(e) = e {
+                    if only
+                        .as_ref()
+                        .is_none_or(|(h, d)| convert::concerns(&e, h, d))
+                    {
+                        lock(&seen).events.push(e);
+                    }
+                }
+                async {}
+            })));
+        }
         self.tasks.push(tokio::spawn(cleanup::heartbeat(
             self.client.clone(),
             ns.to_string(),
@@ -393,7 +520,7 @@ impl KubeCluster {
         )));
         self.tasks.push(tokio::spawn(poll_usage(
             self.client.clone(),
-            ns.to_string(),
+            wns.to_string(),
             self.seen.clone(),
         )));
         self.hpa = Some(hs);
@@ -440,7 +567,16 @@ impl KubeCluster {
                 .deploy_obj()
                 .is_some_and(|d| convert::deployment_available(&d));
             let active = self.hpa_obj().is_some_and(|h| convert::scaling_active(&h));
-            if avail && active {
+            // An HPA that was there before the run (or a Deployment applied
+            // below its floor) may still be raising the Deployment to
+            // minReplicas; the run starts from the floor, not on the way.
+            let spec = self
+                .deploy_obj()
+                .and_then(|d| d.spec.as_ref()?.replicas)
+                .unwrap_or(0);
+            let floor = spec >= self.watched.min;
+            let others = self.others_unavailable().await?;
+            if avail && active && floor && others.is_empty() {
                 self.t0 = now_unix();
                 if let Some(spec) = self.deploy_obj().and_then(|d| d.spec.as_ref()?.replicas) {
                     self.rescales.set_initial(spec);
@@ -462,7 +598,7 @@ impl KubeCluster {
                 if start.elapsed() > Duration::from_secs(60) {
                     return Err(InfraError(format!(
                         "the Deployment {} did not become ready: {w}",
-                        self.deployment
+                        self.watched.deployment
                     ))
                     .into());
                 }
@@ -470,7 +606,19 @@ impl KubeCluster {
             if start.elapsed() > self.ready_timeout {
                 let mut reasons = why;
                 if !avail {
-                    reasons.push(format!("Deployment {} is not Available", self.deployment));
+                    reasons.push(format!(
+                        "Deployment {}/{} is not Available",
+                        self.watched.ns, self.watched.deployment
+                    ));
+                }
+                if !floor {
+                    reasons.push(format!(
+                        "Deployment {}/{} has {spec} replicas, below the HPA's minReplicas {}",
+                        self.watched.ns, self.watched.deployment, self.watched.min
+                    ));
+                }
+                for d in others {
+                    reasons.push(format!("Deployment {}/{d} is not Available", self.ns));
                 }
                 if !active {
                     let cond = self
@@ -484,8 +632,8 @@ impl KubeCluster {
                         .map(|c| format!("{}: {}", c.reason, c.message))
                         .unwrap_or_else(|| "no status yet".into());
                     reasons.push(format!(
-                        "HPA {} is not ScalingActive ({cond})",
-                        self.hpa_name
+                        "HPA {}/{} is not ScalingActive ({cond})",
+                        self.watched.ns, self.watched.hpa
                     ));
                 }
                 return Err(InfraError(format!(
@@ -498,6 +646,26 @@ impl KubeCluster {
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
+    }
+
+    /// The applied Deployments besides the watched one that are not
+    /// Available yet (the backend behind an in-cluster gateway tier).
+    async fn others_unavailable(&self) -> Result<Vec<String>> {
+        let api = Api::<Deployment>::namespaced(self.client.clone(), &self.ns);
+        let mut out = Vec::new();
+        for name in &self.others {
+            let d = api.get_opt(name).await.map_err(|e| {
+                InfraError(format!(
+                    "cannot read Deployment {}/{name}: {}",
+                    self.ns,
+                    api_message(&e)
+                ))
+            })?;
+            if !d.is_some_and(|d| convert::deployment_available(&d)) {
+                out.push(name.clone());
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -657,7 +825,7 @@ impl Backend for KubeCluster {
         let replicas = convert::replicas(dep.as_deref(), &pods, hpa.as_deref());
         Observation {
             replicas,
-            pods: convert::pod_samples(&pods, &usage, &rates.qps, self.cpu_request_milli),
+            pods: convert::pod_samples(&pods, &usage, &rates.qps, self.watched.cpu_request_milli),
             hpa: hpa.map(|h| convert::hpa_sample(&h)),
             events,
             load: None,
@@ -669,8 +837,9 @@ impl Backend for KubeCluster {
         self.rescales.ready(now_unix(), true)
     }
 
-    fn namespace(&self) -> Option<&str> {
-        Some(&self.ns)
+    fn watched_hpa(&self) -> Option<(String, i32, i32)> {
+        let w = &self.watched;
+        Some((format!("{}/{}", w.ns, w.hpa), w.min, w.max))
     }
 
     fn pod_qps_unobservable(&self) -> Option<String> {
@@ -694,9 +863,10 @@ impl Backend for KubeCluster {
             }
             if self.keep {
                 eprintln!(
-                    "kept namespace {ns}; look at it with\n  kubectl -n {ns} get hpa,deploy,pods,httproute\n  kubectl -n {ns} describe hpa {hpa}\nand remove it with\n  kubectl delete namespace {ns}   (or: autoscale-harness cleanup)",
+                    "kept namespace {ns}; look at it with\n  kubectl -n {ns} get hpa,deploy,pods,httproute\n  kubectl -n {wns} describe hpa {hpa}\nand remove it with\n  kubectl delete namespace {ns}   (or: autoscale-harness cleanup)",
                     ns = self.ns,
-                    hpa = self.hpa_name
+                    wns = self.watched.ns,
+                    hpa = self.watched.hpa
                 );
                 return Ok(());
             }

@@ -137,6 +137,21 @@ mod tests {
     }
 
     #[test]
+    fn the_default_query_reads_series_the_kind_setup_records() {
+        // Both kinds of scale target: pods behind the gateway and the
+        // gateway's own proxies (manifests/kind/values/prometheus.yaml).
+        let rules = include_str!("../../../manifests/kind/values/prometheus.yaml");
+        let q = Prometheus::default().query;
+        for series in [
+            "pod:envoy_endpoint_rq:rate1m",
+            "pod:envoy_downstream_rq:rate1m",
+        ] {
+            assert!(q.contains(series), "{q}");
+            assert!(rules.contains(&format!("record: {series}")), "{series}");
+        }
+    }
+
+    #[test]
     fn answers_become_rates_per_pod() {
         let body = r#"{"status":"success","data":{"resultType":"vector","result":[
             {"metric":{"pod":"a"},"value":[1.0,"2.5"]},
