@@ -107,7 +107,9 @@ fn undecided(e: &Expectation, run: &RunData, c: &CheckResult) -> Option<String> 
             let deadline = anchor + si.within.as_secs_f64();
             // A scale-in seen too late is a failure; none seen yet is not.
             let seen = run.events.iter().any(|ev| {
-                ev.is_rescale() && ev.t >= anchor && ev.to_replicas.is_some_and(|n| n <= si.to)
+                run.is_target_rescale(ev)
+                    && ev.t >= anchor
+                    && ev.to_replicas.is_some_and(|n| n <= si.to)
             });
             if seen {
                 None
@@ -140,7 +142,11 @@ fn undecided(e: &Expectation, run: &RunData, c: &CheckResult) -> Option<String> 
 const NO_SCALE_OUT: &str = "no such scale-out happened";
 
 fn check(e: &Expectation, run: &RunData) -> CheckResult {
-    let rescales: Vec<&Event> = run.events.iter().filter(|e| e.is_rescale()).collect();
+    let rescales: Vec<&Event> = run
+        .events
+        .iter()
+        .filter(|e| run.is_target_rescale(e))
+        .collect();
     match e {
         Expectation::ScaleOut(so) => {
             let name = match so.from {

@@ -351,6 +351,18 @@ pub struct RunData {
     pub events: Vec<Event>,
 }
 
+impl RunData {
+    /// A rescale of the HPA the run watches: with a gateway tier, two HPAs
+    /// may rescale, and the checks and Fig. 7 are about the scale target's.
+    pub fn is_target_rescale(&self, e: &Event) -> bool {
+        let target = self.meta.hpa_name.rsplit('/').next().unwrap_or_default();
+        e.is_rescale()
+            && e.object
+                .strip_prefix("HorizontalPodAutoscaler/")
+                .is_none_or(|name| name == target)
+    }
+}
+
 pub const TIMELINE: &str = "timeline.jsonl";
 pub const EVENTS: &str = "events.jsonl";
 pub const RUN_META: &str = "run.json";

@@ -1,16 +1,28 @@
 //! End-to-end runs of the shipped scenarios on the embedded cluster at high
 //! speed: real HTTP on loopback, bounded in time, stopping by themselves.
-//! Runs are serialized: two at once on a 2-core machine would distort timing.
+//! Two runs may overlap (each needs a fraction of a core, and the long
+//! agreement runs are mostly waiting on the experiment clock); the tests
+//! whose outcome hangs on timing take the machine to themselves.
 mod common;
 use common::{assert_agree, assert_run_files, show, sizes};
 
 use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::Mutex;
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use autoscale_harness::recorder::load_run;
 
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+static MACHINE: RwLock<()> = RwLock::new(());
+
+/// A run that may share the machine with another.
+fn shared() -> RwLockReadGuard<'static, ()> {
+    MACHINE.read().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A run whose result depends on timing: alone.
+fn alone() -> RwLockWriteGuard<'static, ()> {
+    MACHINE.write().unwrap_or_else(|e| e.into_inner())
+}
 
 fn run(scenario: &str, speed: u32, dir: &Path) -> Output {
     run_with(scenario, speed, dir, &[])
@@ -55,7 +67,7 @@ fn sim_sizes(scenario: &str) -> Vec<(f64, i32)> {
 
 #[test]
 fn ramp_reproduces_the_paper_and_agrees_with_sim() {
-    let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = shared();
     let dir = tempfile::tempdir().unwrap();
     let o = run("ramp.yaml", 20, dir.path());
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
@@ -98,8 +110,36 @@ fn ramp_reproduces_the_paper_and_agrees_with_sim() {
 }
 
 #[test]
+fn paper_scales_the_gateway_tier_and_agrees_with_sim() {
+    let _g = shared();
+    let dir = tempfile::tempdir().unwrap();
+    let o = run("paper.yaml", 30, dir.path());
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let data = load_run(dir.path()).unwrap();
+    let s = sizes(&data);
+    assert_eq!(
+        s.iter().map(|x| x.1).collect::<Vec<_>>(),
+        [3, 2],
+        "the gateway tier goes 2→3→2: {s:?}"
+    );
+    // The rescales are the gateway's; the backend behind it stays at 2.
+    let up = data.events.iter().find(|e| e.is_rescale()).unwrap();
+    assert_eq!(up.object, "HorizontalPodAutoscaler/api-gateway", "{up:?}");
+    for sample in &data.samples {
+        assert!(sample.pods.iter().all(|p| p.name.starts_with("api-gateway-")));
+        let backend = &sample.tiers[0];
+        assert_eq!((backend.role.as_str(), backend.replicas.spec), ("backend", 2));
+    }
+    let meta = &data.meta.tiers;
+    assert!(meta.iter().any(|t| t.role == "gateway" && t.target && t.cpu_limit_millicores == Some(200.0)));
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    assert!(html.contains("the gateway's CPU usage and limit"));
+    assert_agree("paper local@30 vs sim", &s, &sim_sizes("paper"));
+}
+
+#[test]
 fn ack_qps_scales_on_route_qps_and_agrees_with_sim() {
-    let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = shared();
     let dir = tempfile::tempdir().unwrap();
     let o = run("ack-qps", 20, dir.path());
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
@@ -128,7 +168,7 @@ fn ack_qps_scales_on_route_qps_and_agrees_with_sim() {
 
 #[test]
 fn smoke_runs_the_behavior_path_and_rerenders() {
-    let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = shared();
     let dir = tempfile::tempdir().unwrap();
     let raw = dir.path().join("raw.csv");
     let o = run_with(
@@ -186,7 +226,7 @@ fn smoke_runs_the_behavior_path_and_rerenders() {
 /// borderline scale-in (ceil(2.0) or ceil(2.007)).
 #[test]
 fn startup_of_whole_sync_periods_agrees_with_sim() {
-    let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = alone();
     let dir = tempfile::tempdir().unwrap();
     let scen = smoke_variant(
         dir.path(),
@@ -206,7 +246,7 @@ fn startup_of_whole_sync_periods_agrees_with_sim() {
 
 #[test]
 fn failed_expectation_exits_1() {
-    let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = shared();
     let dir = tempfile::tempdir().unwrap();
     // A window too early for any sync: consistent, so it passes validate, and it fails.
     let scen = smoke_variant(dir.path(), &[("between: [0s, 60s]", "between: [0s, 1s]")]);
@@ -220,7 +260,7 @@ fn failed_expectation_exits_1() {
 #[cfg(unix)]
 #[test]
 fn interrupt_cleans_up_and_writes_a_partial_report() {
-    let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = shared();
     let dir = tempfile::tempdir().unwrap();
     let data = common::interrupt_after("ramp", 30, 60, dir.path());
     assert!(data.samples.len() >= 60 && data.samples.len() < 2100);
@@ -242,7 +282,7 @@ fn interrupt_cleans_up_and_writes_a_partial_report() {
 
 #[test]
 fn a_killed_run_rerenders_as_partial() {
-    let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = shared();
     let dir = tempfile::tempdir().unwrap();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_autoscale-harness"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -365,7 +405,7 @@ fn cut_the_wait(
 #[cfg(unix)]
 #[test]
 fn ctrl_c_during_the_drain_ends_it_and_writes_the_record() {
-    let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = alone();
 
     // A run that completed: one Ctrl-C while it waits for ~20 requests
     // that each need 10 s more.

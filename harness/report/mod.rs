@@ -201,7 +201,7 @@ pub(super) fn rescales(run: &RunData) -> Vec<Rescale<'_>> {
     let mut out: Vec<Rescale> = run
         .events
         .iter()
-        .filter(|e| e.is_rescale())
+        .filter(|e| run.is_target_rescale(e))
         .map(|e| Rescale {
             t: e.t,
             to: e.to_replicas.or_else(|| parse_new_size(&e.message)),
