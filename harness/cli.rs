@@ -234,9 +234,9 @@ pub async fn run(cli: Cli) -> Result<i32> {
                 n(m.items.len(), "object", "objects"),
                 n(l.scenario.expect.len(), "expectation", "expectations"),
             );
-            let (line, warning) = crate::run::load_destination(&p);
+            let (line, warnings) = crate::run::load_destination(&p);
             println!("{line}");
-            if let Some(w) = warning {
+            for w in warnings {
                 eprintln!("{w}");
             }
             Ok(exit::PASSED)

@@ -175,6 +175,27 @@ fn check_containers(
     Ok(())
 }
 
+/// The labels of a Deployment's pods (its pod template's).
+pub(crate) fn pod_labels(d: &Deployment) -> std::collections::BTreeMap<String, String> {
+    d.spec
+        .as_ref()
+        .and_then(|sp| sp.template.metadata.as_ref())
+        .and_then(|md| md.labels.clone())
+        .unwrap_or_default()
+}
+
+/// Whether a Service's selector picks a Deployment's pods (a Service
+/// without a selector picks none).
+pub(crate) fn selects_pods_of(svc: &Service, d: &Deployment) -> bool {
+    let sel = svc
+        .spec
+        .as_ref()
+        .and_then(|sp| sp.selector.clone())
+        .unwrap_or_default();
+    let labels = pod_labels(d);
+    !sel.is_empty() && sel.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
 /// Kubernetes name rules (RFC 1123 and RFC 1035), as the API server's
 /// validation states them.
 pub(crate) mod dns {
@@ -649,20 +670,7 @@ impl Manifests {
                         ))
                     }
                 }
-                let selector = svc
-                    .spec
-                    .as_ref()
-                    .and_then(|sp| sp.selector.clone())
-                    .unwrap_or_default();
-                let selects = self.deployments().any(|(_, d)| {
-                    let labels = d
-                        .spec
-                        .as_ref()
-                        .and_then(|sp| sp.template.metadata.as_ref())
-                        .and_then(|md| md.labels.clone())
-                        .unwrap_or_default();
-                    selector.iter().all(|(k, v)| labels.get(k) == Some(v))
-                });
+                let selects = self.deployments().any(|(_, d)| selects_pods_of(svc, d));
                 if !selects {
                     return Err(sm.err(
                         "spec.selector",

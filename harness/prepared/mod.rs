@@ -109,13 +109,7 @@ impl Prepared {
             .map(|(m, _)| m.file.clone())
             .unwrap_or_else(|| loaded.path.clone());
         let tiers = tiers::resolve(&manifests, &route, &route_file, &hpa)?;
-        let host = s.target.host.clone().or_else(|| {
-            route
-                .spec
-                .hostnames
-                .clone()
-                .and_then(|h| h.into_iter().find(|h| !h.starts_with('*')))
-        });
+        let host = host_of(s, &route);
         Ok(Self {
             loaded,
             manifests,
@@ -156,13 +150,7 @@ impl Prepared {
                 e
             })?
             .clone();
-        let host = s.target.host.clone().or_else(|| {
-            route
-                .spec
-                .hostnames
-                .clone()
-                .and_then(|h| h.into_iter().find(|h| !h.starts_with('*')))
-        });
+        let host = host_of(s, &route);
         let hpa = HorizontalPodAutoscaler {
             metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
                 name: Some(ih.name.clone()),
@@ -324,6 +312,18 @@ pub(crate) fn check_against_hpa(
         }
     }
     Ok(())
+}
+
+/// The Host header the load sends: `target.host`, else the route's first
+/// hostname without a wildcard.
+fn host_of(s: &scenario::Scenario, route: &HttpRoute) -> Option<String> {
+    s.target.host.clone().or_else(|| {
+        route
+            .spec
+            .hostnames
+            .clone()
+            .and_then(|h| h.into_iter().find(|h| !h.starts_with('*')))
+    })
 }
 
 /// `namespace/name` of a route.

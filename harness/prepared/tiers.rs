@@ -7,7 +7,6 @@
 //! the pod template carries `gateway.envoyproxy.io/owning-gateway-name`,
 //! naming the Gateway the route attaches to (`spec.parentRefs`).
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use gateway_api::apis::standard::httproutes::HttpRoute;
@@ -15,7 +14,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 
 use crate::error::InputError;
-use crate::manifests::{Manifest, Manifests};
+use crate::manifests::{pod_labels, selects_pods_of, Manifest, Manifests};
 
 /// The pod label Envoy Gateway puts on a Gateway's proxy pods.
 pub const OWNING_GATEWAY_LABEL: &str = "gateway.envoyproxy.io/owning-gateway-name";
@@ -87,27 +86,6 @@ impl Tier {
     }
 }
 
-fn pod_labels(d: &Deployment) -> BTreeMap<String, String> {
-    d.spec
-        .as_ref()
-        .and_then(|sp| sp.template.metadata.as_ref())
-        .and_then(|md| md.labels.clone())
-        .unwrap_or_default()
-}
-
-/// Whether some Service in the manifests selects `d`'s pods.
-fn selected_by_service(m: &Manifests, d: &Deployment) -> bool {
-    let labels = pod_labels(d);
-    m.services().any(|(_, svc)| {
-        let sel = svc
-            .spec
-            .as_ref()
-            .and_then(|sp| sp.selector.clone())
-            .unwrap_or_default();
-        !sel.is_empty() && sel.iter().all(|(k, v)| labels.get(k) == Some(v))
-    })
-}
-
 /// The tiers, backend first. `target` is the HPA the scenario watches.
 pub(super) fn resolve(
     m: &Manifests,
@@ -162,7 +140,7 @@ pub(super) fn resolve(
                 ),
             ));
         }
-        if !selected_by_service(m, gd) {
+        if !m.services().any(|(_, svc)| selects_pods_of(svc, gd)) {
             return Err(gm.err(
                 "spec.template.metadata.labels",
                 "no Service selects the gateway's pods; the load goes to a Service in front of the gateway instances, so add one whose selector matches these labels",
@@ -245,9 +223,5 @@ fn backend_of_route<'a>(
         .name
         .clone();
     let (_, svc) = m.services().find(|(sm, _)| sm.name() == name)?;
-    let sel = svc.spec.as_ref()?.selector.clone()?;
-    m.deployments().find(|(_, d)| {
-        let labels = pod_labels(d);
-        sel.iter().all(|(k, v)| labels.get(k) == Some(v))
-    })
+    m.deployments().find(|(_, d)| selects_pods_of(svc, d))
 }

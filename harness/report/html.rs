@@ -8,8 +8,8 @@ use crate::recorder::{Percentiles, RunData, Sample};
 
 use super::charts::{self, hex, Stroke, TimeChart};
 use super::{
-    tiers,
     esc, events, interval_s, kube_dur, mmss, num, recorded_s, rescales, sorted_events, summary,
+    tiers,
 };
 
 pub(super) const CSS: &str = r#"
@@ -158,9 +158,7 @@ fn header(h: &mut String, run: &RunData, verdict: &Verdict, title: &str) -> anyh
             mmss(m.duration_s)
         )?;
     }
-    h.push_str(
-        "<nav><a href=\"#verdict\">Verdict</a><a href=\"#fig7\">QPS and pods</a>",
-    );
+    h.push_str("<nav><a href=\"#verdict\">Verdict</a><a href=\"#fig7\">QPS and pods</a>");
     if !run.meta.tiers.is_empty() {
         h.push_str("<a href=\"#tiers\">Both tiers</a>");
     }

@@ -8,9 +8,9 @@ mod html;
 mod junit;
 mod summary;
 pub mod sweep;
-mod tiers;
 #[cfg(test)]
 mod tests;
+mod tiers;
 
 use std::path::Path;
 

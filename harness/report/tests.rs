@@ -448,3 +448,99 @@ fn write_creates_the_three_files() {
         assert!(dir.path().join(f).metadata().unwrap().len() > 0, "{f}");
     }
 }
+
+/// The fixture as a run whose scale target is the gateway tier (its pods
+/// are the fixture's), with the backend behind it as the other tier, and a
+/// gateway HPA allowed past seed 001's 20 instances.
+fn two_tiers() -> (RunData, Verdict) {
+    let (mut run, verdict) = fixture();
+    run.meta.tiers = vec![
+        crate::recorder::TierMeta {
+            deployment: "httpbin-deploy".into(),
+            role: "backend".into(),
+            ..Default::default()
+        },
+        crate::recorder::TierMeta {
+            deployment: "api-gateway".into(),
+            role: "gateway".into(),
+            target: true,
+            cpu_limit_millicores: Some(200.0),
+            cpu_request_millicores: Some(100.0),
+            hpa: Some("api-gateway".into()),
+            min_replicas: Some(2),
+            max_replicas: Some(25),
+        },
+    ];
+    for s in &mut run.samples {
+        s.tiers = vec![crate::recorder::TierSample {
+            deployment: "httpbin-deploy".into(),
+            role: "backend".into(),
+            replicas: Replicas {
+                spec: 2,
+                current: 2,
+                ready: 2,
+                desired: 2,
+            },
+            pods: s.pods.clone(),
+            hpa: None,
+        }];
+    }
+    (run, verdict)
+}
+
+#[test]
+fn a_gateway_tier_gets_both_tiers_and_the_papers_cpu_figure() {
+    let (run, verdict) = two_tiers();
+    let h = render(&run, &verdict).unwrap().html;
+    assert!(h.contains("<section id=\"tiers\">") && h.contains("href=\"#tiers\""));
+    assert!(h.contains("outside seed 001's node range (at most 20)"));
+    for legend in [
+        "gateway (api-gateway) ready",
+        "backend (httpbin-deploy) ready",
+        "gateway (api-gateway) per ready pod",
+        "gateway target 20",
+        "total CPU usage",
+        "total CPU limit",
+    ] {
+        assert!(h.contains(legend), "no {legend:?}");
+    }
+    // Fig. 7 and the fixture's six other charts, and the tiers' three.
+    assert_eq!(h.matches("<svg role=\"img\"").count(), 10);
+    // One tier alone: no such section.
+    let (one, v) = fixture();
+    assert!(!render(&one, &v).unwrap().html.contains("id=\"tiers\""));
+}
+
+#[test]
+fn load_per_ready_pod_is_what_the_tier_served_over_its_ready_pods() {
+    let pods = [
+        PodSample {
+            qps: 30.0,
+            ready: true,
+            ..Default::default()
+        },
+        PodSample {
+            qps: 10.0,
+            ready: true,
+            ..Default::default()
+        },
+        // Terminating: it still answers what it holds, but is not Ready.
+        PodSample {
+            qps: 2.0,
+            terminating: true,
+            ..Default::default()
+        },
+    ];
+    let r = Replicas {
+        ready: 2,
+        ..Default::default()
+    };
+    let at = |replicas| tiers::At {
+        t: 1.0,
+        replicas,
+        pods: &pods,
+        hpa: None,
+    };
+    assert_eq!(tiers::qps_per_ready_pod(&at(&r)), 21.0);
+    assert!(tiers::qps_per_ready_pod(&at(&Replicas::default())).is_nan());
+}

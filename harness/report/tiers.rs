@@ -88,7 +88,11 @@ fn pods_chart(run: &RunData) -> TimeChart {
         c.series.push(
             Series::new(format!("{} ready", label(t)), color(t), Stroke::Step)
                 .width(3)
-                .points(s.iter().map(|a| (a.t, f64::from(a.replicas.ready))).collect()),
+                .points(
+                    s.iter()
+                        .map(|a| (a.t, f64::from(a.replicas.ready)))
+                        .collect(),
+                ),
         );
         if t.hpa.is_some() {
             c.series.push(
@@ -120,9 +124,13 @@ fn load_chart(run: &RunData) -> TimeChart {
     for t in &run.meta.tiers {
         let s = samples(run, t);
         c.series.push(
-            Series::new(format!("{} per ready pod", label(t)), color(t), Stroke::Solid)
-                .width(1)
-                .points(s.iter().map(|a| (a.t, qps_per_ready_pod(a))).collect()),
+            Series::new(
+                format!("{} per ready pod", label(t)),
+                color(t),
+                Stroke::Solid,
+            )
+            .width(1)
+            .points(s.iter().map(|a| (a.t, qps_per_ready_pod(a))).collect()),
         );
         if let Some(target) = qps_target(&s) {
             c.hlines.push(HLine {
@@ -138,8 +146,13 @@ fn load_chart(run: &RunData) -> TimeChart {
 /// The paper's Fig. 8: the gateway's CPU, all instances together, against
 /// the sum of their CPU limits.
 fn cpu_chart(run: &RunData, gw: &TierMeta) -> TimeChart {
-    let mut c =
-        TimeChart::new(run, W, 330, Axis::new("CPU, millicores", Scale::Linear, "m")).with_context(run);
+    let mut c = TimeChart::new(
+        run,
+        W,
+        330,
+        Axis::new("CPU, millicores", Scale::Linear, "m"),
+    )
+    .with_context(run);
     let s = samples(run, gw);
     c.series.push(
         Series::new("total CPU usage", GATEWAY, Stroke::Solid)

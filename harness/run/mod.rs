@@ -56,29 +56,50 @@ pub struct Outcome {
 /// validation; touches no cluster.
 pub fn dry_run(path: &Path) -> Result<String> {
     let p = Prepared::load(path)?;
-    let (line, warning) = load_destination(&p);
-    if let Some(w) = warning {
+    let (line, warnings) = load_destination(&p);
+    for w in warnings {
         eprintln!("{w}");
     }
     // Run ids are random; the placeholder shows where it goes.
     Ok(format!("# {line}\n{}", kube::dry_run_yaml(&p, "xxxxxx")?))
 }
 
-/// Where the load goes, said plainly, and a warning when `target.url`
-/// leaves this machine (load at someone else's service is not a test).
-pub fn load_destination(p: &Prepared) -> (String, Option<String>) {
+/// Where the load goes, said plainly, and warnings: when `target.url`
+/// leaves this machine (load at someone else's service is not a test), and
+/// when a gateway tier may grow past seed 001's node range.
+pub fn load_destination(p: &Prepared) -> (String, Vec<String>) {
     let host = p
         .host
         .as_deref()
         .map(|h| format!(" with Host: {h}"))
         .unwrap_or_default();
     let route = p.route_key();
+    let mut warnings = Vec::new();
+    let embedded = match p.gateway_tier() {
+        Some(g) => {
+            if let Some(h) = &g.hpa {
+                let max = h.spec.as_ref().map_or(0, |s| s.max_replicas);
+                if max > crate::prepared::SEED_MAX_GATEWAY_INSTANCES {
+                    warnings.push(format!(
+                        "warning: HPA {} may scale the gateway tier to {max} instances, beyond seed 001's node range of {}; it runs, and the report flags it",
+                        h.metadata.name.as_deref().unwrap_or_default(),
+                        crate::prepared::SEED_MAX_GATEWAY_INSTANCES
+                    ));
+                }
+            }
+            format!(
+                "the gateway tier's Service on 127.0.0.1, which balances over the instances of Deployment {}",
+                g.name()
+            )
+        }
+        None => "the embedded gateway on 127.0.0.1".to_owned(),
+    };
     let Some(url) = &p.scenario().target.url else {
         return (
             format!(
-                "load: local and sim send it to the embedded gateway on 127.0.0.1 (route {route}{host}); --backend kube needs target.url"
+                "load: local and sim send it to {embedded} (route {route}{host}); --backend kube needs target.url"
             ),
-            None,
+            warnings,
         );
     };
     let line = match &p.in_cluster {
@@ -87,20 +108,20 @@ pub fn load_destination(p: &Prepared) -> (String, Option<String>) {
             ih.namespace, ih.name
         ),
         None => format!(
-            "load: --backend kube sends it to {url} (target.url, route {route}{host}); local and sim use the embedded gateway on 127.0.0.1"
+            "load: --backend kube sends it to {url} (target.url, route {route}{host}); local and sim use {embedded}"
         ),
     };
     // Validation already parsed it; a failure here cannot happen.
-    let warning = scenario::target_url(url)
+    if let Some(u) = scenario::target_url(url)
         .ok()
         .filter(|u| !scenario::is_loopback(u))
-        .map(|u| {
-            format!(
-                "warning: target.url {url} is not on this machine (host {}): --backend kube will send real load there",
-                u.host_str().unwrap_or_default()
-            )
-        });
-    (line, warning)
+    {
+        warnings.push(format!(
+            "warning: target.url {url} is not on this machine (host {}): --backend kube will send real load there",
+            u.host_str().unwrap_or_default()
+        ));
+    }
+    (line, warnings)
 }
 
 /// Checks the flags against the scenario before anything starts; the speed

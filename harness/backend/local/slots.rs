@@ -25,7 +25,11 @@ struct Queue {
 
 impl Slots {
     /// `concurrency` must be at least 1 (callers check their bounds).
-    pub(crate) fn new(concurrency: usize, service_time: Duration, cpu_per_request: Duration) -> Self {
+    pub(crate) fn new(
+        concurrency: usize,
+        service_time: Duration,
+        cpu_per_request: Duration,
+    ) -> Self {
         let now = Instant::now();
         Self {
             service_time,

@@ -381,9 +381,7 @@ impl Backend for SimCluster {
         let mut obs = Observation::default();
         for (i, tier) in self.tiers.iter_mut().enumerate() {
             let model = tier.model;
-            let (replicas, pods) = tier
-                .core
-                .observe(dt, |p| Self::reading(now, &model, p));
+            let (replicas, pods) = tier.core.observe(dt, |p| Self::reading(now, &model, p));
             let hpa = tier.core.status.sample.clone();
             if i == self.target {
                 (obs.replicas, obs.pods, obs.hpa) = (replicas, pods, hpa);
