@@ -1,7 +1,7 @@
 //! End-to-end runs of the shipped scenarios on the `sim` backend: the real
 //! binary, a virtual clock, no sockets. Each run takes well under a second.
 
-mod common;
+use crate::common;
 use common::{assert_run_files, show, sizes};
 
 use std::path::Path;
@@ -15,6 +15,7 @@ fn run(scenario: &str, seed: u64, dir: &Path) -> Output {
 
 #[test]
 fn ramp_in_sim_matches_the_local_backend() {
+    let _g = crate::common::shared();
     let dir = tempfile::tempdir().unwrap();
     let o = run("ramp", 1, dir.path());
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
@@ -52,6 +53,7 @@ fn ramp_in_sim_matches_the_local_backend() {
 
 #[test]
 fn ack_qps_in_sim_scales_out_and_back_to_one() {
+    let _g = crate::common::shared();
     let dir = tempfile::tempdir().unwrap();
     let o = run("ack-qps", 1, dir.path());
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
@@ -74,6 +76,7 @@ fn ack_qps_in_sim_scales_out_and_back_to_one() {
 
 #[test]
 fn same_seed_same_timeline() {
+    let _g = crate::common::shared();
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     for d in [&a, &b] {
         let o = run("ack-qps", 7, d.path());
@@ -93,6 +96,7 @@ fn sweep(args: &[&str]) -> Output {
 
 #[test]
 fn sweep_runs_each_value_and_writes_a_combined_page() {
+    let _g = crate::common::shared();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("sw");
     let o = sweep(&[
@@ -138,6 +142,7 @@ fn sweep_runs_each_value_and_writes_a_combined_page() {
 
 #[test]
 fn sweep_rejects_a_misspelt_field_with_exit_2() {
+    let _g = crate::common::shared();
     let dir = tempfile::tempdir().unwrap();
     let o = sweep(&[
         "ramp",
@@ -158,6 +163,7 @@ fn sweep_rejects_a_misspelt_field_with_exit_2() {
 
 #[test]
 fn daily_curve_runs_a_day_and_passes() {
+    let _g = crate::common::shared();
     let dir = tempfile::tempdir().unwrap();
     let o = run("daily", 1, dir.path());
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
@@ -171,6 +177,7 @@ fn daily_curve_runs_a_day_and_passes() {
 
 #[test]
 fn run_directories_are_never_reused_silently_nor_placed_by_the_name() {
+    let _g = crate::common::shared();
     let t = tempfile::tempdir().unwrap();
     let out = t.path().join("run");
     let o = run("smoke", 1, &out);

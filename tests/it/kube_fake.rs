@@ -5,7 +5,7 @@
 //! gateway. A scripted "controller" rescales the Deployment and emits
 //! SuccessfulRescale events, and the HPA's first watch fails with 410 Gone,
 //! which the harness must survive by relisting.
-mod common;
+use crate::common;
 use common::show;
 
 use std::collections::{BTreeMap, HashMap};
@@ -696,6 +696,7 @@ async fn kube_run(scen: &str, kc: &str, out: &Path) -> std::process::Output {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deploys_watches_records_and_cleans_up() {
+    let _g = crate::common::shared();
     let st: Shared = Default::default();
     lock(&st).prometheus = true;
     let port = serve(st.clone()).await;
@@ -911,6 +912,7 @@ fn shipped_on_fake(dir: &Path, name: &str, port: u16, seq: &[i64]) -> String {
 /// HPA status and Event, one Event 6 s late: the sizes are the cluster's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shipped_scenarios_record_the_clusters_sizes_in_any_order_of_delivery() {
+    let _g = crate::common::shared();
     let runs = [
         ("ack-qps", vec![1, 2, 3, 4, 3, 2, 1]),
         ("ramp-kind", vec![2, 3, 2]),
@@ -978,6 +980,7 @@ async fn shipped_scenarios_record_the_clusters_sizes_in_any_order_of_delivery() 
 /// there: at the end it deletes its own namespace only.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watches_an_hpa_in_another_namespace_and_leaves_it_alone() {
+    let _g = crate::common::shared();
     let st: Shared = Default::default();
     {
         let mut s = lock(&st);
@@ -1105,6 +1108,7 @@ async fn watches_an_hpa_in_another_namespace_and_leaves_it_alone() {
 /// saying what should have created it, before anything is created.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_in_cluster_hpa_exits_3_before_anything_is_created() {
+    let _g = crate::common::shared();
     let st: Shared = Default::default();
     let port = serve(st.clone()).await;
     let dir = tempfile::tempdir().unwrap();
@@ -1125,6 +1129,7 @@ async fn a_missing_in_cluster_hpa_exits_3_before_anything_is_created() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_exits_143_cleans_up_and_says_per_pod_load_was_not_observable() {
+    let _g = crate::common::shared();
     let st: Shared = Default::default();
     let port = serve(st.clone()).await;
     let dir = tempfile::tempdir().unwrap();
@@ -1186,6 +1191,7 @@ async fn sigterm_exits_143_cleans_up_and_says_per_pod_load_was_not_observable() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn image_pull_backoff_fails_clearly_and_still_cleans_up() {
+    let _g = crate::common::shared();
     let st: Shared = Default::default();
     lock(&st).pull_fails = true;
     let port = serve(st.clone()).await;
@@ -1229,6 +1235,7 @@ async fn image_pull_backoff_fails_clearly_and_still_cleans_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_or_refused_cluster_exits_3_before_any_load() {
+    let _g = crate::common::shared();
     let dir = tempfile::tempdir().unwrap();
     // A port nobody listens on.
     let closed = {
@@ -1278,6 +1285,7 @@ async fn unreachable_or_refused_cluster_exits_3_before_any_load() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cleanup_removes_what_runs_left_and_keeps_live_runs() {
+    let _g = crate::common::shared();
     let st: Shared = Default::default();
     let fresh = jiff::Timestamp::now().to_string();
     let stale = (jiff::Timestamp::now() - jiff::SignedDuration::from_secs(600)).to_string();
@@ -1347,6 +1355,7 @@ async fn cleanup_removes_what_runs_left_and_keeps_live_runs() {
 
 #[test]
 fn dry_run_prints_the_objects_in_order_without_a_cluster() {
+    let _g = crate::common::shared();
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_autoscale-harness"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args(["experiment", "ack-qps", "--backend", "kube", "--dry-run"])

@@ -12,7 +12,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use autoscale_harness::load::{self, LoadConfig, RateCurve, RequestSpec, Spacing};
@@ -28,11 +28,9 @@ use tokio::time::Instant;
 
 type Resp = Response<Full<Bytes>>;
 
-static TURNS: Mutex<()> = Mutex::new(());
-
 /// Runs `f` on a 2-worker runtime, one test at a time.
 fn run<F: Future>(f: F) -> F::Output {
-    let _turn = TURNS.lock().unwrap_or_else(PoisonError::into_inner);
+    let _turn = crate::common::alone();
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -190,7 +188,7 @@ fn a_stalled_generator_shows_in_response_time_not_service_time() {
     // meanwhile go out when it recovers. Measured from the intended instant
     // they waited up to 1 s; measured from the actual send they were fast. A
     // tool that timed only the send would report a healthy server.
-    let _turn = TURNS.lock().unwrap_or_else(PoisonError::into_inner);
+    let _turn = crate::common::alone();
     let server = serve(Proto::Auto, |_| async { ok() });
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -517,7 +515,7 @@ fn speed_multiplies_the_real_rate_and_shortfalls_are_reported() {
 
 #[test]
 fn bench_command_prints_json_and_rejects_bad_flags() {
-    let _turn = TURNS.lock().unwrap_or_else(PoisonError::into_inner);
+    let _turn = crate::common::alone();
     let server = serve(Proto::Auto, |_| async { ok() });
     let dir = tempfile::tempdir().expect("tempdir");
     let raw = dir.path().join("raw.csv");
@@ -584,7 +582,7 @@ fn bench_command_prints_json_and_rejects_bad_flags() {
 #[cfg(unix)]
 #[test]
 fn interrupted_bench_prints_what_ran_and_exits_130() {
-    let _turn = TURNS.lock().unwrap_or_else(PoisonError::into_inner);
+    let _turn = crate::common::alone();
     let served = Arc::new(AtomicUsize::new(0));
     let count = served.clone();
     let server = serve(Proto::Auto, move |_| {
@@ -634,7 +632,7 @@ fn interrupted_bench_prints_what_ran_and_exits_130() {
 #[cfg(unix)]
 #[test]
 fn bench_at_the_maximum_rate_honours_signals() {
-    let _turn = TURNS.lock().unwrap_or_else(PoisonError::into_inner);
+    let _turn = crate::common::alone();
     let served = Arc::new(AtomicUsize::new(0));
     let count = served.clone();
     let server = serve(Proto::Auto, move |_| {

@@ -719,6 +719,7 @@ fn run_vector(kind: &str, inp: &Value, exp: &Value) -> Result<(), String> {
 
 #[test]
 fn hpa_conformance_vectors() {
+    let _g = crate::common::shared();
     let path = vectors_path();
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));

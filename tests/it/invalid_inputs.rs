@@ -357,6 +357,7 @@ fn check(fixture: &str, name: &str, want: &str, scratch: &Path) {
 
 #[test]
 fn every_malformed_input_is_exit_2_naming_the_field_on_validate_and_sim() {
+    let _g = crate::common::shared();
     let tmp = tempfile::tempdir().unwrap();
     for (fixture, want) in CORPUS {
         let name = fixture.trim_end_matches(".yaml").replace('/', "__");
@@ -379,6 +380,7 @@ fn every_malformed_input_is_exit_2_naming_the_field_on_validate_and_sim() {
 
 #[test]
 fn a_byte_order_mark_is_accepted() {
+    let _g = crate::common::shared();
     let tmp = tempfile::tempdir().unwrap();
     let (code, stdout, stderr) = run(
         &["validate", "tests/fixtures/bom-valid.yaml"],
@@ -391,6 +393,7 @@ fn a_byte_order_mark_is_accepted() {
 
 #[test]
 fn validate_and_dry_run_say_where_the_load_goes_and_warn_off_this_machine() {
+    let _g = crate::common::shared();
     let tmp = tempfile::tempdir().unwrap();
     let (code, stdout, stderr) = run(
         &["validate", "tests/fixtures/remote-url.yaml"],

@@ -18,6 +18,7 @@ macro_rules! bad_input {
     ($name:ident, $fixture:expr) => {
         #[test]
         fn $name() {
+            let _g = crate::common::shared();
             let (code, stderr) = validate($fixture);
             assert_eq!(code, 2, "bad input must exit 2; stderr: {stderr}");
             assert!(!stderr.contains("panicked"), "{stderr}");
@@ -39,6 +40,7 @@ bad_input!(hpa_negative_tolerance, "negative-tolerance.yaml");
 
 #[test]
 fn missing_scenario_file() {
+    let _g = crate::common::shared();
     let (code, stderr) = validate("does-not-exist.yaml");
     assert_eq!(code, 2);
     assert!(stderr.contains("scenario file not found"), "{stderr}");
@@ -46,6 +48,7 @@ fn missing_scenario_file() {
 
 #[test]
 fn shipped_scenarios_validate() {
+    let _g = crate::common::shared();
     for s in ["ramp", "ack-qps.yaml", "scenarios/smoke.yaml", "journey"] {
         let out = Command::new(env!("CARGO_BIN_EXE_autoscale-harness"))
             .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -62,6 +65,7 @@ fn shipped_scenarios_validate() {
 
 #[test]
 fn kube_backend_input_mistakes_exit_2_before_any_cluster() {
+    let _g = crate::common::shared();
     let run = |extra: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_autoscale-harness"))
             .current_dir(env!("CARGO_MANIFEST_DIR"))

@@ -1,5 +1,4 @@
 //! Helpers shared by the end-to-end test files.
-#![allow(dead_code)]
 
 use std::process::Output;
 
@@ -119,4 +118,18 @@ pub fn interrupt_after(scenario: &str, speed: u32, samples: usize, dir: &Path) -
     assert!(data.meta.interrupted);
     assert!(dir.join("report.html").is_file());
     data
+}
+
+static MACHINE: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// A test that may share the machine with another (an end-to-end run that
+/// needs a fraction of a core and mostly waits on the experiment clock).
+pub fn shared() -> std::sync::RwLockReadGuard<'static, ()> {
+    MACHINE.read().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A test whose result depends on timing or CPU (load at full rate, the
+/// borderline agreement run): the machine to itself.
+pub fn alone() -> std::sync::RwLockWriteGuard<'static, ()> {
+    MACHINE.write().unwrap_or_else(|e| e.into_inner())
 }

@@ -3,7 +3,7 @@
 //! Prometheus with file service discovery would find them), and when an
 //! instance dies mid-run the gateway's Service stops sending to it within
 //! one readiness-probe period, with the requests it lost counted.
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -87,6 +87,7 @@ fn value(scrape: &prometheus_parse::Scrape, metric: &str) -> f64 {
 
 #[test]
 fn instances_serve_metrics_and_a_killed_one_leaves_the_service() {
+    let _g = common::shared();
     let dir = tempfile::tempdir().unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_autoscale-harness"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))

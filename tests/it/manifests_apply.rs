@@ -33,14 +33,21 @@ fn files(dir: &Path, out: &mut Vec<PathBuf>) {
 
 #[test]
 fn every_app_manifest_decodes_validates_and_serializes_for_apply() {
+    let _g = crate::common::shared();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests");
     let mut all = Vec::new();
     files(&root, &mut all);
     all.sort();
     // The app manifests in the sets the scenarios apply them in (an HPA
     // needs its Deployment, a route its Service); every file is in one.
-    let sets: [&[&str]; 4] = [
+    let sets: [&[&str]; 6] = [
         &["httpbin.yaml", "hpa-paper.yaml", "httproute.yaml"],
+        &[
+            "httpbin.yaml",
+            "gateway.yaml",
+            "hpa-gateway.yaml",
+            "httproute.yaml",
+        ],
         &["httpbin.yaml", "hpa-ack-qps.yaml", "httproute.yaml"],
         &["httpbin.yaml", "hpa-smoke.yaml", "httproute.yaml"],
         &[
@@ -48,6 +55,8 @@ fn every_app_manifest_decodes_validates_and_serializes_for_apply() {
             "kind/hpa-ramp-kind.yaml",
             "kind/httproute-kind.yaml",
         ],
+        // paper-kind's HPA is Envoy Gateway's, not a manifest.
+        &["kind/httpbin-kind.yaml", "kind/httproute-paper-kind.yaml"],
     ];
     for p in &all {
         let rel = p.strip_prefix(&root).unwrap().display().to_string();

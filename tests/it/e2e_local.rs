@@ -3,26 +3,13 @@
 //! Two runs may overlap (each needs a fraction of a core, and the long
 //! agreement runs are mostly waiting on the experiment clock); the tests
 //! whose outcome hangs on timing take the machine to themselves.
-mod common;
+use crate::common;
 use common::{assert_agree, assert_run_files, show, sizes};
 
 use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use autoscale_harness::recorder::load_run;
-
-static MACHINE: RwLock<()> = RwLock::new(());
-
-/// A run that may share the machine with another.
-fn shared() -> RwLockReadGuard<'static, ()> {
-    MACHINE.read().unwrap_or_else(|e| e.into_inner())
-}
-
-/// A run whose result depends on timing: alone.
-fn alone() -> RwLockWriteGuard<'static, ()> {
-    MACHINE.write().unwrap_or_else(|e| e.into_inner())
-}
 
 fn run(scenario: &str, speed: u32, dir: &Path) -> Output {
     run_with(scenario, speed, dir, &[])
@@ -67,7 +54,7 @@ fn sim_sizes(scenario: &str) -> Vec<(f64, i32)> {
 
 #[test]
 fn ramp_reproduces_the_paper_and_agrees_with_sim() {
-    let _g = shared();
+    let _g = common::shared();
     let dir = tempfile::tempdir().unwrap();
     let o = run("ramp.yaml", 20, dir.path());
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
@@ -111,7 +98,7 @@ fn ramp_reproduces_the_paper_and_agrees_with_sim() {
 
 #[test]
 fn paper_scales_the_gateway_tier_and_agrees_with_sim() {
-    let _g = shared();
+    let _g = common::shared();
     let dir = tempfile::tempdir().unwrap();
     let o = run("paper.yaml", 30, dir.path());
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
@@ -147,7 +134,7 @@ fn paper_scales_the_gateway_tier_and_agrees_with_sim() {
 
 #[test]
 fn ack_qps_scales_on_route_qps_and_agrees_with_sim() {
-    let _g = shared();
+    let _g = common::shared();
     let dir = tempfile::tempdir().unwrap();
     let o = run("ack-qps", 20, dir.path());
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
@@ -176,7 +163,7 @@ fn ack_qps_scales_on_route_qps_and_agrees_with_sim() {
 
 #[test]
 fn smoke_runs_the_behavior_path_and_rerenders() {
-    let _g = shared();
+    let _g = common::shared();
     let dir = tempfile::tempdir().unwrap();
     let raw = dir.path().join("raw.csv");
     let o = run_with(
@@ -234,7 +221,7 @@ fn smoke_runs_the_behavior_path_and_rerenders() {
 /// borderline scale-in (ceil(2.0) or ceil(2.007)).
 #[test]
 fn startup_of_whole_sync_periods_agrees_with_sim() {
-    let _g = alone();
+    let _g = common::alone();
     let dir = tempfile::tempdir().unwrap();
     let scen = smoke_variant(
         dir.path(),
@@ -254,7 +241,7 @@ fn startup_of_whole_sync_periods_agrees_with_sim() {
 
 #[test]
 fn failed_expectation_exits_1() {
-    let _g = shared();
+    let _g = common::shared();
     let dir = tempfile::tempdir().unwrap();
     // A window too early for any sync: consistent, so it passes validate, and it fails.
     let scen = smoke_variant(dir.path(), &[("between: [0s, 60s]", "between: [0s, 1s]")]);
@@ -268,7 +255,7 @@ fn failed_expectation_exits_1() {
 #[cfg(unix)]
 #[test]
 fn interrupt_cleans_up_and_writes_a_partial_report() {
-    let _g = shared();
+    let _g = common::shared();
     let dir = tempfile::tempdir().unwrap();
     let data = common::interrupt_after("ramp", 30, 60, dir.path());
     assert!(data.samples.len() >= 60 && data.samples.len() < 2100);
@@ -290,7 +277,7 @@ fn interrupt_cleans_up_and_writes_a_partial_report() {
 
 #[test]
 fn a_killed_run_rerenders_as_partial() {
-    let _g = shared();
+    let _g = common::shared();
     let dir = tempfile::tempdir().unwrap();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_autoscale-harness"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -413,7 +400,7 @@ fn cut_the_wait(
 #[cfg(unix)]
 #[test]
 fn ctrl_c_during_the_drain_ends_it_and_writes_the_record() {
-    let _g = alone();
+    let _g = common::alone();
 
     // A run that completed: one Ctrl-C while it waits for ~20 requests
     // that each need 10 s more.

@@ -300,6 +300,7 @@ proptest! {
         target in 0usize..8,
         muts in proptest::collection::vec(mutation(), 1..6),
     ) {
+    let _g = crate::common::shared();
         let seeds = seeds();
         let seed = &seeds[seed % seeds.len()];
         let dir = tempfile::tempdir().unwrap();
@@ -322,6 +323,7 @@ proptest! {
 /// written by hand) is handled: exit 0 or 2, quickly.
 #[test]
 fn the_kept_corpus_is_handled() {
+    let _g = crate::common::shared();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fuzz");
     let mut n = 0;
     for e in std::fs::read_dir(&root).unwrap() {

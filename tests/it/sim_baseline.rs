@@ -4,7 +4,7 @@
 //! so any change of behaviour in such a move shows up here. Times of day,
 //! paths and the machine are redacted; experiment times are not.
 
-mod common;
+use crate::common;
 use common::{show, sim_run};
 
 use autoscale_harness::recorder::load_run;
@@ -89,15 +89,18 @@ fn pin(scenario: &str) {
 
 #[test]
 fn ramp_on_sim_is_pinned() {
+    let _g = crate::common::shared();
     pin("ramp");
 }
 
 #[test]
 fn ack_qps_on_sim_is_pinned() {
+    let _g = crate::common::shared();
     pin("ack-qps");
 }
 
 #[test]
 fn daily_on_sim_is_pinned() {
+    let _g = crate::common::shared();
     pin("daily");
 }

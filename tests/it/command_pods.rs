@@ -7,17 +7,14 @@
 //! as two at once on a 2-core machine would distort their timing.
 #![cfg(target_os = "linux")]
 
-mod common;
+use crate::common;
 use common::show;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use autoscale_harness::recorder::{load_run, RunData};
-
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -81,7 +78,7 @@ fn processes_with(marker: &str) -> Vec<(i32, String)> {
 
 #[test]
 fn sigkill_of_the_harness_leaves_no_pod_process() {
-    let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = crate::common::alone();
     let dir = tempfile::tempdir().unwrap();
     let marker = format!(
         "pods-outlive-{}-{}",
@@ -140,7 +137,7 @@ fn sigkill_of_the_harness_leaves_no_pod_process() {
 /// requests, exits with 7 and, restarted, serves on.
 #[test]
 fn a_crashing_pod_is_recorded_taken_out_and_restarted() {
-    let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = crate::common::alone();
     let dir = tempfile::tempdir().unwrap();
     let once = dir.path().join("crashed");
     let scen = scenario(
@@ -239,7 +236,7 @@ fn timeline(run: &RunData, pod: &str) -> String {
 
 #[test]
 fn a_pod_that_exits_at_start_up_ends_the_run_at_once() {
-    let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = crate::common::alone();
     let dir = tempfile::tempdir().unwrap();
     let scen = scenario(
         dir.path(),

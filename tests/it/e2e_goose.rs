@@ -3,19 +3,16 @@
 //! time, stopping by itself), and its timeline, events and verdict come out
 //! as an open-model run's do. Runs are serialized: two at once on a 2-core
 //! machine would distort timing.
-mod common;
+use crate::common;
 use common::{show, sizes};
 
 use std::process::Command;
-use std::sync::Mutex;
 
 use autoscale_harness::recorder::load_run;
 
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
 #[test]
 fn journey_users_drive_scale_out_and_scale_in() {
-    let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = crate::common::alone();
     let dir = tempfile::tempdir().unwrap();
     let root = env!("CARGO_MANIFEST_DIR");
     let o = Command::new(env!("CARGO_BIN_EXE_autoscale-harness"))
@@ -125,7 +122,7 @@ fn sim_backend_refuses_the_users_model() {
 #[cfg(unix)]
 #[test]
 fn interrupt_during_a_goose_attack_still_cleans_up() {
-    let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = crate::common::alone();
     let dir = tempfile::tempdir().unwrap();
     let data = common::interrupt_after("journey", 20, 30, dir.path());
     assert!(data.samples.len() >= 30 && data.samples.len() < 240);

@@ -73,6 +73,7 @@ fn exact_version(v: &str) -> bool {
 
 #[test]
 fn every_addon_is_pinned_and_its_files_exist() {
+    let _g = crate::common::shared();
     let plan = plan();
     assert!(!plan.addons.is_empty());
     let mut names = BTreeSet::new();
@@ -139,6 +140,7 @@ fn every_addon_is_pinned_and_its_files_exist() {
 
 #[test]
 fn addons_come_in_dependency_order() {
+    let _g = crate::common::shared();
     let plan = plan();
     let at = |name: &str| {
         plan.addons
@@ -223,6 +225,7 @@ fn host_urls() -> Vec<(u64, String)> {
 
 #[test]
 fn host_port_mapping_reaches_the_gateway_node_port() {
+    let _g = crate::common::shared();
     let cluster = one(&kind_dir().join("cluster.yaml"));
     assert_eq!(s(&cluster["kind"]), "Cluster");
     assert_eq!(s(&cluster["apiVersion"]), "kind.x-k8s.io/v1alpha4");
@@ -331,6 +334,7 @@ fn series_name(query: &str) -> &str {
 
 #[test]
 fn adapter_serves_seed_000_and_paper_metrics_from_recorded_series() {
+    let _g = crate::common::shared();
     let adapter = one(&kind_dir().join("values/prometheus-adapter.yaml"));
     let recorded = recorded();
 
@@ -384,6 +388,7 @@ fn adapter_serves_seed_000_and_paper_metrics_from_recorded_series() {
 
 #[test]
 fn hpas_select_the_route_id_the_routes_carry() {
+    let _g = crate::common::shared();
     let label = |path: &str| {
         let route = one(&root().join(path));
         assert_eq!(s(&route["kind"]), "HTTPRoute");
@@ -423,6 +428,7 @@ fn hpas_select_the_route_id_the_routes_carry() {
 /// the scenario names that HPA where Envoy Gateway creates it.
 #[test]
 fn envoy_proxy_hpa_scales_the_gateway_tier_on_cpu_and_adapter_served_qps() {
+    let _g = crate::common::shared();
     let gw = docs(&kind_dir().join("gateway.yaml"));
     let paper = find(&gw, "Gateway", "paper");
     let proxy = proxy_of(&gw, paper);
@@ -556,6 +562,7 @@ fn harness(args: &[&str]) -> std::process::Output {
 
 #[test]
 fn ramp_kind_validates() {
+    let _g = crate::common::shared();
     let out = harness(&["validate", "scenarios/ramp-kind.yaml"]);
     assert!(
         out.status.success(),
@@ -568,6 +575,7 @@ fn ramp_kind_validates() {
 /// (no lag beyond the metric window) must land inside them too.
 #[test]
 fn ramp_kind_passes_on_the_sim_backend() {
+    let _g = crate::common::shared();
     let dir = tempfile::tempdir().expect("temp dir");
     let out_dir = dir.path().join("run");
     let out = harness(&[
@@ -590,6 +598,7 @@ fn ramp_kind_passes_on_the_sim_backend() {
 
 #[test]
 fn paper_kind_validates() {
+    let _g = crate::common::shared();
     let out = harness(&["validate", "scenarios/paper-kind.yaml"]);
     assert!(
         out.status.success(),
@@ -602,6 +611,7 @@ fn paper_kind_validates() {
 /// with the file, line and field, exit 2, before anything starts.
 #[test]
 fn paper_kind_is_refused_by_the_embedded_backends() {
+    let _g = crate::common::shared();
     let text = read(&root().join("scenarios/paper-kind.yaml"));
     let line = text
         .lines()
