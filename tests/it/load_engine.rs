@@ -621,8 +621,15 @@ fn interrupted_bench_prints_what_ran_and_exits_130() {
     assert!((1.0..3.0).contains(&after), "{after}");
     let seconds = j["per_second"].as_array().map_or(0, Vec::len);
     assert!((1..=3).contains(&seconds), "{j}");
-    // Everything sent was waited for and counted.
-    assert_eq!(j["requests"]["completed"], j["requests"]["sent"]);
+    // Everything sent was waited for and counted. A request in flight when
+    // the warm-up ends was sent in it but completes in the measured part
+    // (counts are by when the engine processed them, not by timestamp:
+    // issue 16), so completed may exceed sent by those few.
+    let (sent, completed) = (
+        j["requests"]["sent"].as_u64().unwrap(),
+        j["requests"]["completed"].as_u64().unwrap(),
+    );
+    assert!((sent..=sent + 5).contains(&completed), "{j}");
     assert_eq!(j["requests"]["errors"], 0);
 }
 
