@@ -77,6 +77,26 @@ pub(crate) enum Gate {
     Failed(String),
 }
 
+impl Gate {
+    /// The gate of a cluster of several tiers: open when every tier's is,
+    /// failed as soon as one has failed.
+    pub(crate) fn all(gates: impl IntoIterator<Item = Gate>) -> Gate {
+        let mut open = true;
+        for g in gates {
+            match g {
+                Gate::Failed(why) => return Gate::Failed(why),
+                Gate::Waiting => open = false,
+                Gate::Open => {}
+            }
+        }
+        if open {
+            Gate::Open
+        } else {
+            Gate::Waiting
+        }
+    }
+}
+
 /// The control plane's state. `P` is what the driver keeps per pod.
 pub(crate) struct Core<P> {
     pub(crate) cfg: Arc<Config>,

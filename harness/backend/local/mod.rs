@@ -257,17 +257,12 @@ impl LocalCluster {
             while sh.control_next.load() <= t {
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
-            let gates: Vec<Gate> = (0..sh.tiers.len())
-                .map(|i| sh.lock(i).gate(t, &cluster_name(&sh.tiers[i].cfg)))
-                .collect();
-            if gates.iter().all(|g| matches!(g, Gate::Open)) {
-                break t;
-            }
-            if let Some(why) = gates.into_iter().find_map(|g| match g {
-                Gate::Failed(why) => Some(why),
-                _ => None,
-            }) {
-                return Err(InfraError(why).into());
+            let gates =
+                (0..sh.tiers.len()).map(|i| sh.lock(i).gate(t, &cluster_name(&sh.tiers[i].cfg)));
+            match Gate::all(gates) {
+                Gate::Open => break t,
+                Gate::Failed(why) => return Err(InfraError(why).into()),
+                Gate::Waiting => {}
             }
             k += 1;
         };

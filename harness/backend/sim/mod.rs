@@ -294,25 +294,22 @@ impl SimCluster {
             self.step();
             if self.tick.is_multiple_of(poll) {
                 let now = self.now();
-                let gates: Vec<Gate> = self
+                let gates = self
                     .tiers
                     .iter()
-                    .map(|t| t.core.gate(now, &cluster_name(&t.core.cfg)))
-                    .collect();
-                if gates.iter().all(|g| matches!(g, Gate::Open)) {
-                    self.origin = Some(self.tick);
-                    for t in &mut self.tiers {
-                        let model = t.model;
-                        t.core.rebase(|p| Self::reading(now, &model, p));
+                    .map(|t| t.core.gate(now, &cluster_name(&t.core.cfg)));
+                match Gate::all(gates) {
+                    Gate::Open => {
+                        self.origin = Some(self.tick);
+                        for t in &mut self.tiers {
+                            let model = t.model;
+                            t.core.rebase(|p| Self::reading(now, &model, p));
+                        }
+                        self.tick += 1;
+                        return Ok(());
                     }
-                    self.tick += 1;
-                    return Ok(());
-                }
-                if let Some(why) = gates.into_iter().find_map(|g| match g {
-                    Gate::Failed(why) => Some(why),
-                    _ => None,
-                }) {
-                    return Err(InfraError(why).into());
+                    Gate::Failed(why) => return Err(InfraError(why).into()),
+                    Gate::Waiting => {}
                 }
             }
             self.tick += 1;
