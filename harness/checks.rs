@@ -131,6 +131,12 @@ fn undecided(e: &Expectation, run: &RunData, c: &CheckResult) -> Option<String> 
             None if partial => Some(format!("{} (so far)", ended())),
             None => None,
         },
+        Expectation::Replicas(r) => {
+            let to = r.at.or(r.during.map(|w| w.to)).map_or(0.0, |d| d.as_secs_f64());
+            before(to, "the instant it checks")
+        }
+        Expectation::HpaRange(h) if c.measured == NO_RANGE => Some(NO_RANGE.into()),
+        Expectation::HpaRange(h) => before(h.at.as_secs_f64(), "the instant it checks"),
         Expectation::PodQps(p) => match &m.pod_qps_unobservable {
             Some(why) => Some(why.clone()),
             None => before(p.during.to.as_secs_f64(), "the window ended"),
@@ -140,6 +146,12 @@ fn undecided(e: &Expectation, run: &RunData, c: &CheckResult) -> Option<String> 
 }
 
 const NO_SCALE_OUT: &str = "no such scale-out happened";
+const NO_RANGE: &str = "the samples do not record the HPA's range (no schedule moved it)";
+
+/// The first sample at or after `t` seconds.
+fn sample_at(run: &RunData, t: f64) -> Option<&Sample> {
+    run.samples.iter().find(|s| s.t + 1e-9 >= t)
+}
 
 fn check(e: &Expectation, run: &RunData) -> CheckResult {
     let rescales: Vec<&Event> = run
@@ -245,6 +257,66 @@ fn check(e: &Expectation, run: &RunData) -> CheckResult {
                 measured,
                 passed,
                 not_evaluated: None,
+            }
+        }
+        Expectation::Replicas(r) => {
+            let (lo, hi) = r.bounds();
+            let bound = match (r.is, lo, hi) {
+                (Some(n), _, _) => format!("{n}"),
+                (None, lo, i32::MAX) => format!("at least {lo}"),
+                (None, 0, hi) => format!("at most {hi}"),
+                (None, lo, hi) => format!("{lo}-{hi}"),
+            };
+            let picked: Vec<&Sample> = match (r.at, r.during) {
+                (Some(at), _) => sample_at(run, at.as_secs_f64()).into_iter().collect(),
+                (None, Some(w)) => run.samples.iter().filter(|s| in_window(&w, s.t)).collect(),
+                (None, None) => Vec::new(),
+            };
+            let when = match (r.at, r.during) {
+                (Some(at), _) => format!("at {}", fmt_dur(at)),
+                (None, Some(w)) => format!("during {}", fmt_window(&w)),
+                (None, None) => String::new(),
+            };
+            let (low, high) = picked
+                .iter()
+                .map(|s| s.replicas.spec)
+                .fold((i32::MAX, i32::MIN), |(a, b), n| (a.min(n), b.max(n)));
+            let measured = match picked.first() {
+                None => "no samples".into(),
+                Some(s) if r.at.is_some() => format!("{} at {}", s.replicas.spec, fmt_t(s.t)),
+                Some(_) if low == high => format!("{low} throughout"),
+                Some(_) => format!("{low}-{high}"),
+            };
+            CheckResult {
+                name: "replicas".into(),
+                bound: format!("{bound} {when}"),
+                measured,
+                passed: !picked.is_empty() && low >= lo && high <= hi,
+                not_evaluated: None,
+            }
+        }
+        Expectation::HpaRange(h) => {
+            let s = sample_at(run, h.at.as_secs_f64());
+            let range = s.and_then(|s| {
+                let hpa = s.hpa.as_ref()?;
+                Some((hpa.min_replicas?, hpa.max_replicas?, s.t))
+            });
+            let bound = format!("[{}, {}] at {}", h.min, h.max, fmt_dur(h.at));
+            match range {
+                Some((min, max, t)) => CheckResult {
+                    name: "hpa_range".into(),
+                    bound,
+                    measured: format!("[{min}, {max}] at {}", fmt_t(t)),
+                    passed: (min, max) == (h.min, h.max),
+                    not_evaluated: None,
+                },
+                None => CheckResult {
+                    name: "hpa_range".into(),
+                    bound,
+                    measured: if s.is_some() { NO_RANGE.into() } else { "no samples".into() },
+                    passed: false,
+                    not_evaluated: None,
+                },
             }
         }
         Expectation::MaxReplicas(n) => {

@@ -11,6 +11,7 @@ mod bench;
 mod checks;
 pub mod cli;
 mod clock;
+mod cronhpa;
 mod cluster;
 pub mod error;
 pub mod load;

@@ -11,6 +11,7 @@ use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use serde::Deserialize;
 
+use crate::cronhpa::CronHorizontalPodAutoscaler;
 use crate::error::InputError;
 use crate::scenario::MAX_PODS;
 use crate::yaml;
@@ -22,6 +23,7 @@ pub enum Object {
     Service(Box<Service>),
     Hpa(Box<HorizontalPodAutoscaler>),
     HttpRoute(Box<HttpRoute>),
+    CronHpa(Box<CronHorizontalPodAutoscaler>),
 }
 
 impl Object {
@@ -34,6 +36,7 @@ impl Object {
             Object::Service(o) => serde_json::to_value(o),
             Object::Hpa(o) => serde_json::to_value(o),
             Object::HttpRoute(o) => serde_json::to_value(o),
+            Object::CronHpa(o) => return o.to_json(),
         };
         v.unwrap_or_default()
     }
@@ -56,6 +59,7 @@ impl Manifest {
             Object::Service(_) => "Service",
             Object::Hpa(_) => "HorizontalPodAutoscaler",
             Object::HttpRoute(_) => "HTTPRoute",
+            Object::CronHpa(_) => crate::cronhpa::object::KIND,
         }
     }
     pub fn name(&self) -> String {
@@ -67,6 +71,7 @@ impl Manifest {
             Object::Service(o) => &o.metadata,
             Object::Hpa(o) => &o.metadata,
             Object::HttpRoute(o) => &o.metadata,
+            Object::CronHpa(o) => &o.metadata,
         }
     }
     pub(crate) fn err(&self, field: &str, msg: impl Into<String>) -> InputError {
@@ -323,7 +328,8 @@ pub struct Manifests {
 }
 
 const SUPPORTED: &str = "apps/v1 Deployment, v1 Service, autoscaling/v2 HorizontalPodAutoscaler, \
-gateway.networking.k8s.io/v1 HTTPRoute";
+gateway.networking.k8s.io/v1 HTTPRoute, autoscaling.alibabacloud.com/v1beta1 \
+CronHorizontalPodAutoscaler";
 
 #[derive(Deserialize)]
 struct TypeMeta {
@@ -387,6 +393,14 @@ impl Manifests {
     pub fn hpas(&self) -> impl Iterator<Item = (&Manifest, &HorizontalPodAutoscaler)> {
         self.items.iter().filter_map(|m| match &m.object {
             Object::Hpa(d) => Some((m, d.as_ref())),
+            _ => None,
+        })
+    }
+    pub(crate) fn cron_hpas(
+        &self,
+    ) -> impl Iterator<Item = (&Manifest, &CronHorizontalPodAutoscaler)> {
+        self.items.iter().filter_map(|m| match &m.object {
+            Object::CronHpa(d) => Some((m, d.as_ref())),
             _ => None,
         })
     }
@@ -606,6 +620,108 @@ impl Manifests {
         for (m, r) in self.routes() {
             self.check_route(m, r)?;
         }
+        for (m, c) in self.cron_hpas() {
+            self.check_cron_hpa(m, c)?;
+        }
+        Ok(())
+    }
+
+    /// What kubernetes-cronhpa-controller would fail on at a firing, refused
+    /// before the run: a bad cron expression, a target that is missing or
+    /// neither a Deployment nor an HPA, a size the target cannot take.
+    fn check_cron_hpa(
+        &self,
+        m: &Manifest,
+        c: &CronHorizontalPodAutoscaler,
+    ) -> Result<(), InputError> {
+        use crate::cronhpa::{cron, Target};
+        let r = &c.spec.scale_target_ref;
+        let group = r.api_version.split_once('/').map_or("", |(g, _)| g);
+        let ns = m.metadata().namespace.clone();
+        let same_ns = |x: &Manifest| x.metadata().namespace == ns;
+        let (target, floor) = match c.target() {
+            Some(Target::Deployment(name)) if group == "apps" => {
+                if !self.deployments().any(|(dm, _)| dm.name() == name && same_ns(dm)) {
+                    return Err(m.err(
+                        "spec.scaleTargetRef.name",
+                        format!("no Deployment named `{name}` in the manifests"),
+                    ));
+                }
+                ("Deployment", 0)
+            }
+            Some(Target::Hpa(name)) if group == "autoscaling" => {
+                if !self.hpas().any(|(hm, _)| hm.name() == name && same_ns(hm)) {
+                    return Err(m.err(
+                        "spec.scaleTargetRef.name",
+                        format!("no HorizontalPodAutoscaler named `{name}` in the manifests"),
+                    ));
+                }
+                // The HPA's minReplicas becomes the size: it must stay ≥ 1.
+                ("HorizontalPodAutoscaler", 1)
+            }
+            Some(_) => {
+                return Err(m.err(
+                    "spec.scaleTargetRef.apiVersion",
+                    format!(
+                        "`{}` does not serve {}; use apps/v1 for a Deployment, \
+                         autoscaling/v2 for a HorizontalPodAutoscaler",
+                        r.api_version, r.kind
+                    ),
+                ))
+            }
+            None => {
+                return Err(m.err(
+                    "spec.scaleTargetRef.kind",
+                    format!(
+                        "`{}`: the harness scales a Deployment (scheduled scaling only) \
+                         or adjusts a HorizontalPodAutoscaler (combined with metric scaling)",
+                        r.kind
+                    ),
+                ))
+            }
+        };
+        if let Some((other, _)) = self
+            .cron_hpas()
+            .find(|(om, o)| om.name() != m.name() && o.spec.scale_target_ref == *r)
+        {
+            return Err(m.err(
+                "spec.scaleTargetRef",
+                format!(
+                    "CronHorizontalPodAutoscaler {} already targets {target} {}; \
+                     two schedules on one target would overwrite each other",
+                    other.name(),
+                    r.name
+                ),
+            ));
+        }
+        if c.spec.jobs.is_empty() {
+            return Err(m.err("spec.jobs", "must hold at least one job"));
+        }
+        for (i, job) in c.spec.jobs.iter().enumerate() {
+            let f = |k: &str| format!("spec.jobs[{i}].{k}");
+            if job.name.is_empty() {
+                return Err(m.err(&f("name"), "is required (status conditions are kept per job name)"));
+            }
+            if c.spec.jobs[..i].iter().any(|j| j.name == job.name) {
+                return Err(m.err(
+                    &f("name"),
+                    format!("a second job named `{}`; job names must be unique", job.name),
+                ));
+            }
+            cron::parse(&job.schedule).map_err(|e| m.err(&f("schedule"), e))?;
+            if !(floor..=MAX_PODS).contains(&job.target_size) {
+                return Err(m.err(
+                    &f("targetSize"),
+                    format!(
+                        "{} is not allowed for a {target}: must be from {floor} to {MAX_PODS}",
+                        job.target_size
+                    ),
+                ));
+            }
+        }
+        for (i, d) in c.spec.exclude_dates.iter().enumerate() {
+            cron::parse(d).map_err(|e| m.err(&format!("spec.excludeDates[{i}]"), e))?;
+        }
         Ok(())
     }
 
@@ -753,6 +869,9 @@ pub fn parse_file(path: &Path, text: &str) -> Result<Vec<Manifest>, InputError> 
             }
             ("gateway.networking.k8s.io/v1", "HTTPRoute") => {
                 Object::HttpRoute(Box::new(yaml::from_str_strict(path, &doc).map_err(shift)?))
+            }
+            (crate::cronhpa::object::API_VERSION, crate::cronhpa::object::KIND) => {
+                Object::CronHpa(Box::new(yaml::from_str_strict(path, &doc).map_err(shift)?))
             }
             _ => {
                 return Err(InputError::new(

@@ -134,6 +134,12 @@ pub struct HpaSample {
     pub metrics: Vec<MetricSample>,
     #[serde(default)]
     pub conditions: Vec<ConditionSample>,
+    /// spec.minReplicas and spec.maxReplicas at the sample, when a schedule
+    /// (a CronHorizontalPodAutoscaler) may move them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_replicas: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_replicas: Option<i32>,
 }
 
 /// A workload other than the scale target during one sample: the gateway's
@@ -334,9 +340,52 @@ pub struct RunMeta {
     /// (a gateway tier in front of the backend).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tiers: Vec<TierMeta>,
+    /// The CronHorizontalPodAutoscaler of the run, when the manifests hold one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<ScheduleMeta>,
     /// harness version, host, etc.
     #[serde(default)]
     pub environment: BTreeMap<String, String>,
+}
+
+/// A run's schedule: the object's jobs, who ran them, and the wall-clock
+/// instant its experiment t = 0 was on the schedule's clock.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScheduleMeta {
+    /// `CronHorizontalPodAutoscaler/name`.
+    pub object: String,
+    /// `Deployment/name` or `HorizontalPodAutoscaler/name`.
+    pub target: String,
+    /// `harness`, `cluster` or `off`.
+    pub controller: String,
+    /// Experiment t = 0 on the schedule's clock (RFC 9557, with its zone).
+    pub clock_start: String,
+    pub jobs: Vec<ScheduleJob>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude_dates: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScheduleJob {
+    pub name: String,
+    pub schedule: String,
+    pub target_size: i32,
+    #[serde(default)]
+    pub run_once: bool,
+    /// When it fires within the run (experiment seconds), where the
+    /// harness knows in advance (every backend but a cluster's controller).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fires_at: Vec<f64>,
+}
+
+/// The source of the events a CronHorizontalPodAutoscaler's jobs post.
+pub const CRON_SOURCE: &str = "CronHorizontalPodAutoscaler";
+
+impl Event {
+    /// A CronHorizontalPodAutoscaler job's firing (`Succeed` or `Failed`).
+    pub fn is_firing(&self) -> bool {
+        self.source == CRON_SOURCE && (self.reason == "Succeed" || self.reason == "Failed")
+    }
 }
 
 fn yes() -> bool {

@@ -31,6 +31,8 @@ pub(crate) struct Config {
     pub(crate) services: Vec<(String, u16)>,
     /// The HPA that scales this Deployment, if one does.
     pub(crate) hpa: Option<HorizontalPodAutoscaler>,
+    /// The CronHorizontalPodAutoscaler that adjusts it, if one does.
+    pub(crate) schedule: Option<crate::prepared::Schedule>,
     /// The scale subresource's selector, e.g. `app=httpbin`.
     pub(crate) selector: String,
     pub(crate) controller: ControllerConfig,
@@ -170,6 +172,7 @@ impl Config {
             grace,
             services,
             hpa,
+            schedule: p.schedule.clone().filter(|sc| sc.tier == Some(tier)),
             selector: dspec
                 .selector
                 .match_labels

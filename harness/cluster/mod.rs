@@ -107,6 +107,10 @@ pub(crate) struct Core<P> {
     history: History,
     /// What scales this Deployment; none holds it at its size.
     scaler: Option<Box<dyn Scaler>>,
+    /// A schedule that adjusts it (or its HPA's range).
+    cron: Option<scaler::cron::CronScaler>,
+    /// Cluster time of experiment t = 0, once the run has started.
+    origin: Option<f64>,
     pub(crate) status: ScalerStatus,
     /// Why pods failed to start, for the ready gate.
     pub(super) failures: Vec<String>,
@@ -122,7 +126,12 @@ impl<P> Core<P> {
                 cfg.controller,
             )) as Box<dyn Scaler>
         });
+        let cron = cfg.schedule.clone().map(|sc| {
+            scaler::cron::CronScaler::new(sc.object, sc.target, sc.firings)
+        });
         Self {
+            cron,
+            origin: None,
             spec_replicas: cfg.initial_replicas,
             pods: Vec::new(),
             events: Vec::new(),
@@ -314,6 +323,52 @@ impl<P> Core<P> {
         self.status.active |= d.active;
         self.status.sample = Some(d.status);
         d.new_size.is_some()
+    }
+
+    /// Experiment time starts at cluster time `origin`: the schedule's
+    /// clock runs from here.
+    pub(crate) fn start_experiment(&mut self, origin: f64) {
+        self.origin = Some(origin);
+    }
+
+    /// Whether experiment time has started.
+    pub(crate) fn started(&self) -> bool {
+        self.origin.is_some()
+    }
+
+    /// Cluster time of the schedule's next firing, once the run has started.
+    pub(crate) fn next_firing(&self) -> Option<f64> {
+        Some(self.origin? + self.cron.as_ref()?.next_due()?)
+    }
+
+    /// Runs the schedule's jobs due by cluster time `now`, in order. Returns
+    /// whether one changed spec.replicas (the driver then reconciles).
+    pub(crate) fn fire_due(&mut self, now: f64) -> bool {
+        let (Some(origin), Some(cron)) = (self.origin, self.cron.as_mut()) else {
+            return false;
+        };
+        let mut changed = false;
+        while let Some(f) = cron.fire_next(now - origin, now, self.spec_replicas, self.scaler.as_deref_mut()) {
+            self.events.push(f.event);
+            if let Some(n) = f.scale_to.filter(|&n| n != self.spec_replicas) {
+                self.spec_replicas = n;
+                changed = true;
+            }
+        }
+        changed
+    }
+
+    /// The scaler's last status as a sample records it; with a schedule,
+    /// the HPA's range as it is now.
+    pub(crate) fn hpa_sample(&self) -> Option<HpaSample> {
+        let mut s = self.status.sample.clone()?;
+        if self.cron.is_some() {
+            if let Some(r) = self.scaler.as_ref().and_then(|sc| sc.hpa_range()) {
+                s.min_replicas = Some(r.min);
+                s.max_replicas = Some(r.max);
+            }
+        }
+        Some(s)
     }
 
     /// Whether the cluster is ready for load at `now` (cluster seconds since

@@ -3,8 +3,10 @@
 //! goes through and the Host header the load sends. Every backend, the run
 //! record and `sweep` read these from here instead of looking them up again.
 
+mod schedule;
 mod tiers;
 
+pub use schedule::Schedule;
 pub use tiers::{Role, Tier, SEED_MAX_GATEWAY_INSTANCES};
 
 use std::path::Path;
@@ -40,6 +42,8 @@ pub struct Prepared {
     /// The workloads of the embedded cluster: the backend, then the
     /// gateway's instances when the manifests declare them.
     pub tiers: Vec<Tier>,
+    /// The CronHorizontalPodAutoscaler that adjusts a tier, if any.
+    pub schedule: Option<Schedule>,
 }
 
 impl Prepared {
@@ -110,6 +114,7 @@ impl Prepared {
             .unwrap_or_else(|| loaded.path.clone());
         let tiers = tiers::resolve(&manifests, &route, &route_file, &hpa)?;
         let host = host_of(s, &route);
+        let schedule = schedule::resolve(&loaded, &manifests, &tiers)?;
         Ok(Self {
             loaded,
             manifests,
@@ -119,6 +124,7 @@ impl Prepared {
             route,
             host,
             tiers,
+            schedule,
             in_cluster: None,
         })
     }
@@ -160,7 +166,9 @@ impl Prepared {
             ..Default::default()
         };
         let deployment_file = loaded.path.clone();
+        let schedule = schedule::resolve(&loaded, &manifests, &[])?;
         Ok(Self {
+            schedule,
             loaded,
             manifests,
             hpa,

@@ -30,6 +30,18 @@ pub(super) fn run_meta(p: &Prepared, backend: Kind, speed: f64, seed: u64) -> Ru
         interrupted: false,
         pod_qps_unobservable: None,
         tiers: tiers(p),
+        schedule: p.schedule.as_ref().map(|sc| {
+            // The embedded cluster plans every firing; a cluster's
+            // controller keeps its own time.
+            let by_cluster = backend == Kind::Kube
+                && sc.controller == crate::scenario::ScheduleController::Cluster;
+            let who = if backend == Kind::Kube {
+                sc.controller.name()
+            } else {
+                "embedded"
+            };
+            sc.meta(who, !by_cluster)
+        }),
         finished: false,
         ended_at_s: 0.0,
         environment: environment(),

@@ -58,7 +58,7 @@ impl Loaded {
             .collect()
     }
 
-    fn err(&self, field: &str, msg: impl Into<String>) -> InputError {
+    pub(crate) fn err(&self, field: &str, msg: impl Into<String>) -> InputError {
         InputError::new(&self.path, msg)
             .field(field)
             .at(yaml::nearest_line(&self.text, field), None)

@@ -38,6 +38,100 @@ pub struct Scenario {
     pub expect: Vec<Expectation>,
     #[serde(default)]
     pub report: ReportOptions,
+    /// Where experiment time sits on the wall clock, for schedules.
+    #[serde(default)]
+    pub clock: Clock,
+    /// Who runs the CronHorizontalPodAutoscaler the manifests hold.
+    #[serde(default)]
+    pub schedule: ScheduleOptions,
+}
+
+/// `clock.start`: the wall-clock instant of experiment t = 0, with its time
+/// zone (`2026-12-01T08:55:00Z`, `2026-12-01T08:55:00+08:00`, or
+/// `2026-12-01T08:55:00+08:00[Asia/Shanghai]`). Cron schedules are read in
+/// that zone. Without it, t = 0 is the moment the run starts, in UTC.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Clock {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<ClockStart>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ClockStart(pub jiff::Zoned);
+
+impl TryFrom<String> for ClockStart {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let bad = |why: String| {
+            format!(
+                "`{s}`: {why}; expected an instant with its zone, e.g. `2026-12-01T08:55:00Z`, \
+                 `2026-12-01T08:55:00+08:00` or `2026-12-01T08:55:00+08:00[Asia/Shanghai]`"
+            )
+        };
+        if s.contains('[') {
+            return s.parse::<jiff::Zoned>().map(ClockStart).map_err(|e| bad(e.to_string()));
+        }
+        let pieces = jiff::fmt::temporal::Pieces::parse(s.as_str()).map_err(|e| bad(e.to_string()))?;
+        let offset = match pieces.offset() {
+            Some(jiff::fmt::temporal::PiecesOffset::Zulu) => jiff::tz::Offset::UTC,
+            Some(jiff::fmt::temporal::PiecesOffset::Numeric(n)) => n.offset(),
+            _ => return Err(bad("it has no time zone (add `Z` or an offset)".into())),
+        };
+        let ts: jiff::Timestamp = s.parse().map_err(|e: jiff::Error| bad(e.to_string()))?;
+        Ok(ClockStart(ts.to_zoned(jiff::tz::TimeZone::fixed(offset))))
+    }
+}
+
+impl From<ClockStart> for String {
+    fn from(c: ClockStart) -> String {
+        c.to_string()
+    }
+}
+
+impl std::fmt::Display for ClockStart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A fixed offset prints without a bracketed zone name.
+        if self.0.time_zone().iana_name().is_some() {
+            write!(f, "{}", self.0)
+        } else {
+            write!(f, "{}", self.0.timestamp().display_with_offset(self.0.offset()))
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleOptions {
+    #[serde(default)]
+    pub controller: ScheduleController,
+}
+
+/// Who acts on the CronHorizontalPodAutoscaler.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum ScheduleController {
+    /// The harness runs the controller's rules itself (the embedded
+    /// backends always do; on kube it patches the HPA and the scale
+    /// subresource and posts the Events).
+    #[default]
+    Harness,
+    /// kube only: kubernetes-cronhpa-controller in the cluster runs it; the
+    /// harness applies the object and records its status.
+    Cluster,
+    /// The object is left out: the metric-only baseline of the same run.
+    Off,
+}
+
+impl ScheduleController {
+    pub fn name(self) -> &'static str {
+        match self {
+            ScheduleController::Harness => "harness",
+            ScheduleController::Cluster => "cluster",
+            ScheduleController::Off => "off",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -763,6 +857,49 @@ pub enum Expectation {
     Latency(Latency),
     /// Mean QPS per ready pod over a window lies in a range.
     PodQps(PodQps),
+    /// The scale target's spec.replicas at an instant or over a window.
+    Replicas(ReplicasAt),
+    /// The watched HPA's minReplicas and maxReplicas at an instant (a
+    /// schedule moves them).
+    HpaRange(HpaRangeAt),
+}
+
+/// `replicas: { at: 5m30s, is: 5 }` or `{ during: [16m, 20m], min: 7, max: 7 }`:
+/// exactly one of `at` (the first sample at or after it) and `during`, and
+/// `is` or one or both of `min` and `max`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicasAt {
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub at: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub during: Option<Window>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<i32>,
+}
+
+impl ReplicasAt {
+    /// The allowed range, from `is` or `min`/`max`.
+    pub fn bounds(&self) -> (i32, i32) {
+        match self.is {
+            Some(n) => (n, n),
+            None => (self.min.unwrap_or(0), self.max.unwrap_or(i32::MAX)),
+        }
+    }
+}
+
+/// `hpa_range: { at: 15m30s, min: 7, max: 10 }`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HpaRangeAt {
+    #[serde(with = "humantime_serde")]
+    pub at: Duration,
+    pub min: i32,
+    pub max: i32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -228,6 +228,33 @@ pub(super) fn validate(l: &Loaded) -> Result<(), InputError> {
                     "must be in (0, 100], e.g. 99 or 99.9",
                 ));
             }
+            Expectation::Replicas(r) => {
+                if r.at.is_some() == r.during.is_some() {
+                    return Err(l.err(
+                        &f("replicas"),
+                        "needs exactly one of `at: <time>` and `during: [from, to]`",
+                    ));
+                }
+                if r.is.is_some() == (r.min.is_some() || r.max.is_some()) {
+                    return Err(l.err(
+                        &f("replicas"),
+                        "needs `is: <n>`, or `min` and/or `max`, but not both",
+                    ));
+                }
+                let (lo, hi) = r.bounds();
+                if lo < 0 || lo > hi {
+                    return Err(l.err(
+                        &f("replicas"),
+                        format!("the bounds must satisfy 0 ≤ min ≤ max (got {lo}..{hi})"),
+                    ));
+                }
+            }
+            Expectation::HpaRange(h) if h.min < 1 || h.max < h.min => {
+                return Err(l.err(
+                    &f("hpa_range"),
+                    format!("needs 1 ≤ min ≤ max (got {}..{})", h.min, h.max),
+                ));
+            }
             Expectation::Latency(lat) if lat.below.is_zero() => {
                 return Err(l.err(
                     &f("latency.below"),
@@ -260,6 +287,19 @@ fn check_times(l: &Loaded, i: usize, e: &Expectation) -> Result<(), InputError> 
             ));
         }
         Ok(())
+    };
+    let instant = |field: &str, at: Option<Duration>| -> Result<(), InputError> {
+        match at {
+            Some(t) if t > end => Err(l.err(
+                &format!("expect[{i}].{field}"),
+                format!(
+                    "{} is after `duration` {}; the instant must lie inside the run",
+                    fmt_dur(t),
+                    fmt_dur(end)
+                ),
+            )),
+            _ => Ok(()),
+        }
     };
     match e {
         Expectation::ScaleOut(so) => {
@@ -316,6 +356,13 @@ fn check_times(l: &Loaded, i: usize, e: &Expectation) -> Result<(), InputError> 
             }
         }
         Expectation::PodQps(q) => window("pod_qps.during", &q.during)?,
+        Expectation::Replicas(r) => {
+            if let Some(w) = &r.during {
+                window("replicas.during", w)?;
+            }
+            instant("replicas.at", r.at)?;
+        }
+        Expectation::HpaRange(h) => instant("hpa_range.at", Some(h.at))?,
         _ => {}
     }
     Ok(())

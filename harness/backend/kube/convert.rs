@@ -76,6 +76,7 @@ pub fn relocate(m: &Manifests, ns: &str, replicas: Option<i32>) -> Vec<Applied> 
                     }
                 }
                 Object::Service(s) => s.metadata.namespace = Some(ns.into()),
+                Object::CronHpa(c) => c.metadata.namespace = Some(ns.into()),
                 Object::Hpa(h) => {
                     let orig = original_ns(&h.metadata.namespace);
                     h.metadata.namespace = Some(ns.into());
@@ -398,10 +399,13 @@ pub fn hpa_sample(h: &HorizontalPodAutoscaler) -> HpaSample {
             message: c.message.unwrap_or_default(),
         })
         .collect();
+    let spec = h.spec.as_ref();
     HpaSample {
         name: h.metadata.name.clone().unwrap_or_default(),
         metrics,
         conditions,
+        min_replicas: spec.map(|s| s.min_replicas.unwrap_or(1)),
+        max_replicas: spec.map(|s| s.max_replicas),
     }
 }
 

@@ -442,6 +442,20 @@ impl KubeCluster {
                         .await
                         .map(drop)
                 }
+                Object::CronHpa(_) => {
+                    let ar = kube::core::ApiResource::from_gvk_with_plural(
+                        &kube::core::GroupVersionKind::gvk(
+                            "autoscaling.alibabacloud.com",
+                            "v1beta1",
+                            crate::cronhpa::object::KIND,
+                        ),
+                        crate::cronhpa::object::PLURAL,
+                    );
+                    Api::<kube::core::DynamicObject>::namespaced_with(c, ns, &ar)
+                        .patch(&a.name, &pp, &Patch::Apply(&body))
+                        .await
+                        .map(drop)
+                }
             };
             r.map_err(|e| {
                 InfraError(format!(

@@ -270,7 +270,9 @@ impl LocalCluster {
         self.last_t = origin;
         let counts = sh.pod_requests();
         for i in 0..sh.tiers.len() {
-            sh.lock(i).rebase(|p| sh.reading(&counts, p));
+            let mut core = sh.lock(i);
+            core.rebase(|p| sh.reading(&counts, p));
+            core.start_experiment(origin);
         }
         Ok(sh.clock.instant(origin))
     }
@@ -369,7 +371,7 @@ impl Backend for LocalCluster {
         for i in 0..sh.tiers.len() {
             let mut core = sh.lock(i);
             let (replicas, pods) = core.observe(dt, |p| sh.reading(&counts, p));
-            let hpa = core.status.sample.clone();
+            let hpa = core.hpa_sample();
             obs.events.extend(core.take_events(self.origin));
             if i == self.target {
                 (obs.replicas, obs.pods, obs.hpa) = (replicas, pods, hpa);
@@ -430,9 +432,23 @@ impl Backend for LocalCluster {
 async fn control_loop(sh: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let timers = Timers::new(&sh.tiers[BACKEND].cfg);
     let (mut scrapes, mut syncs) = (0u64, 0u64);
+    let poll = GATE_POLL.as_secs_f64();
+    let mut last = 0.0f64;
     loop {
         let (scrape_t, sync_t) = (timers.scrape_at(scrapes), timers.sync_at(syncs));
-        let t = scrape_t.min(sync_t);
+        let firing = (0..sh.tiers.len())
+            .filter_map(|i| sh.lock(i).next_firing())
+            .fold(f64::INFINITY, f64::min);
+        // Until experiment time starts, also wake on the ready gate's grid,
+        // so that a schedule's first firing is not missed by a long sleep.
+        let started = sh.lock(BACKEND).started();
+        let gate_t = if started {
+            f64::INFINITY
+        } else {
+            ((last / poll).floor() + 1.0) * poll
+        };
+        let t = scrape_t.min(sync_t).min(firing.max(last)).min(gate_t);
+        last = t;
         sh.control_next.store(t);
         tokio::select! {
             _ = sh.clock.sleep_until(t) => {}
@@ -451,6 +467,12 @@ async fn control_loop(sh: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                 if sh.lock(tier).sync(t) {
                     reconcile(&sh, tier, t);
                 }
+            }
+        }
+        // A schedule's jobs after the HPA at the same instant, as in the sim.
+        for tier in 0..sh.tiers.len() {
+            if sh.lock(tier).fire_due(t) {
+                reconcile(&sh, tier, t);
             }
         }
     }

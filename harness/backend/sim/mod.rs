@@ -207,6 +207,7 @@ impl SimCluster {
             if sync {
                 t.core.sync(now);
             }
+            t.core.fire_due(now);
             let model = t.model;
             t.core.reconcile(now, |_| Queue::new(&model));
         }
@@ -304,6 +305,7 @@ impl SimCluster {
                         for t in &mut self.tiers {
                             let model = t.model;
                             t.core.rebase(|p| Self::reading(now, &model, p));
+                            t.core.start_experiment(now);
                         }
                         self.tick += 1;
                         return Ok(());
@@ -379,7 +381,7 @@ impl Backend for SimCluster {
         for (i, tier) in self.tiers.iter_mut().enumerate() {
             let model = tier.model;
             let (replicas, pods) = tier.core.observe(dt, |p| Self::reading(now, &model, p));
-            let hpa = tier.core.status.sample.clone();
+            let hpa = tier.core.hpa_sample();
             if i == self.target {
                 (obs.replicas, obs.pods, obs.hpa) = (replicas, pods, hpa);
             } else {

@@ -4,7 +4,7 @@
 
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 
-use super::{Decision, Scaler, View};
+use super::{Decision, HpaRange, Scaler, View};
 use crate::autoscaler::{ControllerConfig, EventType, HpaController, Reconciliation, ScaleInfo};
 use crate::recorder::{ConditionSample, Event, HpaSample, MetricSample};
 
@@ -13,6 +13,8 @@ pub(crate) struct HpaScaler {
     hpa: HorizontalPodAutoscaler,
     /// The scale subresource's selector, e.g. `app=httpbin`.
     selector: String,
+    /// status.currentReplicas: the scale's status.replicas at the last sync.
+    current: i32,
 }
 
 impl HpaScaler {
@@ -25,6 +27,7 @@ impl HpaScaler {
             ctl: HpaController::new(cfg),
             hpa,
             selector,
+            current: 0,
         }
     }
 }
@@ -36,6 +39,7 @@ impl Scaler for HpaScaler {
             status_replicas: v.current,
             selector: self.selector.clone(),
         };
+        self.current = v.current;
         let mut new_size = None;
         // The scheduled instant, like the scrape stamps: stabilization
         // windows compare these times, and wake-up jitter × speed would
@@ -55,6 +59,22 @@ impl Scaler for HpaScaler {
             status,
             active,
             desired: r.desired_replicas,
+        }
+    }
+
+    fn hpa_range(&self) -> Option<HpaRange> {
+        let spec = self.hpa.spec.as_ref()?;
+        Some(HpaRange {
+            min: spec.min_replicas.unwrap_or(1),
+            max: spec.max_replicas,
+            current: self.current,
+        })
+    }
+
+    fn set_hpa_range(&mut self, min: i32, max: i32) {
+        if let Some(spec) = self.hpa.spec.as_mut() {
+            spec.min_replicas = Some(min);
+            spec.max_replicas = max;
         }
     }
 }
@@ -119,6 +139,8 @@ fn digest(
                 message: c.message.clone(),
             })
             .collect(),
+        min_replicas: None,
+        max_replicas: None,
     };
     (events, sample, active)
 }

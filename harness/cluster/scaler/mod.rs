@@ -4,6 +4,7 @@
 //! controller is one scaler; each scaler is written once and runs on every
 //! embedded backend.
 
+pub(crate) mod cron;
 pub(crate) mod hpa;
 
 use super::metrics::Snapshot;
@@ -34,7 +35,22 @@ pub(crate) struct Decision {
     pub desired: i32,
 }
 
+/// An HPA's spec.minReplicas, spec.maxReplicas and status.currentReplicas,
+/// as a schedule reads them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct HpaRange {
+    pub min: i32,
+    pub max: i32,
+    pub current: i32,
+}
+
 pub(crate) trait Scaler: Send {
     /// One sync at cluster time `now` (seconds; the scheduled instant).
     fn sync(&mut self, now: f64, view: &View<'_>) -> Decision;
+    /// Its replica range, when it is an HPA that a schedule may adjust.
+    fn hpa_range(&self) -> Option<HpaRange> {
+        None
+    }
+    /// Writes the HPA's spec.minReplicas and spec.maxReplicas.
+    fn set_hpa_range(&mut self, _min: i32, _max: i32) {}
 }
