@@ -135,7 +135,7 @@ fn undecided(e: &Expectation, run: &RunData, c: &CheckResult) -> Option<String> 
             let to = r.at.or(r.during.map(|w| w.to)).map_or(0.0, |d| d.as_secs_f64());
             before(to, "the instant it checks")
         }
-        Expectation::HpaRange(h) if c.measured == NO_RANGE => Some(NO_RANGE.into()),
+        Expectation::HpaRange(_) if c.measured == NO_RANGE => Some(NO_RANGE.into()),
         Expectation::HpaRange(h) => before(h.at.as_secs_f64(), "the instant it checks"),
         Expectation::PodQps(p) => match &m.pod_qps_unobservable {
             Some(why) => Some(why.clone()),
@@ -146,7 +146,7 @@ fn undecided(e: &Expectation, run: &RunData, c: &CheckResult) -> Option<String> 
 }
 
 const NO_SCALE_OUT: &str = "no such scale-out happened";
-const NO_RANGE: &str = "the samples do not record the HPA's range (no schedule moved it)";
+const NO_RANGE: &str = "the samples do not record the HPA's range";
 
 /// The first sample at or after `t` seconds.
 fn sample_at(run: &RunData, t: f64) -> Option<&Sample> {
@@ -297,9 +297,17 @@ fn check(e: &Expectation, run: &RunData) -> CheckResult {
         }
         Expectation::HpaRange(h) => {
             let s = sample_at(run, h.at.as_secs_f64());
+            // Without a schedule the range never moves from the HPA's spec.
+            let fixed = run
+                .meta
+                .schedule
+                .is_none()
+                .then_some((run.meta.min_replicas, run.meta.max_replicas));
             let range = s.and_then(|s| {
-                let hpa = s.hpa.as_ref()?;
-                Some((hpa.min_replicas?, hpa.max_replicas?, s.t))
+                let hpa = s.hpa.as_ref();
+                let moved = hpa.and_then(|h| Some((h.min_replicas?, h.max_replicas?)));
+                let (min, max) = moved.or(fixed)?;
+                Some((min, max, s.t))
             });
             let bound = format!("[{}, {}] at {}", h.min, h.max, fmt_dur(h.at));
             match range {

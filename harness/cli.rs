@@ -236,6 +236,9 @@ pub async fn run(cli: Cli) -> Result<i32> {
             );
             let (line, warnings) = crate::run::load_destination(&p);
             println!("{line}");
+            if let Some(sc) = &p.schedule {
+                println!("{}", sc.describe());
+            }
             for w in warnings {
                 eprintln!("{w}");
             }

@@ -130,6 +130,36 @@ impl Schedule {
         }
     }
 
+    /// t = 0 as the scenario writes instants (no `[zone]` for a fixed offset).
+    pub fn clock_text(&self) -> String {
+        crate::scenario::ClockStart(self.clock_start.clone()).to_string()
+    }
+
+    /// One line for `validate` and the run's headline: what adjusts what,
+    /// and when the jobs fire in experiment time.
+    pub fn describe(&self) -> String {
+        let fmt = |t: f64| crate::scenario::fmt_dur(std::time::Duration::from_secs_f64(t));
+        let mut times: Vec<String> = self.firings.iter().take(6).map(|f| {
+            let job = &self.object.spec.jobs[f.job].name;
+            let skip = if f.excluded.is_some() { ", excluded date" } else { "" };
+            format!("{} ({job}{skip})", fmt(f.t))
+        }).collect();
+        if self.firings.len() > times.len() {
+            times.push(format!("… {} in all", self.firings.len()));
+        }
+        format!(
+            "schedule: {} adjusts {}; t = 0 is {} on its clock; {}",
+            self.object_ref(),
+            self.target_ref(),
+            self.clock_text(),
+            if times.is_empty() {
+                "no job fires within the run".to_owned()
+            } else {
+                format!("fires at {}", times.join(", "))
+            }
+        )
+    }
+
     /// What run.json records of it. `known_in_advance`: whether the
     /// harness plans the firings (not when a cluster's controller runs it).
     pub fn meta(&self, controller: &str, known_in_advance: bool) -> ScheduleMeta {
@@ -138,7 +168,7 @@ impl Schedule {
             object: self.object_ref(),
             target: self.target_ref(),
             controller: controller.into(),
-            clock_start: self.clock_start.to_string(),
+            clock_start: self.clock_text(),
             jobs: spec
                 .jobs
                 .iter()

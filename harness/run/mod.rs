@@ -207,6 +207,10 @@ fn headline(p: &Prepared, opts: &Options, dir: &Path) -> String {
         scenario::fmt_dur(s.duration),
         dir.display()
     );
+    if let Some(sc) = p.schedule.as_ref().filter(|_| opts.backend != Kind::Kube) {
+        line.push('\n');
+        line.push_str(&sc.describe());
+    }
     if opts.backend == Kind::Sim && s.local.pods.command.is_some() {
         line.push_str(
             "\nnote: the sim backend runs no programs; pods follow local.pods.model, not local.pods.command",
