@@ -41,6 +41,16 @@ pub fn sizes(run: &RunData) -> Vec<(f64, i32)> {
         .collect()
 }
 
+/// Every change of spec.replicas, from the HPA or from a schedule's job:
+/// (experiment seconds, new size).
+pub fn all_sizes(run: &RunData) -> Vec<(f64, i32)> {
+    run.events
+        .iter()
+        .filter(|e| e.is_rescale() || e.is_firing())
+        .filter_map(|e| Some((e.t, e.to_replicas?)))
+        .collect()
+}
+
 /// A finished command's output, for assertion messages.
 pub fn show(o: &Output) -> String {
     format!(

@@ -236,3 +236,69 @@ fn run_directories_are_never_reused_silently_nor_placed_by_the_name() {
     );
     assert!(!t.path().join("escaped").exists() && !Path::new(root).join("escaped").exists());
 }
+
+#[test]
+fn schedule_rows_of_seed_001_hold_on_sim() {
+    let _g = crate::common::shared();
+    let dir = tempfile::tempdir().unwrap();
+    let o = run("schedule", 1, dir.path());
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let data = load_run(dir.path()).unwrap();
+    let firings: Vec<(f64, &str)> = data
+        .events
+        .iter()
+        .filter(|e| e.is_firing())
+        .map(|e| (e.t, e.message.as_str()))
+        .collect();
+    assert_eq!(
+        firings,
+        [
+            (300.0, "cron hpa job schedule-5 executed successfully. Skip scale replicas because HPA httpbin in namespace default current replicas:5 >= desired replicas:5."),
+            (600.0, "cron hpa job schedule-3 executed successfully. Skip scale replicas because HPA httpbin in namespace default current replicas:5 >= desired replicas:3."),
+            (900.0, "cron hpa job schedule-7 executed successfully. current replicas:5, desired replicas:7."),
+        ]
+    );
+    // The only change of size is the schedule's, and the HPA holds it.
+    assert_eq!(crate::common::all_sizes(&data), [(900.0, 7)]);
+    let sc = data.meta.schedule.as_ref().expect("run.json records the schedule");
+    assert_eq!(sc.clock_start, "2026-12-01T08:55:00+00:00[UTC]");
+    let fires: Vec<Vec<f64>> = sc.jobs.iter().map(|j| j.fires_at.clone()).collect();
+    assert_eq!(fires, [vec![300.0], vec![600.0], vec![900.0]]);
+    // The range in the timeline steps at the third firing.
+    let range = |t: f64| {
+        let s = data.samples.iter().find(|s| s.t >= t).unwrap();
+        let h = s.hpa.as_ref().unwrap();
+        (h.min_replicas, h.max_replicas)
+    };
+    assert_eq!(range(899.0), (Some(1), Some(10)));
+    assert_eq!(range(901.0), (Some(7), Some(10)));
+}
+
+#[test]
+fn daily_schedule_beats_the_metric_only_hpa_on_the_same_curve() {
+    let _g = crate::common::shared();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sweep");
+    let o = sweep(&[
+        "daily-schedule",
+        "--set",
+        "schedule.controller=off,harness",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    // The metric-only run fails the surge's latency: exit 1 for the sweep.
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    let off = load_run(&out.join("01-controller=off")).unwrap();
+    let on = load_run(&out.join("02-controller=harness")).unwrap();
+    assert!(off.meta.schedule.is_none() && on.meta.schedule.is_some());
+    let errors = |r: &autoscale_harness::recorder::RunData| -> u64 {
+        r.samples.iter().map(|s| s.status.errors() + s.dropped).sum()
+    };
+    assert!(errors(&off) > 1000, "the surge overwhelms the metric-only HPA: {}", errors(&off));
+    assert_eq!(errors(&on), 0);
+    // The schedule brought the pods up before the surge, not the metric.
+    let at = |r: &autoscale_harness::recorder::RunData, t: f64| {
+        r.samples.iter().find(|s| s.t >= t).unwrap().replicas.spec
+    };
+    assert_eq!((at(&off, 8.9 * 3600.0), at(&on, 8.9 * 3600.0)), (1, 6));
+}
