@@ -36,7 +36,7 @@ pub struct Setting {
 }
 
 pub const SYNTAX: &str = "[OBJECT:]PATH=V1,V2,... or PATH=FROM..TO[/STEP], where OBJECT is \
-hpa, deployment, service, route or Kind/name, and PATH is dotted with [i] for list items, \
+hpa, deployment, service, route, cronhpa or Kind/name, and PATH is dotted with [i] for list items, \
 e.g. hpa:spec.maxReplicas=3,4,5 or load.stages[0].ramp_to=80..120/10";
 
 /// Most runs one sweep may ask for: each writes a full run directory.
@@ -48,6 +48,7 @@ fn canonical_kind(k: &str) -> Option<&'static str> {
         "deploy" | "deployment" => "Deployment",
         "svc" | "service" => "Service",
         "route" | "httproute" => "HTTPRoute",
+        "cronhpa" | "cronhorizontalpodautoscaler" => crate::cronhpa::object::KIND,
         _ => return None,
     })
 }
@@ -67,8 +68,9 @@ pub fn parse(arg: &str) -> Result<Setting, String> {
             };
             let kind = canonical_kind(kind).ok_or_else(|| {
                 format!(
-                    "`{obj}` is not an object kind; use hpa, deployment, service, route \
-                     (or HorizontalPodAutoscaler, Deployment, Service, HTTPRoute), optionally /name"
+                    "`{obj}` is not an object kind; use hpa, deployment, service, route, cronhpa \
+                     (or HorizontalPodAutoscaler, Deployment, Service, HTTPRoute, \
+                     CronHorizontalPodAutoscaler), optionally /name"
                 )
             })?;
             (Target::Object { kind, name }, path)

@@ -286,8 +286,9 @@ fn daily_schedule_beats_the_metric_only_hpa_on_the_same_curve() {
         "--out",
         out.to_str().unwrap(),
     ]);
-    // The metric-only run fails the surge's latency: exit 1 for the sweep.
-    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    // A sweep exits 0 whatever the verdicts: it is for comparing.
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert!(show(&o).contains("1 of 2 runs passed"), "{}", show(&o));
     let off = load_run(&out.join("01-controller=off")).unwrap();
     let on = load_run(&out.join("02-controller=harness")).unwrap();
     assert!(off.meta.schedule.is_none() && on.meta.schedule.is_some());
