@@ -139,11 +139,20 @@ impl Schedule {
     /// and when the jobs fire in experiment time.
     pub fn describe(&self) -> String {
         let fmt = |t: f64| crate::scenario::fmt_dur(std::time::Duration::from_secs_f64(t));
-        let mut times: Vec<String> = self.firings.iter().take(6).map(|f| {
-            let job = &self.object.spec.jobs[f.job].name;
-            let skip = if f.excluded.is_some() { ", excluded date" } else { "" };
-            format!("{} ({job}{skip})", fmt(f.t))
-        }).collect();
+        let mut times: Vec<String> = self
+            .firings
+            .iter()
+            .take(6)
+            .map(|f| {
+                let job = &self.object.spec.jobs[f.job].name;
+                let skip = if f.excluded.is_some() {
+                    ", excluded date"
+                } else {
+                    ""
+                };
+                format!("{} ({job}{skip})", fmt(f.t))
+            })
+            .collect();
         if self.firings.len() > times.len() {
             times.push(format!("… {} in all", self.firings.len()));
         }
@@ -179,7 +188,11 @@ impl Schedule {
                     target_size: j.target_size,
                     run_once: j.run_once,
                     fires_at: if known_in_advance {
-                        self.firings.iter().filter(|f| f.job == i).map(|f| f.t).collect()
+                        self.firings
+                            .iter()
+                            .filter(|f| f.job == i)
+                            .map(|f| f.t)
+                            .collect()
                     } else {
                         Vec::new()
                     },

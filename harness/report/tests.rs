@@ -132,6 +132,8 @@ pub(crate) fn fixture() -> (RunData, Verdict) {
                     },
                 ],
                 conditions: vec![],
+                min_replicas: None,
+                max_replicas: None,
             }),
             tiers: Vec::new(),
         });
@@ -217,6 +219,7 @@ pub(crate) fn fixture() -> (RunData, Verdict) {
         ended_at_s: 2100.0,
         pod_qps_unobservable: None,
         tiers: Vec::new(),
+        schedule: None,
         finished: true,
         environment: BTreeMap::from([
             ("harness".to_string(), "0.1.0".to_string()),

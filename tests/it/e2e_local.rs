@@ -140,10 +140,18 @@ fn schedule_rows_hold_at_speed_30_and_agree_with_sim() {
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
     let data = load_run(dir.path()).unwrap();
     // The jobs fire at the same experiment times as on sim, at any speed.
-    let firings: Vec<f64> = data.events.iter().filter(|e| e.is_firing()).map(|e| e.t).collect();
+    let firings: Vec<f64> = data
+        .events
+        .iter()
+        .filter(|e| e.is_firing())
+        .map(|e| e.t)
+        .collect();
     assert_eq!(firings, [300.0, 600.0, 900.0]);
     let sim = tempfile::tempdir().unwrap();
-    assert_eq!(common::sim_run("schedule", 1, sim.path()).status.code(), Some(0));
+    assert_eq!(
+        common::sim_run("schedule", 1, sim.path()).status.code(),
+        Some(0)
+    );
     let sim = load_run(sim.path()).unwrap();
     assert_agree(
         "schedule local@30 vs sim",

@@ -260,7 +260,11 @@ fn schedule_rows_of_seed_001_hold_on_sim() {
     );
     // The only change of size is the schedule's, and the HPA holds it.
     assert_eq!(crate::common::all_sizes(&data), [(900.0, 7)]);
-    let sc = data.meta.schedule.as_ref().expect("run.json records the schedule");
+    let sc = data
+        .meta
+        .schedule
+        .as_ref()
+        .expect("run.json records the schedule");
     assert_eq!(sc.clock_start, "2026-12-01T08:55:00+00:00[UTC]");
     let fires: Vec<Vec<f64>> = sc.jobs.iter().map(|j| j.fires_at.clone()).collect();
     assert_eq!(fires, [vec![300.0], vec![600.0], vec![900.0]]);
@@ -293,9 +297,16 @@ fn daily_schedule_beats_the_metric_only_hpa_on_the_same_curve() {
     let on = load_run(&out.join("02-controller=harness")).unwrap();
     assert!(off.meta.schedule.is_none() && on.meta.schedule.is_some());
     let errors = |r: &autoscale_harness::recorder::RunData| -> u64 {
-        r.samples.iter().map(|s| s.status.errors() + s.dropped).sum()
+        r.samples
+            .iter()
+            .map(|s| s.status.errors() + s.dropped)
+            .sum()
     };
-    assert!(errors(&off) > 1000, "the surge overwhelms the metric-only HPA: {}", errors(&off));
+    assert!(
+        errors(&off) > 1000,
+        "the surge overwhelms the metric-only HPA: {}",
+        errors(&off)
+    );
     assert_eq!(errors(&on), 0);
     // The schedule brought the pods up before the surge, not the metric.
     let at = |r: &autoscale_harness::recorder::RunData, t: f64| {

@@ -243,25 +243,43 @@ const CORPUS: &[(&str, &str)] = &[
         "routing/cronhpa-cron-five-fields.yaml",
         "spec.jobs[0].schedule`: `0 9 * * *` has 5 fields",
     ),
-    ("routing/cronhpa-cron-hour-25.yaml", "spec.jobs[0].schedule`"),
-    ("routing/cronhpa-cron-quartz-l.yaml", "spec.jobs[0].schedule`"),
+    (
+        "routing/cronhpa-cron-hour-25.yaml",
+        "spec.jobs[0].schedule`",
+    ),
+    (
+        "routing/cronhpa-cron-quartz-l.yaml",
+        "spec.jobs[0].schedule`",
+    ),
     ("routing/cronhpa-duplicate-job.yaml", "spec.jobs[1].name`"),
-    ("routing/cronhpa-exclude-date-bad.yaml", "spec.excludeDates[0]`"),
+    (
+        "routing/cronhpa-exclude-date-bad.yaml",
+        "spec.excludeDates[0]`",
+    ),
     ("routing/cronhpa-no-jobs.yaml", "spec.jobs`"),
     (
         "routing/cronhpa-target-missing.yaml",
         "spec.scaleTargetRef.name`: no HorizontalPodAutoscaler named `nginx-hpa`",
     ),
-    ("routing/cronhpa-target-size-zero.yaml", "spec.jobs[0].targetSize`"),
+    (
+        "routing/cronhpa-target-size-zero.yaml",
+        "spec.jobs[0].targetSize`",
+    ),
     (
         "routing/cronhpa-target-statefulset.yaml",
         "spec.scaleTargetRef.kind`: `StatefulSet`",
     ),
-    ("routing/cronhpa-unknown-field.yaml", "`spec.jobs[0].runonce`"),
+    (
+        "routing/cronhpa-unknown-field.yaml",
+        "`spec.jobs[0].runonce`",
+    ),
     ("routing/clock-start-no-zone.yaml", "`clock.start`"),
     ("routing/clock-start-without-schedule.yaml", "`clock.start`"),
     ("expect/replicas-at-and-during.yaml", "`expect[0].replicas`"),
-    ("expect/hpa-range-after-duration.yaml", "`expect[0].hpa_range.at`"),
+    (
+        "expect/hpa-range-after-duration.yaml",
+        "`expect[0].hpa_range.at`",
+    ),
     (
         "limits/gateway-cpu-zero.yaml",
         "`local.gateway.model.cpu_per_request`",
