@@ -335,6 +335,9 @@ pub(super) fn firing_style(state: FiringState) -> (RGBColor, f64, Option<(u32, u
 /// rows minus one, so a run of firings cannot bury the data under text).
 const FIRING_ROWS: usize = 3;
 
+/// Pixels between two labels of the same job.
+const REPEAT_PX: i32 = 200;
+
 /// The first of `rows` label rows where `[x, x + w)` overlaps nothing placed.
 fn free_row(placed: &[(i32, i32, usize)], x: i32, w: i32, rows: usize) -> Option<usize> {
     (0..rows).find(|r| {
@@ -691,9 +694,21 @@ impl TimeChart {
         // Firing labels take the rows the rescale labels left free; one that
         // fits in none is left out (the Schedule section lists every firing).
         if !dense {
-            for f in cols.values() {
+            // Failed and changed firings are labelled first, so skipped ones
+            // cannot crowd them out; a job that fires often is named once per
+            // stretch of the axis, not at every line.
+            let mut order: Vec<&FiringMark> = cols.values().copied().collect();
+            order.sort_by_key(|f| f.state == FiringState::Skipped);
+            let mut named: Vec<(i32, &str)> = vec![];
+            for f in order {
                 let (color, _, _) = firing_style(f.state);
                 let (px, _) = chart.backend_coord(&(f.t, y_hi));
+                if named
+                    .iter()
+                    .any(|&(x, l)| l == f.label && (px - x).abs() < REPEAT_PX)
+                {
+                    continue;
+                }
                 let w = (f.label.chars().count() as f64 * 7.2) as i32 + 8;
                 // Near the right edge the label goes to the left of its line.
                 let left = px + w > plot_x.end;
@@ -702,6 +717,7 @@ impl TimeChart {
                     continue;
                 };
                 placed.push((x0, x0 + w, row));
+                named.push((px, &f.label));
                 let y = 4 + row as i32 * row_h;
                 let (dx, hpos) = if left {
                     (-4, HPos::Right)
@@ -836,14 +852,15 @@ pub(super) fn qps_and_pods(run: &RunData) -> TimeChart {
         .iter()
         .filter(|f| f.t.is_finite())
         .map(|f| {
-            let job = f.job.clone().unwrap_or_else(|| "?".into());
+            let label = match (&f.job, f.state) {
+                (Some(job), FiringState::Failed) => format!("{job} ✗"),
+                (Some(job), _) => job.clone(),
+                (None, FiringState::Failed) => "failed ✗".into(),
+                (None, _) => "?".into(),
+            };
             FiringMark {
                 t: f.t,
-                label: if f.state == FiringState::Failed {
-                    format!("{job} ✗")
-                } else {
-                    job
-                },
+                label,
                 state: f.state,
             }
         })

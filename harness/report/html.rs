@@ -470,9 +470,10 @@ fn schedule(h: &mut String, run: &RunData) -> anyhow::Result<()> {
         "<p class=\"sub\">A CronHorizontalPodAutoscaler sets its target's size at cron times; on an HPA it moves the range (min..max) and, where the current size is below the job's, the replicas too. Its firings are the marked lines on Fig. 7.</p>"
     )?;
     let controller = match s.controller.as_str() {
-        "harness" => "the harness (the controller's rules, in the embedded cluster)".to_string(),
+        "embedded" => "the embedded cluster (the controller's rules)".to_string(),
+        "harness" => "the harness, on the cluster (the controller's rules)".to_string(),
         "cluster" => "the cluster's kubernetes-cronhpa-controller".to_string(),
-        "off" => "nobody (the schedule was turned off for this run)".to_string(),
+        "off" => "nobody: left out of this run".to_string(),
         other => or_dash(other),
     };
     h.push_str("<dl class=\"meta\">");
@@ -482,7 +483,9 @@ fn schedule(h: &mut String, run: &RunData) -> anyhow::Result<()> {
         ("Run by", controller),
         ("t = 0 on its clock", or_dash(&s.clock_start)),
     ] {
-        write!(h, "<div><dt>{k}</dt><dd>{}</dd></div>", esc(&v))?;
+        // Long object names break after their kind, not mid-word.
+        let v = esc(&v).replace('/', "/<wbr>");
+        write!(h, "<div><dt>{k}</dt><dd>{v}</dd></div>")?;
     }
     h.push_str("</dl>\n<h3>Jobs</h3>\n");
     let fired = firings(run);
