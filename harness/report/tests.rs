@@ -685,7 +685,7 @@ fn texts_at(svg: &str, label: &str) -> Vec<(f64, f64)> {
         .skip(1)
         .filter_map(|t| {
             let (tag, rest) = t.split_once('>')?;
-            (rest.split('<').next()? == label).then(|| (attr(tag, "x"), attr(tag, "y")))
+            (rest.split('<').next()?.trim() == label).then(|| (attr(tag, "x"), attr(tag, "y")))
         })
         .collect()
 }
