@@ -16,7 +16,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::recorder::RunData;
 
-use super::{interval_s, mmss, num, rescales, x_max_s};
+use super::{firings, hpa_range_runs, interval_s, mmss, num, rescales, x_max_s, FiringState};
 
 pub(super) const FONT: &str = "sans-serif";
 const GRID: RGBColor = RGBColor(232, 234, 238);
@@ -293,6 +293,64 @@ pub(super) struct TimeChart {
     pub marks: Vec<(f64, String)>,
     /// Shaded from this time to the end, with a label (load stopped).
     pub shade_from: Option<(f64, String)>,
+    /// A value range over time, shaded under the lines (the HPA's min..max).
+    pub band: Option<Band>,
+    /// A schedule's firings: vertical markers apart from the rescale ones.
+    pub firings: Vec<FiringMark>,
+}
+
+/// A shaded range on one axis: runs of (from, to, low, high).
+#[derive(Debug, Clone)]
+pub(super) struct Band {
+    pub label: String,
+    pub color: RGBColor,
+    pub runs: Vec<(f64, f64, f64, f64)>,
+    /// Drawn against the right-hand axis.
+    pub secondary: bool,
+}
+
+/// One firing of a scheduled job.
+#[derive(Debug, Clone)]
+pub(super) struct FiringMark {
+    pub t: f64,
+    pub label: String,
+    pub state: FiringState,
+}
+
+pub(super) const CRON: RGBColor = RGBColor(190, 24, 93);
+/// The page's warning colour (`--warn`, a shade lighter to read as a line).
+pub(super) const CRON_FAILED: RGBColor = RGBColor(180, 83, 9);
+
+/// How a firing is drawn: colour, line opacity, dash (on, off; none when solid).
+pub(super) fn firing_style(state: FiringState) -> (RGBColor, f64, Option<(u32, u32)>) {
+    match state {
+        FiringState::Changed => (CRON, 0.9, None),
+        // Lighter and dotted: it ran, but nothing moved.
+        FiringState::Skipped => (CRON, 0.4, Some((2, 3))),
+        FiringState::Failed => (CRON_FAILED, 0.9, Some((6, 3))),
+    }
+}
+
+/// Rows along the top edge that firing labels may use (the rescale labels' four
+/// rows minus one, so a run of firings cannot bury the data under text).
+const FIRING_ROWS: usize = 3;
+
+/// Pixels between two labels of the same job.
+const REPEAT_PX: i32 = 200;
+
+/// The first of `rows` label rows where `[x, x + w)` overlaps nothing placed.
+fn free_row(placed: &[(i32, i32, usize)], x: i32, w: i32, rows: usize) -> Option<usize> {
+    (0..rows).find(|r| {
+        !placed
+            .iter()
+            .any(|&(a, b, pr)| pr == *r && x < b && x + w > a)
+    })
+}
+
+/// `c` at opacity `a` over white, as a solid colour (text has no opacity in plotters' SVG).
+pub(super) fn lighten(c: RGBColor, a: f64) -> RGBColor {
+    let f = |v: u8| (v as f64 * a + 255.0 * (1.0 - a)).round() as u8;
+    RGBColor(f(c.0), f(c.1), f(c.2))
 }
 
 fn font(size: f64, c: RGBColor) -> TextStyle<'static> {
@@ -360,6 +418,8 @@ impl TimeChart {
             hlines: vec![],
             marks: vec![],
             shade_from: None,
+            band: None,
+            firings: vec![],
         }
     }
 
@@ -407,8 +467,31 @@ impl TimeChart {
             }
             v
         };
-        let (y_lo, y_hi, y_ticks) = self.y.range(&vals(false, &self.y));
-        let y2 = self.y2.as_ref().map(|a| (a, a.range(&vals(true, a))));
+        // The band's floor always fits; its ceiling only when it would not
+        // squash the lines (an HPA allowed 100 pods running 3): above that
+        // the band runs off the top, which reads as "higher still".
+        let with_band = |secondary: bool, axis: &Axis, mut v: Vec<f64>| -> Vec<f64> {
+            let Some(b) = self.band.as_ref().filter(|b| b.secondary == secondary) else {
+                return v;
+            };
+            let top = v.iter().copied().fold(0.0, f64::max);
+            let lows: Vec<f64> = b.runs.iter().filter_map(|r| axis.tf(r.2)).collect();
+            let cap = 2.0 * lows.iter().copied().fold(top, f64::max) + 2.0;
+            let highs = b
+                .runs
+                .iter()
+                .filter_map(|r| axis.tf(r.3))
+                .filter(|h| *h <= cap);
+            v.extend(lows.iter().copied().chain(highs.collect::<Vec<_>>()));
+            v
+        };
+        let (y_lo, y_hi, y_ticks) = self
+            .y
+            .range(&with_band(false, &self.y, vals(false, &self.y)));
+        let y2 = self
+            .y2
+            .as_ref()
+            .map(|a| (a, a.range(&with_band(true, a, vals(true, a)))));
 
         let mut builder = ChartBuilder::on(&root);
         builder
@@ -470,13 +553,7 @@ impl TimeChart {
         let mut placed: Vec<(i32, i32, usize)> = vec![];
         let mut place = |x: i32, text: &str| -> usize {
             let w = (text.chars().count() as f64 * 7.2) as i32 + 8;
-            let row = (0..4)
-                .find(|r| {
-                    !placed
-                        .iter()
-                        .any(|&(a, b, pr)| pr == *r && x < b && x + w > a)
-                })
-                .unwrap_or(3);
+            let row = free_row(&placed, x, w, 4).unwrap_or(3);
             placed.push((x, x + w, row));
             row
         };
@@ -496,6 +573,100 @@ impl TimeChart {
                         + Text::new(label.clone(), (5, 4 + row as i32 * row_h), font(14.0, TEXT)),
                 ))?;
             }
+        }
+
+        // Secondary values are mapped into primary coordinates so one set of
+        // drawing calls serves both axes; the secondary coord only draws its axis.
+        let to_primary = |v: f64| -> f64 {
+            if y2_hi > y2_lo {
+                y_lo + (v - y2_lo) / (y2_hi - y2_lo) * (y_hi - y_lo)
+            } else {
+                v
+            }
+        };
+
+        // Under everything but the load-stop shade, so every line stays on top.
+        if let Some(b) = &self.band {
+            let axis = match (&y2, b.secondary) {
+                (Some((a, _)), true) => *a,
+                _ => &self.y,
+            };
+            let y = |v: f64| {
+                axis.tf(v)
+                    .map(|y| {
+                        if b.secondary && y2.is_some() {
+                            to_primary(y)
+                        } else {
+                            y
+                        }
+                    })
+                    .map(|y| y.clamp(y_lo, y_hi))
+            };
+            for &(t0, t1, lo, hi) in &b.runs {
+                let (t0, t1) = (t0.clamp(0.0, x_max), t1.clamp(0.0, x_max));
+                let (Some(lo), Some(hi)) = (y(lo), y(hi)) else {
+                    continue;
+                };
+                if t1 <= t0 {
+                    continue;
+                }
+                chart.draw_series(std::iter::once(Rectangle::new(
+                    [(t0, lo), (t1, hi)],
+                    b.color.mix(0.13).filled(),
+                )))?;
+                // Thin edges so a band one pod high still reads as a range.
+                for v in [lo, hi] {
+                    chart.draw_series(LineSeries::new(
+                        [(t0, v), (t1, v)],
+                        b.color.mix(0.45).stroke_width(1),
+                    ))?;
+                }
+            }
+        }
+
+        // Firings: one line per pixel column (the most telling state wins);
+        // when they come closer than a few pixels apart on average, full
+        // height lines would paint the chart over, so they become short
+        // ticks along the bottom edge, unlabelled.
+        let (plot_x, _) = chart.plotting_area().get_pixel_range();
+        let plot_w = (plot_x.end - plot_x.start).max(1);
+        let mut cols: BTreeMap<i32, &FiringMark> = BTreeMap::new();
+        for f in self.firings.iter().filter(|f| (0.0..=x_max).contains(&f.t)) {
+            let (px, _) = chart.backend_coord(&(f.t, y_hi));
+            let rank = |s: FiringState| match s {
+                FiringState::Failed => 2,
+                FiringState::Changed => 1,
+                FiringState::Skipped => 0,
+            };
+            let e = cols.entry(px).or_insert(f);
+            if rank(f.state) > rank(e.state) {
+                *e = f;
+            }
+        }
+        let dense = cols.len() as i32 * 4 > plot_w;
+        let tick = (y_hi - y_lo) * 14.0 / (self.height as f64 - 66.0).max(1.0);
+        for f in cols.values() {
+            let (color, alpha, dash) = firing_style(f.state);
+            let (top, width) = if dense {
+                (y_lo + tick, 1)
+            } else {
+                (
+                    y_hi,
+                    if f.state == FiringState::Skipped {
+                        1
+                    } else {
+                        2
+                    },
+                )
+            };
+            let style = color.mix(alpha).stroke_width(width);
+            let line = [(f.t, y_lo), (f.t, top)];
+            match dash {
+                Some((on, off)) if !dense => {
+                    chart.draw_series(DashedLineSeries::new(line, on, off, style))?
+                }
+                _ => chart.draw_series(LineSeries::new(line, style))?,
+            };
         }
 
         for (t, label) in &self.marks {
@@ -520,6 +691,57 @@ impl TimeChart {
             ))?;
         }
 
+        // Firing labels take the rows the rescale labels left free; one that
+        // fits in none is left out (the Schedule section lists every firing).
+        if !dense {
+            // Failed and changed firings are labelled first, so skipped ones
+            // cannot crowd them out; a job that fires often is named once per
+            // stretch of the axis, not at every line.
+            let mut order: Vec<&FiringMark> = cols.values().copied().collect();
+            order.sort_by_key(|f| f.state == FiringState::Skipped);
+            let mut named: Vec<(i32, &str)> = vec![];
+            for f in order {
+                let (color, _, _) = firing_style(f.state);
+                let (px, _) = chart.backend_coord(&(f.t, y_hi));
+                if named
+                    .iter()
+                    .any(|&(x, l)| l == f.label && (px - x).abs() < REPEAT_PX)
+                {
+                    continue;
+                }
+                let w = (f.label.chars().count() as f64 * 7.2) as i32 + 8;
+                // Near the right edge the label goes to the left of its line.
+                let left = px + w > plot_x.end;
+                let x0 = if left { px - w } else { px };
+                let Some(row) = free_row(&placed, x0, w, FIRING_ROWS) else {
+                    continue;
+                };
+                placed.push((x0, x0 + w, row));
+                named.push((px, &f.label));
+                let y = 4 + row as i32 * row_h;
+                let (dx, hpos) = if left {
+                    (-4, HPos::Right)
+                } else {
+                    (4, HPos::Left)
+                };
+                let bx = if left { (-w, -1) } else { (1, w) };
+                let text_style = if f.state == FiringState::Skipped {
+                    font(14.0, lighten(color, 0.7))
+                } else {
+                    font_styled(14.0, color, FontStyle::Bold)
+                };
+                chart.draw_series(std::iter::once(
+                    EmptyElement::at((f.t, y_hi))
+                        + Rectangle::new([(bx.0, y - 1), (bx.1, y + 16)], WHITE.mix(0.85).filled())
+                        + Text::new(
+                            f.label.clone(),
+                            (dx, y),
+                            text_style.pos(Pos::new(hpos, VPos::Top)),
+                        ),
+                ))?;
+            }
+        }
+
         for h in &self.hlines {
             let Some(y) = self.y.tf(h.y) else { continue };
             chart.draw_series(DashedLineSeries::new(
@@ -541,15 +763,6 @@ impl TimeChart {
             ))?;
         }
 
-        // Secondary values are mapped into primary coordinates so one set of
-        // drawing calls serves both axes; the secondary coord only draws its axis.
-        let to_primary = |v: f64| -> f64 {
-            if y2_hi > y2_lo {
-                y_lo + (v - y2_lo) / (y2_hi - y2_lo) * (y_hi - y_lo)
-            } else {
-                v
-            }
-        };
         for s in &self.series {
             let axis = if s.secondary {
                 y2.as_ref().map(|(a, _)| *a).unwrap_or(&self.y)
@@ -621,6 +834,37 @@ pub(super) fn qps_and_pods(run: &RunData) -> TimeChart {
             .on_right()
             .points(col(&|s| s.replicas.desired as f64)),
     ];
+    // Only a run with a schedule gets the range and the firings: elsewhere
+    // the range is fixed and the header already gives it.
+    let runs = hpa_range_runs(run);
+    if !runs.is_empty() {
+        c.band = Some(Band {
+            label: "HPA range (min–max)".into(),
+            color: DESIRED,
+            runs: runs
+                .into_iter()
+                .map(|(t0, t1, lo, hi)| (t0, t1, lo as f64, hi as f64))
+                .collect(),
+            secondary: true,
+        });
+    }
+    c.firings = firings(run)
+        .iter()
+        .filter(|f| f.t.is_finite())
+        .map(|f| {
+            let label = match (&f.job, f.state) {
+                (Some(job), FiringState::Failed) => format!("{job} ✗"),
+                (Some(job), _) => job.clone(),
+                (None, FiringState::Failed) => "failed ✗".into(),
+                (None, _) => "?".into(),
+            };
+            FiringMark {
+                t: f.t,
+                label,
+                state: f.state,
+            }
+        })
+        .collect();
     c
 }
 

@@ -8,8 +8,8 @@ use crate::recorder::{Percentiles, RunData, Sample};
 
 use super::charts::{self, hex, Stroke, TimeChart};
 use super::{
-    esc, events, interval_s, kube_dur, mmss, num, recorded_s, rescales, sorted_events, summary,
-    tiers,
+    esc, events, firings, interval_s, kube_dur, mmss, num, recorded_s, rescales, sorted_events,
+    summary, tiers, FiringState,
 };
 
 pub(super) const CSS: &str = r#"
@@ -22,7 +22,7 @@ header.top{background:#fff;border:1px solid var(--line);border-radius:10px;paddi
 h1{font-size:24px;margin:0;font-weight:650}
 .kicker{color:var(--muted);font-size:12px;text-transform:uppercase;letter-spacing:.08em;margin:0 0 4px}
 .badge{display:inline-block;padding:3px 12px;border-radius:999px;font-weight:700;font-size:13px;letter-spacing:.05em;white-space:nowrap}
-.pass{color:var(--ok);background:var(--okbg)}.fail{color:var(--bad);background:var(--badbg)}.warn{color:var(--warn);background:var(--warnbg)}
+.pass{color:var(--ok);background:var(--okbg)}.skip{color:var(--muted);background:var(--bg)}.fail{color:var(--bad);background:var(--badbg)}.warn{color:var(--warn);background:var(--warnbg)}
 dl.meta{display:grid;grid-template-columns:repeat(4,minmax(0,1fr));gap:10px 24px;margin:16px 0 0}
 dl.meta div{min-width:0}dl.meta dt{color:var(--muted);font-size:12px}dl.meta dd{margin:0;font-weight:550;overflow-wrap:anywhere}
 .banner{margin:14px 0 0;padding:10px 14px;border-radius:6px;background:var(--warnbg);color:var(--warn)}
@@ -74,6 +74,7 @@ pub(super) fn render(run: &RunData, verdict: &Verdict) -> anyhow::Result<String>
     header(&mut h, run, verdict, title)?;
     verdict_section(&mut h, verdict)?;
     fig7(&mut h, run)?;
+    schedule(&mut h, run)?;
     tiers::section(&mut h, run)?;
     fig8(&mut h, run)?;
     latency(&mut h, run)?;
@@ -159,6 +160,9 @@ fn header(h: &mut String, run: &RunData, verdict: &Verdict, title: &str) -> anyh
         )?;
     }
     h.push_str("<nav><a href=\"#verdict\">Verdict</a><a href=\"#fig7\">QPS and pods</a>");
+    if run.meta.schedule.is_some() {
+        h.push_str("<a href=\"#schedule\">Schedule</a>");
+    }
     if !run.meta.tiers.is_empty() {
         h.push_str("<a href=\"#tiers\">Both tiers</a>");
     }
@@ -304,6 +308,38 @@ fn legend(h: &mut String, c: &TimeChart) -> anyhow::Result<()> {
     if c.shade_from.is_some() {
         h.push_str("<span><svg width=\"18\" height=\"13\" aria-hidden=\"true\"><rect width=\"18\" height=\"13\" fill=\"#f3f4f6\" stroke=\"#d1d5db\"/></svg>after load stop</span>");
     }
+    if let Some(b) = &c.band {
+        let side = if b.secondary && c.y2.is_some() {
+            " <small>(right axis)</small>"
+        } else {
+            ""
+        };
+        write!(
+            h,
+            "<span><svg width=\"18\" height=\"13\" aria-hidden=\"true\"><rect x=\"0.5\" y=\"1.5\" width=\"17\" height=\"10\" fill=\"{}\" stroke=\"{}\"/></svg>{}{side}</span>",
+            hex(charts::lighten(b.color, 0.13)),
+            hex(charts::lighten(b.color, 0.45)),
+            esc(&b.label)
+        )?;
+    }
+    for (state, what) in [
+        (FiringState::Changed, "schedule firing (job name)"),
+        (FiringState::Skipped, "firing that changed nothing"),
+        (FiringState::Failed, "failed firing"),
+    ] {
+        if !c.firings.iter().any(|f| f.state == state) {
+            continue;
+        }
+        let (color, alpha, dash) = charts::firing_style(state);
+        let dash = dash.map_or(String::new(), |(on, off)| {
+            format!(" stroke-dasharray=\"{on} {off}\"")
+        });
+        write!(
+            h,
+            "<span><svg width=\"14\" height=\"13\" aria-hidden=\"true\"><path d=\"M7 0 V13\" stroke=\"{}\" stroke-width=\"2\"{dash}/></svg>{what}</span>",
+            hex(charts::lighten(color, alpha))
+        )?;
+    }
     h.push_str("</div>");
     Ok(())
 }
@@ -373,7 +409,7 @@ fn fig7(h: &mut String, run: &RunData) -> anyhow::Result<()> {
     }
     h.push_str("</div>\n");
     let c = charts::qps_and_pods(run);
-    let caption = if c.shade_from.is_some() {
+    let mut caption = if c.shade_from.is_some() {
         format!(
             "{} rescale event(s); the shaded area is after the load stopped at {}.",
             rs.len(),
@@ -382,6 +418,18 @@ fn fig7(h: &mut String, run: &RunData) -> anyhow::Result<()> {
     } else {
         format!("{} rescale event(s).", rs.len())
     };
+    if run.meta.schedule.is_some() {
+        write!(
+            caption,
+            " {} schedule firing(s), listed under <a href=\"#schedule\">Schedule</a>",
+            c.firings.len()
+        )?;
+        caption.push_str(if c.band.is_some() {
+            "; the band is the HPA's min..max range as the schedule set it."
+        } else {
+            "."
+        });
+    }
     figure(
         h,
         &c,
@@ -389,6 +437,131 @@ fn fig7(h: &mut String, run: &RunData) -> anyhow::Result<()> {
         &caption,
     )?;
     h.push_str("</section>\n");
+    Ok(())
+}
+
+/// How many planned times a jobs table cell shows before abbreviating.
+const FIRES_SHOWN: usize = 8;
+
+/// Experiment times, the first few and the last when there are many.
+fn fires_at(ts: &[f64]) -> String {
+    if ts.is_empty() {
+        return "–".into();
+    }
+    let fmt = |ts: &[f64]| ts.iter().map(|t| mmss(*t)).collect::<Vec<_>>().join(", ");
+    if ts.len() <= FIRES_SHOWN {
+        return fmt(ts);
+    }
+    format!(
+        "{}, … {} ({} in all)",
+        fmt(&ts[..FIRES_SHOWN - 2]),
+        mmss(ts[ts.len() - 1]),
+        ts.len()
+    )
+}
+
+fn schedule(h: &mut String, run: &RunData) -> anyhow::Result<()> {
+    let Some(s) = &run.meta.schedule else {
+        return Ok(());
+    };
+    h.push_str("<section id=\"schedule\">\n<h2>Schedule</h2>\n");
+    writeln!(
+        h,
+        "<p class=\"sub\">A CronHorizontalPodAutoscaler sets its target's size at cron times; on an HPA it moves the range (min..max) and, where the current size is below the job's, the replicas too. Its firings are the marked lines on Fig. 7.</p>"
+    )?;
+    let controller = match s.controller.as_str() {
+        "embedded" => "the embedded cluster (the controller's rules)".to_string(),
+        "harness" => "the harness, on the cluster (the controller's rules)".to_string(),
+        "cluster" => "the cluster's kubernetes-cronhpa-controller".to_string(),
+        "off" => "nobody: left out of this run".to_string(),
+        other => or_dash(other),
+    };
+    h.push_str("<dl class=\"meta\">");
+    for (k, v) in [
+        ("Object", or_dash(&s.object)),
+        ("Targets", or_dash(&s.target)),
+        ("Run by", controller),
+        ("t = 0 on its clock", or_dash(&s.clock_start)),
+    ] {
+        // Long object names break after their kind, not mid-word.
+        let v = esc(&v).replace('/', "/<wbr>");
+        write!(h, "<div><dt>{k}</dt><dd>{v}</dd></div>")?;
+    }
+    h.push_str("</dl>\n<h3>Jobs</h3>\n");
+    let fired = firings(run);
+    if s.jobs.is_empty() {
+        h.push_str("<p class=\"empty\">The object has no jobs.</p>\n");
+    } else {
+        h.push_str("<table><thead><tr><th>Job</th><th>Schedule</th><th class=\"num\">Target size</th><th>Run once</th><th class=\"num\">Fired</th><th>Fires at (planned)</th></tr></thead><tbody>\n");
+        for j in &s.jobs {
+            let n = fired
+                .iter()
+                .filter(|f| f.job.as_deref() == Some(j.name.as_str()))
+                .count();
+            writeln!(
+                h,
+                "<tr><td class=\"nowrap\"><b>{}</b></td><td class=\"nowrap\"><code>{}</code></td><td class=\"num\">{}</td><td>{}</td><td class=\"num\">{n}</td><td>{}</td></tr>",
+                esc(&j.name),
+                esc(&j.schedule),
+                j.target_size,
+                if j.run_once { "yes" } else { "no" },
+                esc(&fires_at(&j.fires_at))
+            )?;
+        }
+        h.push_str("</tbody></table>\n");
+        if s.controller == "cluster" && s.jobs.iter().all(|j| j.fires_at.is_empty()) {
+            h.push_str("<p class=\"sub\" style=\"margin-top:8px\">The cluster's controller decides when it fires, so no times are planned here; the firings below are what it did.</p>\n");
+        }
+    }
+    writeln!(
+        h,
+        "<p class=\"sub\" style=\"margin-top:8px\">Exclude dates: {}</p>",
+        if s.exclude_dates.is_empty() {
+            "none".to_string()
+        } else {
+            s.exclude_dates
+                .iter()
+                .map(|d| format!("<code>{}</code>", esc(d)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    )?;
+    h.push_str("<h3>Firings</h3>\n");
+    if fired.is_empty() {
+        h.push_str("<p class=\"empty\">No job fired during the run.</p>\n</section>\n");
+        return Ok(());
+    }
+    h.push_str("<table><thead><tr><th class=\"num\">At</th><th>Job</th><th>State</th><th>Changed</th><th>Message</th></tr></thead><tbody>\n");
+    for f in &fired {
+        let (cls, badge) = match f.state {
+            FiringState::Changed => ("", "<span class=\"badge pass\">changed</span>"),
+            FiringState::Skipped => ("", "<span class=\"badge skip\">skipped</span>"),
+            FiringState::Failed => (
+                " class=\"warning\"",
+                "<span class=\"badge warn\">failed</span>",
+            ),
+        };
+        let mut changed = vec![];
+        if let (Some(a), Some(b)) = (f.from, f.to) {
+            changed.push(format!("replicas {a} → {b}"));
+        }
+        if let (true, Some(a), Some(b)) = (f.moved_range(), f.range_before, f.range_after) {
+            changed.push(format!("range {}–{} → {}–{}", a.0, a.1, b.0, b.1));
+        }
+        writeln!(
+            h,
+            "<tr{cls}><td class=\"num\">{}</td><td class=\"nowrap\">{}</td><td>{badge}</td><td class=\"nowrap\">{}</td><td>{}</td></tr>",
+            mmss(f.t),
+            esc(f.job.as_deref().unwrap_or("?")),
+            if changed.is_empty() {
+                "–".to_string()
+            } else {
+                changed.join("<br>")
+            },
+            esc(&f.event.message)
+        )?;
+    }
+    h.push_str("</tbody></table>\n</section>\n");
     Ok(())
 }
 

@@ -243,3 +243,149 @@ pub(super) fn sorted_events(run: &RunData) -> Vec<&Event> {
     ev.sort_by(|a, b| a.t.total_cmp(&b.t));
     ev
 }
+
+/// What a schedule's firing did, as the report tells them apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum FiringState {
+    /// It scaled the target or moved the HPA's range.
+    Changed,
+    /// It ran and left everything as it was (`Skip scale replicas …`, an excludeDate).
+    Skipped,
+    /// The controller could not run it (reason `Failed`).
+    Failed,
+}
+
+impl FiringState {
+    pub fn word(self) -> &'static str {
+        match self {
+            FiringState::Changed => "changed",
+            FiringState::Skipped => "skipped",
+            FiringState::Failed => "failed",
+        }
+    }
+}
+
+/// A CronHorizontalPodAutoscaler job's firing with what it did resolved.
+#[derive(Debug, Clone)]
+pub(super) struct Firing<'a> {
+    pub t: f64,
+    /// From the message, else the job planned nearest to `t` (a `Failed`
+    /// message does not name its job).
+    pub job: Option<String>,
+    pub state: FiringState,
+    pub from: Option<i32>,
+    pub to: Option<i32>,
+    /// The HPA's (min, max) in the samples just before and just after.
+    pub range_before: Option<(i32, i32)>,
+    pub range_after: Option<(i32, i32)>,
+    pub event: &'a Event,
+}
+
+impl Firing<'_> {
+    /// The range moved across the firing (as far as the samples tell).
+    pub fn moved_range(&self) -> bool {
+        matches!((self.range_before, self.range_after), (Some(a), Some(b)) if a != b)
+    }
+}
+
+/// The schedule's firings in time order; empty without a schedule's events.
+pub(super) fn firings(run: &RunData) -> Vec<Firing<'_>> {
+    let iv = interval_s(run);
+    let range = |s: &crate::recorder::Sample| {
+        let h = s.hpa.as_ref()?;
+        Some((h.min_replicas?, h.max_replicas?))
+    };
+    let mut out: Vec<Firing> = sorted_events(run)
+        .into_iter()
+        .filter(|e| e.is_firing())
+        .map(|e| {
+            // Sample t covers (t - interval, t]: whether the one at the firing's
+            // own second saw it is a race, so compare its neighbours.
+            let range_before = run.samples.iter().rev().find(|s| s.t < e.t).and_then(range);
+            let range_after = run.samples.iter().find(|s| s.t > e.t).and_then(range);
+            let job = job_in_message(&e.message).or_else(|| planned_job(run, e.t, iv));
+            let mut f = Firing {
+                t: e.t,
+                job,
+                state: FiringState::Skipped,
+                from: e.from_replicas,
+                to: e.to_replicas,
+                range_before,
+                range_after,
+                event: e,
+            };
+            f.state = if e.reason == "Failed" {
+                FiringState::Failed
+            } else if f.to.is_some() || f.moved_range() || !is_skip(&e.message) {
+                FiringState::Changed
+            } else {
+                FiringState::Skipped
+            };
+            f
+        })
+        .collect();
+    out.sort_by(|a, b| a.t.total_cmp(&b.t));
+    out
+}
+
+/// `cron hpa job NAME executed successfully. …`
+fn job_in_message(msg: &str) -> Option<String> {
+    let rest = msg.strip_prefix("cron hpa job ")?;
+    let name = rest.split_whitespace().next()?;
+    Some(name.to_string())
+}
+
+/// The controller's own words for a job that ran and did nothing: `Skip
+/// scale replicas …`, or an excludeDate's `skip scaling activity …`
+/// (after the `… executed successfully.` prefix when there is one).
+fn is_skip(msg: &str) -> bool {
+    let body = msg
+        .split_once("executed successfully.")
+        .map_or(msg, |(_, b)| b)
+        .trim_start();
+    body.to_ascii_lowercase().starts_with("skip")
+}
+
+/// The job whose planned firing is nearest to `t`, within one sample interval.
+fn planned_job(run: &RunData, t: f64, iv: f64) -> Option<String> {
+    let s = run.meta.schedule.as_ref()?;
+    s.jobs
+        .iter()
+        .flat_map(|j| j.fires_at.iter().map(move |f| ((f - t).abs(), j)))
+        .filter(|(d, _)| *d <= iv.max(1.0))
+        .min_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, j)| j.name.clone())
+}
+
+/// The HPA's (min, max) over time for the band on Fig. 7: runs of equal
+/// range as (from, to, min, max), from the samples where they carry it and
+/// `RunMeta`'s bounds where they do not. Empty without a schedule, so other
+/// runs' charts are unchanged, and when no sensible range is known.
+pub(super) fn hpa_range_runs(run: &RunData) -> Vec<(f64, f64, i32, i32)> {
+    if run.meta.schedule.is_none() {
+        return vec![];
+    }
+    let m = &run.meta;
+    let max_gap = interval_s(run) * 2.5;
+    let mut out: Vec<(f64, f64, i32, i32)> = vec![];
+    let mut cur: Option<(f64, f64, i32, i32)> = None;
+    for s in run.samples.iter().filter(|s| s.t.is_finite()) {
+        let h = s.hpa.as_ref();
+        let lo = h.and_then(|h| h.min_replicas).unwrap_or(m.min_replicas);
+        let hi = h.and_then(|h| h.max_replicas).unwrap_or(m.max_replicas);
+        let range = (hi > 0 && lo <= hi).then_some((lo, hi));
+        // A sample's range holds until the next sample, unless samples are missing.
+        if let Some(c) = cur.as_mut() {
+            if s.t - c.1 <= max_gap {
+                c.1 = s.t;
+            }
+        }
+        if cur.map(|c| (c.2, c.3)) != range || cur.is_some_and(|c| c.1 != s.t) {
+            out.extend(cur.take());
+            cur = range.map(|(lo, hi)| (s.t, s.t, lo, hi));
+        }
+    }
+    out.extend(cur);
+    out.retain(|r| r.1 > r.0);
+    out
+}

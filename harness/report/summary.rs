@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::checks::{CheckResult, Verdict};
 use crate::recorder::{RunData, StatusCounts};
 
-use super::{kube_dur, recorded_s, rescales, Rescale};
+use super::{firings, kube_dur, recorded_s, rescales, Rescale};
 
 #[derive(Debug, Serialize)]
 pub(super) struct Summary<'a> {
@@ -25,6 +25,25 @@ pub(super) struct Summary<'a> {
     pub first_scale_out: Option<ScaleOut>,
     pub last_scale_in: Option<ScaleIn>,
     pub rescale_events: Vec<RescaleEvent>,
+    /// The schedule's firings; absent (not empty) for a run without a schedule.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule_firings: Option<Vec<ScheduleFiring>>,
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct ScheduleFiring {
+    pub t: f64,
+    pub at: String,
+    /// The job, when the event or the planned times tell.
+    pub job: Option<String>,
+    /// `changed`, `skipped` or `failed`.
+    pub state: &'static str,
+    pub from: Option<i32>,
+    pub to: Option<i32>,
+    /// The HPA's [min, max] before and after, where the samples carry it.
+    pub range_before: Option<[i32; 2]>,
+    pub range_after: Option<[i32; 2]>,
+    pub message: String,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -193,6 +212,22 @@ pub(super) fn build<'a>(run: &'a RunData, verdict: &'a Verdict) -> Summary<'a> {
                 message: r.event.message.clone(),
             })
             .collect(),
+        schedule_firings: run.meta.schedule.as_ref().map(|_| {
+            firings(run)
+                .iter()
+                .map(|f| ScheduleFiring {
+                    t: f.t,
+                    at: kube_dur(f.t),
+                    job: f.job.clone(),
+                    state: f.state.word(),
+                    from: f.from,
+                    to: f.to,
+                    range_before: f.range_before.map(|(a, b)| [a, b]),
+                    range_after: f.range_after.map(|(a, b)| [a, b]),
+                    message: f.event.message.clone(),
+                })
+                .collect()
+        }),
     }
 }
 

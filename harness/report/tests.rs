@@ -132,8 +132,7 @@ pub(crate) fn fixture() -> (RunData, Verdict) {
                     },
                 ],
                 conditions: vec![],
-                min_replicas: None,
-                max_replicas: None,
+                ..Default::default()
             }),
             tiers: Vec::new(),
         });
@@ -546,4 +545,262 @@ fn load_per_ready_pod_is_what_the_tier_served_over_its_ready_pods() {
     };
     assert_eq!(tiers::qps_per_ready_pod(&at(&r)), 21.0);
     assert!(tiers::qps_per_ready_pod(&at(&Replicas::default())).is_nan());
+}
+
+/// The fixture with seed 001's schedule on it: jobs at 5m (5, skipped),
+/// 10m (3, skipped) and 15m (7: range 1–10 → 7–10, replicas 3 → 7), a
+/// 20m job that failed and a 25m one on an excluded date.
+fn scheduled() -> (RunData, Verdict) {
+    use crate::recorder::{ScheduleJob, ScheduleMeta, CRON_SOURCE};
+    let (mut run, verdict) = fixture();
+    let job = |name: &str, schedule: &str, size: i32, at: Vec<f64>| ScheduleJob {
+        name: name.into(),
+        schedule: schedule.into(),
+        target_size: size,
+        run_once: false,
+        fires_at: at,
+    };
+    run.meta.schedule = Some(ScheduleMeta {
+        object: "CronHorizontalPodAutoscaler/httpbin-schedule".into(),
+        target: "HorizontalPodAutoscaler/httpbin".into(),
+        controller: "embedded".into(),
+        clock_start: "2026-12-01T08:55:00+00:00[UTC]".into(),
+        jobs: vec![
+            job("schedule-5", "0 0 9 * * *", 5, vec![300.0]),
+            job("schedule-3", "0 5 9 * * *", 3, vec![600.0]),
+            job("schedule-7", "0 10 9 * * *", 7, vec![900.0]),
+            job("evening", "0 15 9 * * *", 4, vec![1200.0]),
+            // Every 30 s: the table abbreviates its times.
+            job(
+                "holiday",
+                "*/30 * * * * *",
+                2,
+                (1..=60).map(|i| i as f64 * 30.0).collect(),
+            ),
+        ],
+        exclude_dates: vec!["* * * 1 12 *".into()],
+    });
+    for s in &mut run.samples {
+        let h = s.hpa.as_mut().unwrap();
+        h.min_replicas = Some(if s.t >= 900.0 { 7 } else { 1 });
+        h.max_replicas = Some(10);
+    }
+    let fire = |t: f64, reason: &str, msg: &str, from_to: Option<(i32, i32)>| Event {
+        t,
+        type_: if reason == "Failed" {
+            "Warning"
+        } else {
+            "Normal"
+        }
+        .into(),
+        reason: reason.into(),
+        object: "CronHorizontalPodAutoscaler/httpbin-schedule".into(),
+        source: CRON_SOURCE.into(),
+        message: msg.into(),
+        from_replicas: from_to.map(|p| p.0),
+        to_replicas: from_to.map(|p| p.1),
+        ..Default::default()
+    };
+    run.events.extend([
+        fire(300.0, "Succeed", "cron hpa job schedule-5 executed successfully. Skip scale replicas because HPA httpbin in namespace default current replicas:2 >= desired replicas:5.", None),
+        fire(600.0, "Succeed", "cron hpa job schedule-3 executed successfully. Skip scale replicas because HPA httpbin in namespace default current replicas:2 >= desired replicas:3.", None),
+        fire(900.0, "Succeed", "cron hpa job schedule-7 executed successfully. current replicas:3, desired replicas:7.", Some((3, 7))),
+        fire(1200.0, "Failed", "cron hpa failed to execute, because of Failed to get HorizontalPodAutoscaler Ref httpbin", None),
+        fire(1500.0, "Succeed", "cron hpa job holiday executed successfully. skip scaling activity,because of excludeDate (* * * 1 12 *).", None),
+    ]);
+    (run, verdict)
+}
+
+#[test]
+fn firings_are_told_apart() {
+    let (run, _) = scheduled();
+    let f = firings(&run);
+    let got: Vec<(f64, Option<&str>, FiringState)> =
+        f.iter().map(|f| (f.t, f.job.as_deref(), f.state)).collect();
+    assert_eq!(
+        got,
+        [
+            (300.0, Some("schedule-5"), FiringState::Skipped),
+            (600.0, Some("schedule-3"), FiringState::Skipped),
+            (900.0, Some("schedule-7"), FiringState::Changed),
+            // The Failed message names no job: the planned time does.
+            (1200.0, Some("evening"), FiringState::Failed),
+            (1500.0, Some("holiday"), FiringState::Skipped),
+        ]
+    );
+    assert_eq!(
+        (f[2].range_before, f[2].range_after),
+        (Some((1, 10)), Some((7, 10)))
+    );
+    // A "Skip scale replicas" that still moved the range changed something.
+    let (mut run, _) = scheduled();
+    for s in run.samples.iter_mut().filter(|s| s.t > 300.0) {
+        s.hpa.as_mut().unwrap().min_replicas = Some(5);
+    }
+    assert_eq!(firings(&run)[0].state, FiringState::Changed);
+    // Nothing but a schedule's events are firings.
+    assert!(firings(&fixture().0).is_empty());
+}
+
+#[test]
+fn the_range_band_is_drawn_only_with_a_schedule() {
+    let (plain, _) = fixture();
+    let c = charts::qps_and_pods(&plain);
+    assert!(c.band.is_none() && c.firings.is_empty());
+    let h = render(&plain, &fixture().1).unwrap().html;
+    assert!(!h.contains("HPA range") && !h.contains("id=\"schedule\"") && !h.contains("#schedule"));
+
+    let (run, _) = scheduled();
+    let b = charts::qps_and_pods(&run).band.expect("a band");
+    // Steps where the schedule raised the floor; the last sample ends it.
+    assert_eq!(
+        b.runs,
+        [(1.0, 900.0, 1.0, 10.0), (900.0, 2100.0, 7.0, 10.0)]
+    );
+    assert!(b.secondary);
+
+    // Samples that do not carry the range: RunMeta's bounds, all along.
+    let (mut run, _) = scheduled();
+    for s in &mut run.samples {
+        let h = s.hpa.as_mut().unwrap();
+        (h.min_replicas, h.max_replicas) = (None, None);
+    }
+    assert_eq!(hpa_range_runs(&run), [(1.0, 2100.0, 2, 10)]);
+    // A hole in the samples is a hole in the band.
+    run.samples.retain(|s| !(1000.0..1100.0).contains(&s.t));
+    assert_eq!(
+        hpa_range_runs(&run),
+        [(1.0, 999.0, 2, 10), (1100.0, 2100.0, 2, 10)]
+    );
+}
+
+/// The `<text>` elements of an SVG whose content is `label`: (x, y).
+fn texts_at(svg: &str, label: &str) -> Vec<(f64, f64)> {
+    let attr = |tag: &str, name: &str| -> f64 {
+        let k = format!(" {name}=\"");
+        let i = tag.find(&k).unwrap() + k.len();
+        tag[i..i + tag[i..].find('"').unwrap()].parse().unwrap()
+    };
+    svg.split("<text")
+        .skip(1)
+        .filter_map(|t| {
+            let (tag, rest) = t.split_once('>')?;
+            (rest.split('<').next()?.trim() == label).then(|| (attr(tag, "x"), attr(tag, "y")))
+        })
+        .collect()
+}
+
+#[test]
+fn firing_markers_on_fig7() {
+    let (run, _) = scheduled();
+    let c = charts::qps_and_pods(&run);
+    let states: Vec<_> = c
+        .firings
+        .iter()
+        .map(|f| (f.label.as_str(), f.state))
+        .collect();
+    assert_eq!(states[2], ("schedule-7", FiringState::Changed));
+    assert_eq!(states[3], ("evening ✗", FiringState::Failed));
+    let svg = c.draw().unwrap();
+    for l in ["schedule-5", "schedule-3", "schedule-7", "holiday"] {
+        assert_eq!(texts_at(&svg, l).len(), 1, "{l}");
+    }
+    // The rescale markers keep their labels.
+    assert!(svg.contains("→3") && svg.contains("→2"));
+    let h = render(&run, &fixture().1).unwrap().html;
+    for legend in [
+        "HPA range (min–max)",
+        "schedule firing (job name)",
+        "firing that changed nothing",
+        "failed firing",
+        "5 schedule firing(s)",
+    ] {
+        assert!(h.contains(legend), "no {legend:?}");
+    }
+}
+
+#[test]
+fn many_firings_thin_their_labels_without_overlap() {
+    use crate::recorder::CRON_SOURCE;
+    let (mut run, _) = scheduled();
+    let fire = |t: f64| Event {
+        t,
+        type_: "Normal".into(),
+        reason: "Succeed".into(),
+        source: CRON_SOURCE.into(),
+        message:
+            "cron hpa job every-30s executed successfully. current replicas:3, desired replicas:4."
+                .into(),
+        to_replicas: Some(4),
+        from_replicas: Some(3),
+        ..Default::default()
+    };
+    // Every 30 s over 35 min: 70 firings, 15 px apart.
+    run.events = (1..=70).map(|i| fire(i as f64 * 30.0)).collect();
+    let svg = charts::qps_and_pods(&run).draw().unwrap();
+    let mut at = texts_at(&svg, "every-30s");
+    // Named once per stretch of the axis: no overlap, and not 70 times.
+    assert!((4..=8).contains(&at.len()), "{} labels", at.len());
+    at.sort_by(|a, b| a.0.total_cmp(&b.0));
+    for w in at.windows(2) {
+        assert!(w[1].0 - w[0].0 >= 190.0, "{w:?}");
+    }
+    // A firing that changed something is labelled even among many skipped ones.
+    run.events.push(Event {
+        message:
+            "cron hpa job late-one executed successfully. current replicas:3, desired replicas:4."
+                .into(),
+        ..fire(2085.0)
+    });
+    for e in run.events.iter_mut().filter(|e| e.t < 2085.0) {
+        e.to_replicas = None;
+        e.message = e.message.replace("current replicas:3, desired replicas:4.", "Skip scale replicas because HPA httpbin in namespace default current replicas:3 >= desired replicas:2.");
+    }
+    let svg = charts::qps_and_pods(&run).draw().unwrap();
+    assert_eq!(texts_at(&svg, "late-one").len(), 1);
+    // Every second for the whole run: ticks along the bottom, no labels at all.
+    run.events = (1..=2100).map(|i| fire(i as f64)).collect();
+    let svg = charts::qps_and_pods(&run).draw().unwrap();
+    assert!(texts_at(&svg, "every-30s").is_empty());
+}
+
+#[test]
+fn the_schedule_section_lists_jobs_and_firings() {
+    let (run, verdict) = scheduled();
+    let a = render(&run, &verdict).unwrap();
+    let h = &a.html;
+    let sec = &h[h
+        .find("<section id=\"schedule\">")
+        .expect("a schedule section")..];
+    let sec = &sec[..sec.find("</section>").unwrap()];
+    assert!(h.contains("<a href=\"#schedule\">Schedule</a>"));
+    for want in [
+        "CronHorizontalPodAutoscaler/<wbr>httpbin-schedule",
+        "HorizontalPodAutoscaler/<wbr>httpbin",
+        "the embedded cluster",
+        "2026-12-01T08:55:00+00:00[UTC]",
+        "<tr><td class=\"nowrap\"><b>schedule-7</b></td><td class=\"nowrap\"><code>0 10 9 * * *</code></td><td class=\"num\">7</td><td>no</td><td class=\"num\">1</td><td>15:00</td></tr>",
+        // 60 planned times, abbreviated.
+        "0:30, 1:00, 1:30, 2:00, 2:30, 3:00, … 30:00 (60 in all)",
+        "<code>* * * 1 12 *</code>",
+        "replicas 3 → 7<br>range 1–10 → 7–10",
+        "<span class=\"badge warn\">failed</span>",
+        "skip scaling activity,because of excludeDate",
+    ] {
+        assert!(sec.contains(want), "no {want:?} in\n{sec}");
+    }
+    assert_eq!(sec.matches("badge skip").count(), 3);
+
+    let s: serde_json::Value = serde_json::from_str(&a.summary_json).unwrap();
+    let f = &s["schedule_firings"];
+    assert_eq!(f.as_array().unwrap().len(), 5);
+    assert_eq!(f[2]["job"], "schedule-7");
+    assert_eq!(f[2]["state"], "changed");
+    assert_eq!(f[2]["range_after"], serde_json::json!([7, 10]));
+    assert_eq!(f[3]["state"], "failed");
+    // Without a schedule the key is absent, so summary.json is as it was.
+    let (plain, v) = fixture();
+    let s: serde_json::Value =
+        serde_json::from_str(&render(&plain, &v).unwrap().summary_json).unwrap();
+    assert!(s.get("schedule_firings").is_none());
 }
