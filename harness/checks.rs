@@ -132,7 +132,9 @@ fn undecided(e: &Expectation, run: &RunData, c: &CheckResult) -> Option<String> 
             None => None,
         },
         Expectation::Replicas(r) => {
-            let to = r.at.or(r.during.map(|w| w.to)).map_or(0.0, |d| d.as_secs_f64());
+            let to =
+                r.at.or(r.during.map(|w| w.to))
+                    .map_or(0.0, |d| d.as_secs_f64());
             before(to, "the instant it checks")
         }
         Expectation::HpaRange(h) if c.measured == NO_RANGE => Some(NO_RANGE.into()),
@@ -313,7 +315,11 @@ fn check(e: &Expectation, run: &RunData) -> CheckResult {
                 None => CheckResult {
                     name: "hpa_range".into(),
                     bound,
-                    measured: if s.is_some() { NO_RANGE.into() } else { "no samples".into() },
+                    measured: if s.is_some() {
+                        NO_RANGE.into()
+                    } else {
+                        "no samples".into()
+                    },
                     passed: false,
                     not_evaluated: None,
                 },

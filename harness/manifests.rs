@@ -641,7 +641,10 @@ impl Manifests {
         let same_ns = |x: &Manifest| x.metadata().namespace == ns;
         let (target, floor) = match c.target() {
             Some(Target::Deployment(name)) if group == "apps" => {
-                if !self.deployments().any(|(dm, _)| dm.name() == name && same_ns(dm)) {
+                if !self
+                    .deployments()
+                    .any(|(dm, _)| dm.name() == name && same_ns(dm))
+                {
                     return Err(m.err(
                         "spec.scaleTargetRef.name",
                         format!("no Deployment named `{name}` in the manifests"),
@@ -700,12 +703,18 @@ impl Manifests {
         for (i, job) in c.spec.jobs.iter().enumerate() {
             let f = |k: &str| format!("spec.jobs[{i}].{k}");
             if job.name.is_empty() {
-                return Err(m.err(&f("name"), "is required (status conditions are kept per job name)"));
+                return Err(m.err(
+                    &f("name"),
+                    "is required (status conditions are kept per job name)",
+                ));
             }
             if c.spec.jobs[..i].iter().any(|j| j.name == job.name) {
                 return Err(m.err(
                     &f("name"),
-                    format!("a second job named `{}`; job names must be unique", job.name),
+                    format!(
+                        "a second job named `{}`; job names must be unique",
+                        job.name
+                    ),
                 ));
             }
             cron::parse(&job.schedule).map_err(|e| m.err(&f("schedule"), e))?;

@@ -126,9 +126,10 @@ impl<P> Core<P> {
                 cfg.controller,
             )) as Box<dyn Scaler>
         });
-        let cron = cfg.schedule.clone().map(|sc| {
-            scaler::cron::CronScaler::new(sc.object, sc.target, sc.firings)
-        });
+        let cron = cfg
+            .schedule
+            .clone()
+            .map(|sc| scaler::cron::CronScaler::new(sc.object, sc.target, sc.firings));
         Self {
             cron,
             origin: None,
@@ -348,7 +349,12 @@ impl<P> Core<P> {
             return false;
         };
         let mut changed = false;
-        while let Some(f) = cron.fire_next(now - origin, now, self.spec_replicas, self.scaler.as_deref_mut()) {
+        while let Some(f) = cron.fire_next(
+            now - origin,
+            now,
+            self.spec_replicas,
+            self.scaler.as_deref_mut(),
+        ) {
             self.events.push(f.event);
             if let Some(n) = f.scale_to.filter(|&n| n != self.spec_replicas) {
                 self.spec_replicas = n;

@@ -137,8 +137,8 @@ fn descriptor(d: &str) -> Result<Plan, String> {
         return pattern(equivalent);
     }
     if let Some(dur) = d.strip_prefix("every ") {
-        let period = humantime::parse_duration(dur.trim())
-            .map_err(|e| format!("`@every {dur}`: {e}"))?;
+        let period =
+            humantime::parse_duration(dur.trim()).map_err(|e| format!("`@every {dur}`: {e}"))?;
         // go-cron rounds down to whole seconds, and to at least one.
         let secs = period.as_secs().max(1);
         return Ok(Plan::Every(Duration::from_secs(secs)));
@@ -253,7 +253,10 @@ mod tests {
             "2026-12-02T00:00:00+08:00[Asia/Shanghai]"
         );
         assert_eq!(
-            next("@date 2020-11-16 23:59:00", "2026-12-01T10:00:00+00:00[UTC]"),
+            next(
+                "@date 2020-11-16 23:59:00",
+                "2026-12-01T10:00:00+00:00[UTC]"
+            ),
             "2027-11-16T23:59:00+00:00[UTC]"
         );
         let added = at("2026-12-01T10:00:00+00:00[UTC]");

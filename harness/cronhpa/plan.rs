@@ -104,7 +104,12 @@ mod tests {
 
     #[test]
     fn clock_start_maps_wall_clock_to_experiment_time() {
-        let f = firings(&cron(&[("nine", "0 0 9 * * *", false)], &[]), &start(), 90_000.0).unwrap();
+        let f = firings(
+            &cron(&[("nine", "0 0 9 * * *", false)], &[]),
+            &start(),
+            90_000.0,
+        )
+        .unwrap();
         assert_eq!(f.iter().map(|f| f.t).collect::<Vec<_>>(), [300.0, 86_700.0]);
     }
 
@@ -126,7 +131,12 @@ mod tests {
     #[test]
     fn a_passed_time_waits_for_its_next_period() {
         // 08:55:00 itself has passed when the run starts at 08:55:00.
-        let f = firings(&cron(&[("j", "0 55 8 * * *", false)], &[]), &start(), 3600.0).unwrap();
+        let f = firings(
+            &cron(&[("j", "0 55 8 * * *", false)], &[]),
+            &start(),
+            3600.0,
+        )
+        .unwrap();
         assert!(f.is_empty());
     }
 

@@ -114,34 +114,97 @@ mod tests {
     #[test]
     fn where_the_seed_is_silent() {
         // Above max: max is raised and min too, and the target scaled.
-        let o = scale_hpa(12, HpaState { min: 1, max: 10, current: 5 }, "h", "ns", 5);
+        let o = scale_hpa(
+            12,
+            HpaState {
+                min: 1,
+                max: 10,
+                current: 5,
+            },
+            "h",
+            "ns",
+            5,
+        );
         assert_eq!((o.range, o.scale_to), (Some((12, 12)), Some(12)));
         // A later, lower schedule after a morning raise: min comes down to
         // it, replicas stay for the HPA to bring down.
-        let o = scale_hpa(2, HpaState { min: 7, max: 10, current: 7 }, "h", "ns", 7);
+        let o = scale_hpa(
+            2,
+            HpaState {
+                min: 7,
+                max: 10,
+                current: 7,
+            },
+            "h",
+            "ns",
+            7,
+        );
         assert_eq!((o.range, o.scale_to), (Some((2, 10)), None));
         assert!(o.hpa_updated);
         // At the floor, a lower schedule lowers the floor.
-        let o = scale_hpa(3, HpaState { min: 5, max: 10, current: 5 }, "h", "ns", 5);
+        let o = scale_hpa(
+            3,
+            HpaState {
+                min: 5,
+                max: 10,
+                current: 5,
+            },
+            "h",
+            "ns",
+            5,
+        );
         assert_eq!(o.range, Some((3, 10)));
         // Nothing to change: the HPA is not written.
-        let o = scale_hpa(5, HpaState { min: 1, max: 10, current: 5 }, "h", "ns", 5);
+        let o = scale_hpa(
+            5,
+            HpaState {
+                min: 1,
+                max: 10,
+                current: 5,
+            },
+            "h",
+            "ns",
+            5,
+        );
         assert!(!o.hpa_updated);
     }
 
     #[test]
     fn messages_are_the_controllers() {
-        let o = scale_hpa(3, HpaState { min: 1, max: 10, current: 5 }, "httpbin", "demo", 5);
+        let o = scale_hpa(
+            3,
+            HpaState {
+                min: 1,
+                max: 10,
+                current: 5,
+            },
+            "httpbin",
+            "demo",
+            5,
+        );
         assert_eq!(
             o.message,
             "Skip scale replicas because HPA httpbin in namespace demo current replicas:5 >= desired replicas:3."
         );
-        let o = scale_hpa(7, HpaState { min: 1, max: 10, current: 5 }, "httpbin", "demo", 5);
+        let o = scale_hpa(
+            7,
+            HpaState {
+                min: 1,
+                max: 10,
+                current: 5,
+            },
+            "httpbin",
+            "demo",
+            5,
+        );
         assert_eq!(o.message, "current replicas:5, desired replicas:7.");
         assert_eq!(
             succeeded("morning", &o.message),
             "cron hpa job morning executed successfully. current replicas:5, desired replicas:7."
         );
-        assert_eq!(scale_plain(4, 2).message, "current replicas:2, desired replicas:4.");
+        assert_eq!(
+            scale_plain(4, 2).message,
+            "current replicas:2, desired replicas:4."
+        );
     }
 }

@@ -149,7 +149,11 @@ impl Schedule {
                     target_size: j.target_size,
                     run_once: j.run_once,
                     fires_at: if known_in_advance {
-                        self.firings.iter().filter(|f| f.job == i).map(|f| f.t).collect()
+                        self.firings
+                            .iter()
+                            .filter(|f| f.job == i)
+                            .map(|f| f.t)
+                            .collect()
                     } else {
                         Vec::new()
                     },

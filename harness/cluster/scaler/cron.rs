@@ -24,7 +24,11 @@ pub(crate) struct Fired {
 }
 
 impl CronScaler {
-    pub(crate) fn new(object: CronHorizontalPodAutoscaler, target: Target, firings: Vec<Firing>) -> Self {
+    pub(crate) fn new(
+        object: CronHorizontalPodAutoscaler,
+        target: Target,
+        firings: Vec<Firing>,
+    ) -> Self {
         Self {
             object,
             target,
@@ -49,7 +53,11 @@ impl CronScaler {
         spec_replicas: i32,
         hpa: Option<&mut (dyn Scaler + '_)>,
     ) -> Option<Fired> {
-        let f = self.firings.get(self.next).filter(|f| f.t <= t + 1e-9)?.clone();
+        let f = self
+            .firings
+            .get(self.next)
+            .filter(|f| f.t <= t + 1e-9)?
+            .clone();
         self.next += 1;
         let job = &self.object.spec.jobs[f.job];
         let outcome = match (&f.excluded, &self.target) {
@@ -63,7 +71,12 @@ impl CronScaler {
             (None, Target::Hpa(name)) => match hpa {
                 Some(h) => match h.hpa_range() {
                     Some(r) => {
-                        let ns = self.object.metadata.namespace.as_deref().unwrap_or("default");
+                        let ns = self
+                            .object
+                            .metadata
+                            .namespace
+                            .as_deref()
+                            .unwrap_or("default");
                         let o = rules::scale_hpa(
                             job.target_size,
                             HpaState {
@@ -87,7 +100,12 @@ impl CronScaler {
         };
         let object = format!("{}/{}", crate::cronhpa::object::KIND, self.object.name());
         let (type_, reason, message, scale_to) = match outcome {
-            Ok(o) => ("Normal", "Succeed", rules::succeeded(&job.name, &o.message), o.scale_to),
+            Ok(o) => (
+                "Normal",
+                "Succeed",
+                rules::succeeded(&job.name, &o.message),
+                o.scale_to,
+            ),
             Err(why) => ("Warning", "Failed", rules::failed(&why), None),
         };
         let changed = scale_to.filter(|&n| n != spec_replicas);
@@ -107,4 +125,3 @@ impl CronScaler {
         })
     }
 }
-
