@@ -64,6 +64,12 @@ pub enum Command {
         /// anything else is never emptied).
         #[arg(long)]
         overwrite: bool,
+        /// Who runs the manifests' CronHorizontalPodAutoscaler, over the
+        /// scenario's `schedule.controller`: `harness` (plays the
+        /// controller's rules), `cluster` (kube: kubernetes-cronhpa-controller
+        /// in the cluster), `off` (left out: the metric-only baseline).
+        #[arg(long, value_enum, value_name = "WHO")]
+        schedule_controller: Option<crate::scenario::ScheduleController>,
     },
     /// Delete namespaces left behind by killed kube runs (labelled
     /// app.kubernetes.io/managed-by=autoscale-harness); a run still in
@@ -141,9 +147,10 @@ pub async fn run(cli: Cli) -> Result<i32> {
             dry_run,
             raw_log,
             overwrite,
+            schedule_controller,
         } => {
             if dry_run {
-                print!("{}", run::dry_run(&scenario)?);
+                print!("{}", run::dry_run(&scenario, schedule_controller)?);
                 return Ok(exit::PASSED);
             }
             let o = run::experiment(&Options {
@@ -161,6 +168,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
                 },
                 raw_log,
                 overwrite,
+                schedule_controller,
             })
             .await?;
             println!("\n{}", checks::table(&o.verdict));

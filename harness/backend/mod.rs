@@ -83,6 +83,12 @@ pub trait Backend: Send {
     fn watched_hpa(&self) -> Option<(String, i32, i32)> {
         None
     }
+    /// The run's schedule as it runs, where the backend fixes experiment
+    /// t = 0 on the schedule's clock itself (a real cluster: the real
+    /// instant the run became ready); asked once, after `ready`.
+    fn schedule_started(&self) -> Option<crate::recorder::ScheduleMeta> {
+        None
+    }
     /// Why per-pod request rates could not be observed, if they could not.
     fn pod_qps_unobservable(&self) -> Option<String> {
         None

@@ -207,6 +207,31 @@ impl Prepared {
         .at(crate::yaml::nearest_line(&self.loaded.text, field), None))
     }
 
+    /// `--schedule-controller`: who runs the CronHorizontalPodAutoscaler,
+    /// over the scenario's `schedule.controller`; the schedule is resolved
+    /// again as if the file said so. `off` on manifests without one is the
+    /// baseline already and changes nothing; `harness` or `cluster` there
+    /// is a usage error (nothing to run).
+    pub fn set_schedule_controller(
+        &mut self,
+        c: scenario::ScheduleController,
+    ) -> anyhow::Result<()> {
+        if self.manifests.cron_hpas().next().is_none() {
+            if c == scenario::ScheduleController::Off {
+                return Ok(());
+            }
+            return Err(crate::error::UsageError(format!(
+                "--schedule-controller {}: the manifests of {} hold no CronHorizontalPodAutoscaler",
+                c.name(),
+                self.loaded.path.display()
+            ))
+            .into());
+        }
+        self.loaded.scenario.schedule.controller = c;
+        self.schedule = schedule::resolve(&self.loaded, &self.manifests, &self.tiers)?;
+        Ok(())
+    }
+
     pub fn scenario(&self) -> &scenario::Scenario {
         &self.loaded.scenario
     }

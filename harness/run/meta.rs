@@ -31,16 +31,20 @@ pub(super) fn run_meta(p: &Prepared, backend: Kind, speed: f64, seed: u64) -> Ru
         pod_qps_unobservable: None,
         tiers: tiers(p),
         schedule: p.schedule.as_ref().map(|sc| {
-            // The embedded cluster plans every firing; a cluster's
-            // controller keeps its own time.
-            let by_cluster = backend == Kind::Kube
-                && sc.controller == crate::scenario::ScheduleController::Cluster;
-            let who = if backend == Kind::Kube {
-                sc.controller.name()
+            if backend == Kind::Kube {
+                // A real cluster runs on the real clock: t = 0 and the
+                // firings are known only once the run is ready (the
+                // backend's `schedule_started` replaces this). Until then,
+                // as for a run that never gets there, its clock starts now.
+                let mut m = sc.meta(sc.controller.name(), false);
+                m.clock_start = jiff::Zoned::now()
+                    .with_time_zone(sc.clock_start.time_zone().clone())
+                    .to_string();
+                m
             } else {
-                "embedded"
-            };
-            sc.meta(who, !by_cluster)
+                // The embedded cluster plans every firing from clock.start.
+                sc.meta("embedded", true)
+            }
         }),
         finished: false,
         ended_at_s: 0.0,
@@ -89,4 +93,54 @@ fn environment() -> std::collections::BTreeMap<String, String> {
         m.insert("host".into(), h.trim().into());
     }
     m
+}
+
+/// The headline's line about the schedule: who runs the manifests'
+/// CronHorizontalPodAutoscaler, or that it is left out.
+pub(super) fn schedule_headline(p: &Prepared, backend: Kind) -> Option<String> {
+    use crate::scenario::ScheduleController as C;
+    let Some(sc) = &p.schedule else {
+        let (_, c) = p.manifests.cron_hpas().next()?;
+        return Some(format!(
+            "schedule: off (CronHorizontalPodAutoscaler/{} left out: the metric-only baseline)",
+            c.name()
+        ));
+    };
+    let who = match (backend, sc.controller) {
+        (Kind::Kube, C::Cluster) => {
+            "the cluster's kubernetes-cronhpa-controller (schedule.controller: cluster)"
+        }
+        (Kind::Kube, _) => {
+            "the harness, by the controller's rules, on the real clock (schedule.controller: harness)"
+        }
+        _ => "the embedded cluster",
+    };
+    Some(format!(
+        "schedule: {} on {}, run by {who}",
+        sc.object_ref(),
+        sc.target_ref()
+    ))
+}
+
+/// What a real cluster's run prints at t = 0 about its schedule.
+pub(super) fn schedule_started_line(m: &crate::recorder::ScheduleMeta) -> String {
+    let mut fires: Vec<f64> = m
+        .jobs
+        .iter()
+        .flat_map(|j| j.fires_at.iter().copied())
+        .collect();
+    fires.sort_by(f64::total_cmp);
+    let when = match (m.controller.as_str(), fires.first()) {
+        ("cluster", _) => "the cluster's controller fires the jobs on its own clock".to_string(),
+        (_, None) => "no job fires within the run".to_string(),
+        (_, Some(first)) => format!(
+            "{} firing(s) within the run, the first at {}",
+            fires.len(),
+            crate::checks::fmt_t(*first)
+        ),
+    };
+    format!(
+        "schedule: experiment t = 0 is {} on the schedule's clock; {when}",
+        m.clock_start
+    )
 }

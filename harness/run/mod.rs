@@ -44,6 +44,8 @@ pub struct Options {
     pub raw_log: Option<PathBuf>,
     /// Replace a previous run's record in `out`.
     pub overwrite: bool,
+    /// `--schedule-controller`, over the scenario's `schedule.controller`.
+    pub schedule_controller: Option<scenario::ScheduleController>,
 }
 
 pub struct Outcome {
@@ -54,8 +56,11 @@ pub struct Outcome {
 
 /// `--dry-run`: what the kube backend would apply, in order, after
 /// validation; touches no cluster.
-pub fn dry_run(path: &Path) -> Result<String> {
-    let p = Prepared::load(path)?;
+pub fn dry_run(path: &Path, schedule: Option<scenario::ScheduleController>) -> Result<String> {
+    let mut p = Prepared::load(path)?;
+    if let Some(c) = schedule {
+        p.set_schedule_controller(c)?;
+    }
     let (line, warnings) = load_destination(&p);
     for w in warnings {
         eprintln!("{w}");
@@ -152,7 +157,10 @@ fn check_options(p: &Prepared, opts: &Options) -> Result<()> {
 }
 
 pub async fn experiment(opts: &Options) -> Result<Outcome> {
-    let p = Prepared::load(&opts.scenario)?;
+    let mut p = Prepared::load(&opts.scenario)?;
+    if let Some(c) = opts.schedule_controller {
+        p.set_schedule_controller(c)?;
+    }
     check_options(&p, opts)?;
     let dir = opts
         .out
@@ -207,6 +215,10 @@ fn headline(p: &Prepared, opts: &Options, dir: &Path) -> String {
         scenario::fmt_dur(s.duration),
         dir.display()
     );
+    if let Some(sched) = meta::schedule_headline(p, opts.backend) {
+        line.push_str(&format!("\n{sched}"));
+    }
+    // The embedded cluster plans every firing in advance: say when.
     if let Some(sc) = p.schedule.as_ref().filter(|_| opts.backend != Kind::Kube) {
         line.push('\n');
         line.push_str(&sc.describe());
@@ -278,6 +290,7 @@ pub fn record_sim(
         kube: KubeOptions::default(),
         raw_log: None,
         overwrite: false,
+        schedule_controller: None,
     };
     p.require_manifest_hpa(Kind::Sim.name())?;
     let rec = Recorder::create(dir, meta::run_meta(p, Kind::Sim, 1.0, seed))?;
@@ -333,6 +346,10 @@ async fn record<F: Future<Output = ()>>(
     } else {
         sys + (origin - now)
     });
+    if let Some(m) = backend.schedule_started() {
+        progress.message(&meta::schedule_started_line(&m));
+        rec.meta_mut().schedule = Some(m);
+    }
     let engine: Option<Engine> = match &target {
         Some(t) => Some(load_config::start_engine(&p.loaded, t, opts, &clock)?),
         None => None,

@@ -277,6 +277,7 @@ fn host_port_mapping_reaches_the_gateway_node_port() {
     for (scenario, route) in [
         ("ramp-kind", "httproute-kind.yaml"),
         ("paper-kind", "httproute-paper-kind.yaml"),
+        ("schedule-kind", "httproute-kind.yaml"),
     ] {
         let sc = one(&root().join(format!("scenarios/{scenario}.yaml")));
         let url = s(&sc["target"]["url"]);
@@ -647,4 +648,161 @@ fn paper_kind_is_refused_by_the_embedded_backends() {
             "{backend}: nothing started"
         );
     }
+}
+
+// ------------------------------------------- scheduled scaling on the cluster
+
+/// The nightly runs every `*-kind` scenario, one job each.
+#[test]
+fn nightly_runs_every_kind_scenario() {
+    let _g = crate::common::shared();
+    let wf: Value = serde_norway::from_str(&read(&root().join(".github/workflows/nightly.yml")))
+        .expect("nightly.yml parses");
+    let matrix: BTreeSet<&str> = wf["jobs"]["kind"]["strategy"]["matrix"]["scenario"]
+        .as_sequence()
+        .expect("a scenario matrix")
+        .iter()
+        .map(s)
+        .collect();
+    let files: BTreeSet<String> = std::fs::read_dir(root().join("scenarios"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter_map(|f| f.strip_suffix("-kind.yaml").map(|n| format!("{n}-kind")))
+        .collect();
+    assert_eq!(
+        matrix,
+        files.iter().map(String::as_str).collect(),
+        "nightly.yml's matrix and scenarios/*-kind.yaml"
+    );
+}
+
+/// kubernetes-cronhpa-controller as `--kind` installs it serves the
+/// resource the harness applies and watches, reads cron in UTC, and the
+/// plan waits for what the file creates.
+#[test]
+fn cronhpa_controller_serves_what_the_harness_applies() {
+    let _g = crate::common::shared();
+    let d = docs(&kind_dir().join("cronhpa-controller.yaml"));
+    let crd = find(
+        &d,
+        "CustomResourceDefinition",
+        "cronhorizontalpodautoscalers.autoscaling.alibabacloud.com",
+    );
+    let spec = &crd["spec"];
+    assert_eq!(s(&spec["group"]), "autoscaling.alibabacloud.com");
+    assert_eq!(s(&spec["names"]["kind"]), "CronHorizontalPodAutoscaler");
+    assert_eq!(s(&spec["names"]["plural"]), "cronhorizontalpodautoscalers");
+    assert_eq!(s(&spec["scope"]), "Namespaced");
+    let v = &spec["versions"][0];
+    assert_eq!(
+        (s(&v["name"]), v["served"].as_bool()),
+        ("v1beta1", Some(true))
+    );
+    // The status the harness reads (cronhpa::object::Condition).
+    let cond = &v["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]["conditions"]
+        ["items"]["properties"];
+    for f in ["name", "jobId", "state", "lastProbeTime", "message"] {
+        assert!(!cond[f].is_null(), "status.conditions[].{f}");
+    }
+    let dep = find(&d, "Deployment", "kubernetes-cronhpa-controller");
+    assert_eq!(s(&dep["metadata"]["namespace"]), "kube-system");
+    let pod = &dep["spec"]["template"]["spec"];
+    let env = &pod["containers"][0]["env"];
+    let tz = env
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "TZ")
+        .expect("TZ");
+    assert_eq!(s(&tz["value"]), "UTC");
+    let sa = s(&pod["serviceAccount"]);
+    let binding = find(
+        &d,
+        "ClusterRoleBinding",
+        "kubernetes-cronhpa-controller-rolebinding",
+    );
+    assert_eq!(s(&binding["subjects"][0]["name"]), sa);
+    find(&d, "ServiceAccount", sa);
+    find(&d, "ClusterRole", s(&binding["roleRef"]["name"]));
+    let plan = plan();
+    let step = plan
+        .addons
+        .iter()
+        .find(|a| a.apply.iter().any(|f| f == "cronhpa-controller.yaml"))
+        .expect("the plan installs cronhpa-controller.yaml");
+    assert_eq!(step.namespace, "kube-system");
+    let waits: Vec<&str> = step.wait.iter().map(|w| w.resource.as_str()).collect();
+    assert_eq!(
+        waits,
+        [
+            "crd/cronhorizontalpodautoscalers.autoscaling.alibabacloud.com",
+            "deployment/kubernetes-cronhpa-controller"
+        ]
+    );
+}
+
+/// schedule-kind's CronHPA is run by the cluster and scales the
+/// scenario's HPA.
+#[test]
+fn schedule_kind_is_run_by_the_cluster_on_its_hpa() {
+    let _g = crate::common::shared();
+    let sc = one(&root().join("scenarios/schedule-kind.yaml"));
+    assert_eq!(s(&sc["schedule"]["controller"]), "cluster");
+    assert!(
+        sc["clock"].is_null(),
+        "clock.start does not apply on a real cluster"
+    );
+    let cron = one(&kind_dir().join("cronhpa-schedule-kind.yaml"));
+    assert_eq!(
+        s(&cron["apiVersion"]),
+        "autoscaling.alibabacloud.com/v1beta1"
+    );
+    let r = &cron["spec"]["scaleTargetRef"];
+    assert_eq!(s(&r["kind"]), "HorizontalPodAutoscaler");
+    assert_eq!(s(&r["name"]), s(&sc["target"]["hpa"]));
+    let out = harness(&["validate", "scenarios/schedule-kind.yaml"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // What the kube backend applies: the CronHPA too, in the run's namespace.
+    let out = harness(&[
+        "experiment",
+        "scenarios/schedule-kind.yaml",
+        "--backend",
+        "kube",
+        "--dry-run",
+    ]);
+    let y = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && y.contains("kind: CronHorizontalPodAutoscaler"),
+        "{y}"
+    );
+}
+
+/// On the sim backend (the schedule run by the embedded cluster from the
+/// moment the run starts) the expectations hold too: they do not depend on
+/// the minute t = 0 falls on.
+#[test]
+fn schedule_kind_passes_on_the_sim_backend() {
+    let _g = crate::common::shared();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out_dir = dir.path().join("run");
+    let out = harness(&[
+        "experiment",
+        "scenarios/schedule-kind.yaml",
+        "--backend",
+        "sim",
+        "--no-progress",
+        "--out",
+        out_dir.to_str().expect("utf-8 path"),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -56,6 +56,11 @@ struct State {
     prometheus: bool,
     /// The queries it was asked.
     prometheus_queries: Vec<String>,
+    /// `METHOD path?query` and body of every PATCH and POST, in order.
+    bodies: Vec<(String, Value)>,
+    /// The cluster has no CronHorizontalPodAutoscaler CRD (no
+    /// kubernetes-cronhpa-controller).
+    no_cron_crd: bool,
 }
 
 type Shared = Arc<Mutex<State>>;
@@ -145,6 +150,18 @@ impl State {
             obj["status"] = json!({"replicas": n, "readyReplicas": n,
                 "conditions": [{"type": "Available", "status": ok}]});
             self.pods(ns, n as usize);
+        }
+        if coll.ends_with("/cronhorizontalpodautoscalers") && obj["status"].is_null() {
+            // kubernetes-cronhpa-controller submits each job.
+            let conds: Vec<Value> = obj["spec"]["jobs"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|j| json!({"name": j["name"], "jobId": format!("id-{}", j["name"].as_str().unwrap_or_default()),
+                    "schedule": j["schedule"], "targetSize": j["targetSize"], "state": "Submitted",
+                    "lastProbeTime": now(), "message": ""}))
+                .collect();
+            obj["status"] = json!({"conditions": conds});
         }
         if coll.ends_with("/horizontalpodautoscalers") {
             obj["status"] = json!({"currentReplicas": 2, "desiredReplicas": 2,
@@ -342,9 +359,29 @@ fn selects(sel: &str, obj: &Value) -> bool {
     })
 }
 
+/// `into` with `from` merged in, maps key by key (what server-side apply of
+/// a partial object does to the fields it names; lists are replaced).
+fn merge(into: &mut Value, from: &Value) {
+    match (into, from) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in b {
+                merge(a.entry(k.clone()).or_insert(Value::Null), v);
+            }
+        }
+        (a, b) => *a = b.clone(),
+    }
+}
+
+/// The CronHorizontalPodAutoscalers of a namespace.
+fn cron_coll(ns: &str) -> String {
+    format!(
+        "/apis/autoscaling.alibabacloud.com/v1beta1/namespaces/{ns}/cronhorizontalpodautoscalers"
+    )
+}
+
 /// The resource collections the fake serves; a path one segment below one
 /// of them names an object.
-const COLLECTIONS: [&str; 7] = [
+const COLLECTIONS: [&str; 8] = [
     "deployments",
     "horizontalpodautoscalers",
     "pods",
@@ -352,6 +389,7 @@ const COLLECTIONS: [&str; 7] = [
     "namespaces",
     "services",
     "httproutes",
+    "cronhorizontalpodautoscalers",
 ];
 
 fn kind_of(coll: &str) -> &'static str {
@@ -446,6 +484,61 @@ async fn handle(st: Shared, req: Request<Incoming>) -> Result<Response<Body>, In
         .map(|b| b.to_bytes())
         .unwrap_or_default();
     let params = query(&q);
+    if method == "PATCH" || method == "POST" {
+        let v: Value = serde_json::from_slice(&body).unwrap_or_default();
+        lock(&st).bodies.push((format!("{method} {path}?{q}"), v));
+    }
+    // No kubernetes-cronhpa-controller: its API group is not served.
+    if path.contains("/cronhorizontalpodautoscalers") && lock(&st).no_cron_crd {
+        return Ok(status(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        ));
+    }
+    // A Deployment's scale subresource (autoscaling/v1 Scale).
+    if let Some(dpath) = path.strip_suffix("/scale") {
+        let (coll, name) = dpath.rsplit_once('/').unwrap();
+        let mut s = lock(&st);
+        let Some(d) = s.objects.get(coll).and_then(|m| m.get(name)).cloned() else {
+            return Ok(status(
+                404,
+                "NotFound",
+                &format!("deployments \"{name}\" not found"),
+            ));
+        };
+        let mut n = d["spec"]["replicas"].as_i64().unwrap_or(1);
+        if method == "PATCH" {
+            let patch: Value = serde_json::from_slice(&body).unwrap_or_default();
+            n = patch["spec"]["replicas"].as_i64().unwrap_or(n);
+            s.scale_deployment(n);
+        }
+        return Ok(full(
+            StatusCode::OK,
+            &json!({"apiVersion": "autoscaling/v1", "kind": "Scale",
+                "metadata": {"name": name, "namespace": d["metadata"]["namespace"]},
+                "spec": {"replicas": n}, "status": {"replicas": n, "selector": "app=httpbin"}}),
+        ));
+    }
+    // events.k8s.io/v1: stored, and seen through core/v1 as well, as the
+    // API server serves one Event through both.
+    if let Some(ns) = path
+        .strip_prefix("/apis/events.k8s.io/v1/namespaces/")
+        .and_then(|r| r.strip_suffix("/events"))
+        .filter(|_| method == "POST")
+    {
+        let v: Value = serde_json::from_slice(&body).unwrap_or_default();
+        let core = json!({"apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": v["metadata"]["name"], "namespace": ns},
+            "involvedObject": v["regarding"], "reason": v["reason"], "message": v["note"],
+            "type": v["type"], "eventTime": v["eventTime"], "action": v["action"],
+            "reportingComponent": v["reportingController"],
+            "reportingInstance": v["reportingInstance"]});
+        let mut s = lock(&st);
+        let v = s.put(&format!("/apis/events.k8s.io/v1/namespaces/{ns}/events"), v);
+        s.put(&format!("/api/v1/namespaces/{ns}/events"), core);
+        return Ok(full(StatusCode::CREATED, &v));
+    }
     // Namespaces.
     if path == "/api/v1/namespaces" && method == "POST" {
         let mut v: Value = serde_json::from_slice(&body).unwrap_or_default();
@@ -516,6 +609,12 @@ async fn handle(st: Shared, req: Request<Incoming>) -> Result<Response<Body>, In
         let mut s = lock(&st);
         if coll.ends_with("/deployments") {
             s.applied_at = Some(jiff::Timestamp::now());
+        }
+        // Fields of another manager's apply stay (server-side apply).
+        if let Some(old) = s.objects.get(coll).and_then(|m| m.get(name)).cloned() {
+            let mut merged = old;
+            merge(&mut merged, &v);
+            v = merged;
         }
         s.react(coll, &ns, &mut v);
         let v = s.put(coll, v);
@@ -1386,4 +1485,410 @@ fn dry_run_prints_the_objects_in_order_without_a_cluster() {
         "{y}"
     );
     assert!(!y.contains("default-httpbin-svc-8080"), "{y}");
+}
+
+// Scheduled scaling (issue 14) on kube: the harness as the schedule
+// controller, the cluster's kubernetes-cronhpa-controller, and a cluster
+// without it.
+
+impl State {
+    /// kubernetes-cronhpa-controller ran job `job` of the run's CronHPA:
+    /// its condition becomes `Succeed` at `at` with `message`, the
+    /// Deployment is scaled to `to`, and the controller's Event repeats the
+    /// condition (cronmanager.go JobResultHandler).
+    fn cron_fired(&mut self, job: &str, to: i64, message: &str, at: &str) {
+        let Some(ns) = self.namespace() else { return };
+        let coll = cron_coll(&ns);
+        let Some(mut c) = self.first(&coll) else {
+            return;
+        };
+        let name = c["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        for cond in c["status"]["conditions"]
+            .as_array_mut()
+            .into_iter()
+            .flatten()
+        {
+            if cond["name"] == job {
+                cond["state"] = json!("Succeed");
+                cond["lastProbeTime"] = json!(at);
+                cond["message"] = json!(message);
+            }
+        }
+        self.put(&coll, c);
+        self.scale_deployment(to);
+        self.rv += 1;
+        let ev = json!({"apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": format!("{name}.{}", self.rv), "namespace": ns},
+            "involvedObject": {"kind": "CronHorizontalPodAutoscaler", "name": name, "namespace": ns,
+                               "apiVersion": "autoscaling.alibabacloud.com/v1beta1"},
+            "reason": "Succeed", "type": "Normal", "message": message,
+            "source": {"component": "CronHorizontalPodAutoscaler"},
+            "firstTimestamp": at, "lastTimestamp": at, "count": 1});
+        self.put(&format!("/api/v1/namespaces/{ns}/events"), ev);
+    }
+}
+
+/// The `fieldManager` of a logged request.
+fn manager(l: &str) -> Option<&str> {
+    l.split(['?', '&'])
+        .find_map(|kv| kv.strip_prefix("fieldManager="))
+}
+
+/// A scenario on the fake with a CronHPA that raises HPA `httpbin`
+/// (hpa-paper.yaml: 2-3, currentReplicas 2 in the fake) to 3 every 2 s.
+fn schedule_scenario(dir: &Path, port: u16, controller: &str) -> String {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let cron = dir.join("cronhpa.yaml");
+    std::fs::write(
+        &cron,
+        "apiVersion: autoscaling.alibabacloud.com/v1beta1\nkind: CronHorizontalPodAutoscaler\n\
+         metadata:\n  name: httpbin-schedule\n  namespace: default\nspec:\n  scaleTargetRef:\n    \
+         apiVersion: autoscaling/v2\n    kind: HorizontalPodAutoscaler\n    name: httpbin\n  jobs:\n    \
+         - name: up\n      schedule: \"@every 2s\"\n      targetSize: 3\n",
+    )
+    .unwrap();
+    let p = dir.join("kube-schedule.yaml");
+    std::fs::write(
+        &p,
+        format!(
+            "name: kube-schedule\nduration: 7s\nsample_interval: 500ms\nmanifests:\n  - {root}/manifests/httpbin.yaml\n  \
+             - {root}/manifests/hpa-paper.yaml\n  - {root}/manifests/httproute.yaml\n  - {}\n\
+             target:\n  route: httpbin\n  hpa: httpbin\n  replicas: 2\n  url: http://127.0.0.1:{port}\n\
+             kube:\n  ready_timeout: 20s\nschedule:\n  controller: {controller}\n\
+             load:\n  stages:\n    - {{ rate: 2, for: 7s }}\n\
+             expect:\n  - replicas: {{ during: [5s, 7s], is: 3 }}\n  - error_ratio: {{ below: 0.01 }}\n",
+            cron.display()
+        ),
+    )
+    .unwrap();
+    p.display().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedule_harness_patches_the_hpa_and_the_scale_and_posts_events() {
+    let _g = crate::common::shared();
+    let st: Shared = Default::default();
+    let port = serve(st.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kc = kubeconfig(dir.path(), port);
+    let scen = schedule_scenario(dir.path(), port, "harness");
+    let out = dir.path().join("run");
+    let (status, lines) = kube_run_lines(&scen, &kc, &out).await;
+    assert_eq!(status.code(), Some(0), "{lines:#?}");
+    let text: Vec<&str> = lines.iter().map(|(_, l)| l.as_str()).collect();
+    assert!(
+        text.iter().any(|l| l.contains("run by the harness")),
+        "the headline says who runs the schedule: {text:#?}"
+    );
+    assert!(
+        text.iter()
+            .any(|l| l.contains("experiment t = 0 is") && l.contains("[UTC]")),
+        "t = 0 on the schedule's clock is printed: {text:#?}"
+    );
+    let s = lock(&st);
+    // The CronHPA is not applied: the cluster may not know it.
+    assert!(
+        !s.log
+            .iter()
+            .any(|l| l.contains("cronhorizontalpodautoscalers")),
+        "{:#?}",
+        s.log
+    );
+    // The HPA's range by server-side apply under the schedule's own field
+    // manager, with only min and max (the run's apply keeps the rest).
+    let hpa_patches: Vec<&(String, Value)> = s
+        .bodies
+        .iter()
+        .filter(|(l, _)| l.contains("/horizontalpodautoscalers/httpbin?"))
+        .collect();
+    let (first, rest) = hpa_patches.split_first().expect("the HPA was applied");
+    assert_eq!(manager(&first.0), Some("autoscale-harness"), "{first:?}");
+    let sched: Vec<&&(String, Value)> = rest
+        .iter()
+        .filter(|(l, _)| {
+            manager(l) == Some("autoscale-harness-schedule") && l.contains("force=true")
+        })
+        .collect();
+    assert!(
+        sched.len() >= 2,
+        "every firing writes the range: {hpa_patches:#?}"
+    );
+    assert_eq!(
+        sched[0].1["spec"],
+        json!({"minReplicas": 3, "maxReplicas": 3}),
+        "{:#}",
+        sched[0].1
+    );
+    // The run's fields are still there (the fake keeps objects after the
+    // namespace is deleted).
+    let hpa = s
+        .objects
+        .iter()
+        .find(|(c, _)| c.ends_with("/horizontalpodautoscalers"))
+        .and_then(|(_, m)| m.get("httpbin"))
+        .cloned()
+        .unwrap();
+    assert!(hpa["spec"]["metrics"].is_array(), "{hpa:#}");
+    // The Deployment's scale subresource.
+    let scales: Vec<&(String, Value)> = s
+        .bodies
+        .iter()
+        .filter(|(l, _)| {
+            l.starts_with("PATCH ") && l.contains("/deployments/httpbin-deploy/scale?")
+        })
+        .collect();
+    assert!(!scales.is_empty(), "{:#?}", s.log);
+    assert_eq!(scales[0].1, json!({"spec": {"replicas": 3}}));
+    // An events.k8s.io Event per firing, about the HPA.
+    let posted: Vec<&Value> = s
+        .bodies
+        .iter()
+        .filter(|(l, _)| l.starts_with("POST /apis/events.k8s.io/v1/namespaces/"))
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(posted.len(), sched.len(), "{posted:#?}");
+    let e = posted[0];
+    assert_eq!(e["reportingController"], "autoscale-harness");
+    assert_eq!(e["action"], "Scale");
+    assert_eq!(e["reason"], "Succeed");
+    assert_eq!(e["type"], "Normal");
+    assert_eq!(e["regarding"]["kind"], "HorizontalPodAutoscaler");
+    assert_eq!(e["regarding"]["name"], "httpbin");
+    assert!(
+        e["reportingInstance"].is_string() && e["eventTime"].is_string(),
+        "{e:#}"
+    );
+    assert_eq!(
+        e["note"],
+        "cron hpa job up executed successfully. current replicas:2, desired replicas:3."
+    );
+    let n_posted = posted.len();
+    drop(s);
+    // Recorded once per firing (the Event's copy through the Events watch
+    // is not recorded again), the first one scaling 2 → 3.
+    let run = load_run(&out).unwrap();
+    let firings: Vec<_> = run.events.iter().filter(|e| e.is_firing()).collect();
+    assert_eq!(firings.len(), n_posted, "{:#?}", run.events);
+    assert_eq!(
+        firings[0].object,
+        "CronHorizontalPodAutoscaler/httpbin-schedule"
+    );
+    assert_eq!(
+        (firings[0].from_replicas, firings[0].to_replicas),
+        (Some(2), Some(3))
+    );
+    assert!((firings[0].t - 2.0).abs() < 1.0, "{:?}", firings[0]);
+    assert!(firings[0].cluster_time.is_some());
+    // The HPA's range as the watch saw it.
+    assert!(
+        run.samples
+            .iter()
+            .any(|x| x.hpa.as_ref().is_some_and(|h| h.min_replicas == Some(3))),
+        "the range is recorded"
+    );
+    // run.json: who ran it, and t = 0 on its clock (the run's start).
+    let m = run
+        .meta
+        .schedule
+        .as_ref()
+        .expect("run.json has the schedule");
+    assert_eq!(m.controller, "harness");
+    let t0: jiff::Zoned = m.clock_start.parse().unwrap();
+    let started: jiff::Timestamp = run.meta.started_at.parse().unwrap();
+    let gap = (t0.timestamp().as_millisecond() - started.as_millisecond()).abs();
+    assert!(gap < 50, "clock_start {t0} vs started_at {started}");
+    assert_eq!(m.jobs[0].fires_at, [2.0, 4.0, 6.0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedule_cluster_applies_the_cronhpa_and_records_its_status() {
+    let _g = crate::common::shared();
+    let st: Shared = Default::default();
+    let port = serve(st.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kc = kubeconfig(dir.path(), port);
+    let scen = schedule_scenario(dir.path(), port, "cluster");
+    let out = dir.path().join("run");
+    // The cluster's controller: once the harness watches the CronHPA, the
+    // job runs 3 s later.
+    let script = {
+        let st = st.clone();
+        tokio::spawn(async move {
+            loop {
+                let watching = lock(&st)
+                    .watchers
+                    .iter()
+                    .any(|(c, _, _)| c.ends_with("/cronhorizontalpodautoscalers"));
+                if watching {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            let msg =
+                "cron hpa job up executed successfully. current replicas:2, desired replicas:3.";
+            lock(&st).cron_fired("up", 3, msg, &now());
+        })
+    };
+    let (status, lines) = kube_run_lines(&scen, &kc, &out).await;
+    script.await.unwrap();
+    assert_eq!(status.code(), Some(0), "{lines:#?}");
+    let s = lock(&st);
+    let applied: Vec<&String> = s
+        .log
+        .iter()
+        .filter(|l| {
+            l.starts_with("PATCH ") && l.contains("/cronhorizontalpodautoscalers/httpbin-schedule?")
+        })
+        .collect();
+    assert_eq!(applied.len(), 1, "{:#?}", s.log);
+    assert!(
+        applied[0].contains("/namespaces/autoscale-kube-schedule-"),
+        "{applied:?}"
+    );
+    assert_eq!(
+        manager(applied[0]),
+        Some("autoscale-harness"),
+        "{applied:?}"
+    );
+    // The harness changes nothing itself.
+    assert!(!s
+        .log
+        .iter()
+        .any(|l| l.contains("/scale?") || l.contains("events.k8s.io")));
+    drop(s);
+    let run = load_run(&out).unwrap();
+    let cron: Vec<_> = run
+        .events
+        .iter()
+        .filter(|e| e.object == "CronHorizontalPodAutoscaler/httpbin-schedule")
+        .collect();
+    let reasons: Vec<&str> = cron.iter().map(|e| e.reason.as_str()).collect();
+    // Submitted when applied, then the run: once, though the controller's
+    // Event said it too.
+    assert_eq!(reasons, ["Submitted", "Succeed"], "{:#?}", run.events);
+    let ran = cron[1];
+    assert_eq!(ran.source, "CronHorizontalPodAutoscaler");
+    assert_eq!((ran.from_replicas, ran.to_replicas), (Some(2), Some(3)));
+    assert!(ran.t > 0.0 && ran.cluster_time.is_some(), "{ran:?}");
+    let m = run.meta.schedule.as_ref().unwrap();
+    assert_eq!(m.controller, "cluster");
+    assert!(m.jobs.iter().all(|j| j.fires_at.is_empty()));
+    assert!(m.clock_start.ends_with("[UTC]"), "{}", m.clock_start);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedule_cluster_without_the_crd_exits_3_naming_it() {
+    let _g = crate::common::shared();
+    let st: Shared = Default::default();
+    lock(&st).no_cron_crd = true;
+    let port = serve(st.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kc = kubeconfig(dir.path(), port);
+    let scen = schedule_scenario(dir.path(), port, "harness");
+    let out = dir.path().join("run");
+    // The flag overrides the scenario's `harness`.
+    let o = harness(&[
+        "experiment",
+        &scen,
+        "--backend",
+        "kube",
+        "--kubeconfig",
+        &kc,
+        "--no-progress",
+        "--schedule-controller",
+        "cluster",
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(o.status.code(), Some(3), "{}", show(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("cronhorizontalpodautoscalers.autoscaling.alibabacloud.com")
+            && err.contains("manifests/kind/cronhpa-controller.yaml")
+            && err.contains("--schedule-controller harness"),
+        "{err}"
+    );
+    // Nothing is left behind.
+    let s = lock(&st);
+    assert!(
+        s.log
+            .iter()
+            .any(|l| l.starts_with("DELETE /api/v1/namespaces/autoscale-kube-schedule-")),
+        "{:#?}",
+        s.log
+    );
+    drop(s);
+    let run = load_run(&out).unwrap();
+    assert!(run.events.iter().any(|e| e.reason == "SetupFailed"));
+    assert_eq!(run.meta.schedule.unwrap().controller, "cluster");
+}
+
+#[test]
+fn schedule_dry_run_applies_the_cronhpa_only_for_the_cluster_and_off_leaves_it_out() {
+    let _g = crate::common::shared();
+    let dry = |extra: &[&str]| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_autoscale-harness"))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["experiment", "schedule", "--backend", "kube", "--dry-run"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let kind = "kind: CronHorizontalPodAutoscaler";
+    let y = dry(&[]);
+    assert!(!y.contains(kind), "{y}");
+    assert!(y.contains("# not applied: CronHorizontalPodAutoscaler/httpbin-schedule (schedule.controller: harness"), "{y}");
+    let y = dry(&["--schedule-controller", "cluster"]);
+    assert!(
+        y.contains(kind) && y.contains("namespace: autoscale-schedule-xxxxxx"),
+        "{y}"
+    );
+    let y = dry(&["--schedule-controller", "off"]);
+    assert!(
+        !y.contains(kind) && y.contains("(schedule.controller: off)"),
+        "{y}"
+    );
+}
+
+/// `--schedule-controller off` on the embedded backends: the same run
+/// without the schedule, the metric-only baseline.
+#[test]
+fn schedule_off_on_sim_is_the_metric_only_baseline() {
+    let _g = crate::common::shared();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_autoscale-harness"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "experiment",
+            "schedule",
+            "--backend",
+            "sim",
+            "--no-progress",
+        ])
+        .args([
+            "--schedule-controller",
+            "off",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    // Schedule 7's floor never comes: its expectations fail.
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("schedule: off"),
+        "{}",
+        show(&o)
+    );
+    let run = load_run(&out).unwrap();
+    assert!(run.meta.schedule.is_none());
+    assert!(!run.events.iter().any(|e| e.is_firing()));
 }

@@ -20,6 +20,7 @@ pub mod convert;
 pub mod kind;
 mod prometheus;
 mod rescales;
+mod schedule;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
@@ -42,7 +43,7 @@ use super::{Backend, BoxFuture, LoadTarget, Observation};
 use crate::error::{InfraError, InputError, UsageError};
 use crate::manifests::Object;
 use crate::prepared::{InClusterHpa, Prepared};
-use crate::scenario::Loaded;
+use crate::scenario::{Loaded, ScheduleController};
 use convert::{Applied, FIELD_MANAGER, MANAGED_BY, RUN_LABEL, SCENARIO_LABEL};
 use rescales::Rescales;
 
@@ -161,21 +162,52 @@ pub fn dry_run_yaml(p: &Prepared, id: &str) -> Result<String> {
         &l.name(),
         id,
     ))?];
-    for a in convert::relocate(m, &ns, l.scenario.target.replicas) {
+    for a in applied(p, &ns) {
         docs.push(serde_norway::to_string(&a.object.to_json())?);
     }
-    let watched = match &p.in_cluster {
+    let mut watched = match &p.in_cluster {
         Some(ih) => format!(
             "# watched, not applied: HorizontalPodAutoscaler {}/{} (target.hpa), the Deployment it scales and its pods, read from the cluster\n",
             ih.namespace, ih.name
         ),
         None => String::new(),
     };
+    if let Some((_, c)) = m.cron_hpas().next() {
+        let why = match p.schedule.as_ref().map(|sc| sc.controller) {
+            Some(ScheduleController::Cluster) => None,
+            Some(_) => Some(
+                "schedule.controller: harness; the harness plays the controller (HPA min/max by server-side apply, the scale subresource, Events)",
+            ),
+            None => Some("schedule.controller: off"),
+        };
+        if let Some(why) = why {
+            watched.push_str(&format!(
+                "# not applied: {}/{} ({why})\n",
+                crate::cronhpa::object::KIND,
+                c.name()
+            ));
+        }
+    }
     Ok(watched
         + &docs
             .into_iter()
             .map(|d| format!("---\n{d}"))
             .collect::<String>())
+}
+
+/// The manifests to apply into `ns`, in order: all of them but the
+/// CronHorizontalPodAutoscaler, which only `schedule.controller: cluster`
+/// applies (the cluster's controller acts on it; with `harness` the
+/// cluster may lack its CRD, with `off` it is left out).
+fn applied(p: &Prepared, ns: &str) -> Vec<Applied> {
+    let by_cluster = p
+        .schedule
+        .as_ref()
+        .is_some_and(|sc| sc.controller == ScheduleController::Cluster);
+    convert::relocate(&p.manifests, ns, p.scenario().target.replicas)
+        .into_iter()
+        .filter(|a| by_cluster || !matches!(a.object, Object::CronHpa(_)))
+        .collect()
 }
 
 fn namespace_object(ns: &str, scenario: &str, id: &str) -> Namespace {
@@ -315,6 +347,21 @@ struct Seen {
     usage: BTreeMap<String, (f64, u64)>,
     /// The metrics API's last error, reported once in the events.
     usage_error: Option<String>,
+    /// Every status of the CronHorizontalPodAutoscaler the watch delivered
+    /// (`schedule.controller: cluster`).
+    cron_statuses: Vec<crate::cronhpa::object::CronHpaStatus>,
+    /// The harness's own firings (`schedule.controller: harness`).
+    schedule_events: Vec<crate::recorder::Event>,
+}
+
+/// The run's schedule on the cluster: who runs it, and from t = 0 when
+/// each job fires (when the harness runs it).
+struct ScheduleRun {
+    sched: crate::prepared::Schedule,
+    /// Experiment t = 0 on the schedule's clock, once ready.
+    clock_start: Option<jiff::Zoned>,
+    firings: Vec<crate::cronhpa::plan::Firing>,
+    conditions: schedule::Conditions,
 }
 
 pub struct KubeCluster {
@@ -330,6 +377,8 @@ pub struct KubeCluster {
     others: Vec<String>,
     target: LoadTarget,
     ready_timeout: Duration,
+    /// The run's length in experiment seconds.
+    duration: f64,
     hpa: Option<Store<HorizontalPodAutoscaler>>,
     deploy: Option<Store<Deployment>>,
     pods: Option<Store<Pod>>,
@@ -346,6 +395,9 @@ pub struct KubeCluster {
     prometheus: (String, String),
     rates: Arc<Mutex<prometheus::PodRates>>,
     rates_noted: bool,
+    schedule: Option<ScheduleRun>,
+    /// Experiment t = 0 on tokio's clock, once ready.
+    start: Option<tokio::time::Instant>,
 }
 
 impl KubeCluster {
@@ -356,7 +408,7 @@ impl KubeCluster {
             api: client,
             watch: watch_client,
         } = clients;
-        let (l, m) = (&p.loaded, &p.manifests);
+        let l = &p.loaded;
         let s = &l.scenario;
         let url = gateway_url(l)?;
         let id = run_id();
@@ -365,7 +417,7 @@ impl KubeCluster {
             None => Watched::from_manifests(p, &ns),
             Some(ih) => Watched::from_cluster(&client, p, ih).await?,
         };
-        let applied = convert::relocate(m, &ns, s.target.replicas);
+        let applied = applied(p, &ns);
         let others = applied
             .iter()
             .filter(|a| matches!(a.object, Object::Deployment(_)))
@@ -401,6 +453,7 @@ impl KubeCluster {
                 host,
             },
             ready_timeout: s.kube.ready_timeout,
+            duration: s.duration.as_secs_f64(),
             hpa: None,
             deploy: None,
             pods: None,
@@ -413,6 +466,13 @@ impl KubeCluster {
             prometheus,
             rates: Default::default(),
             rates_noted: false,
+            schedule: p.schedule.clone().map(|sched| ScheduleRun {
+                sched,
+                clock_start: None,
+                firings: Vec::new(),
+                conditions: Default::default(),
+            }),
+            start: None,
         })
     }
 
@@ -442,19 +502,20 @@ impl KubeCluster {
                         .await
                         .map(drop)
                 }
+                // Only with `schedule.controller: cluster` (see `applied`).
                 Object::CronHpa(_) => {
-                    let ar = kube::core::ApiResource::from_gvk_with_plural(
-                        &kube::core::GroupVersionKind::gvk(
-                            "autoscaling.alibabacloud.com",
-                            "v1beta1",
-                            crate::cronhpa::object::KIND,
-                        ),
-                        crate::cronhpa::object::PLURAL,
-                    );
-                    Api::<kube::core::DynamicObject>::namespaced_with(c, ns, &ar)
+                    let ar = schedule::api_resource();
+                    let r = Api::<kube::core::DynamicObject>::namespaced_with(c, ns, &ar)
                         .patch(&a.name, &pp, &Patch::Apply(&body))
                         .await
-                        .map(drop)
+                        .map(drop);
+                    // No such resource: the controller is not installed.
+                    if let Err(e @ kube::Error::Api(s)) = &r {
+                        if s.code == 404 {
+                            return Err(InfraError(schedule::crd_missing(&a.name, ns, e)).into());
+                        }
+                    }
+                    r
                 }
             };
             r.map_err(|e| {
@@ -518,6 +579,33 @@ impl KubeCluster {
                         .is_none_or(|(h, d)| convert::concerns(&e, h, d))
                     {
                         lock(&seen).events.push(e);
+                    }
+                }
+                async {}
+            })));
+        }
+        if let Some(sr) = self
+            .schedule
+            .as_ref()
+            .filter(|sr| sr.sched.controller == ScheduleController::Cluster)
+        {
+            // Each version's status: a job's condition is replaced at its
+            // next run, so every version counts, not only the latest.
+            let seen = self.seen.clone();
+            let ar = schedule::api_resource();
+            let s = watcher(
+                Api::<kube::core::DynamicObject>::namespaced_with(c.clone(), ns, &ar),
+                by_name(sr.sched.object.name()),
+            )
+            .default_backoff()
+            .applied_objects();
+            self.tasks.push(tokio::spawn(s.for_each(move |o| {
+                if let Ok(o) = o {
+                    if let Some(st) = o.data.get("status").and_then(|v| {
+                        serde_json::from_value::<crate::cronhpa::object::CronHpaStatus>(v.clone())
+                            .ok()
+                    }) {
+                        lock(&seen).cron_statuses.push(st);
                     }
                 }
                 async {}
@@ -592,9 +680,11 @@ impl KubeCluster {
             let others = self.others_unavailable().await?;
             if avail && active && floor && others.is_empty() {
                 self.t0 = now_unix();
+                self.start = Some(tokio::time::Instant::now());
                 if let Some(spec) = self.deploy_obj().and_then(|d| d.spec.as_ref()?.replicas) {
                     self.rescales.set_initial(spec);
                 }
+                self.start_schedule()?;
                 return Ok(());
             }
             let why = convert::diagnose(&self.pod_list());
@@ -660,6 +750,40 @@ impl KubeCluster {
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
+    }
+
+    /// Experiment t = 0 on the schedule's clock: the real instant the run
+    /// became ready, in `clock.start`'s zone (else UTC); `clock.start`'s
+    /// instant does not apply, a real cluster keeps real time. With
+    /// `schedule.controller: harness`, plans the firings from it and starts
+    /// playing the controller.
+    fn start_schedule(&mut self) -> Result<()> {
+        let (Some(sr), Some(start)) = (self.schedule.as_mut(), self.start) else {
+            return Ok(());
+        };
+        let zone = sr.sched.clock_start.time_zone().clone();
+        let t0 = jiff::Timestamp::from_millisecond((self.t0 * 1000.0).round() as i64)
+            .map_err(|e| InfraError(format!("the clock: {e}")))?
+            .to_zoned(zone);
+        sr.clock_start = Some(t0.clone());
+        if sr.sched.controller != ScheduleController::Harness {
+            return Ok(());
+        }
+        // Validation planned the same jobs over the same duration.
+        sr.firings = crate::cronhpa::plan::firings(&sr.sched.object, &t0, self.duration)
+            .map_err(|e| InfraError(format!("{}: {e}", sr.sched.object_ref())))?;
+        let player = schedule::Player {
+            client: self.client.clone(),
+            ns: self.ns.clone(),
+            object: sr.sched.object.clone(),
+            target: sr.sched.target.clone(),
+            t0: self.t0,
+            start,
+            seen: self.seen.clone(),
+        };
+        self.tasks
+            .push(tokio::spawn(player.run(sr.firings.clone())));
+        Ok(())
     }
 
     /// The applied Deployments besides the watched one that are not
@@ -776,20 +900,41 @@ impl Backend for KubeCluster {
     }
 
     fn ready(&mut self) -> BoxFuture<'_, Result<Option<tokio::time::Instant>>> {
-        Box::pin(async { self.wait_ready().await.map(|()| None) })
+        // The instant of `t0`, which the schedule's firings count from.
+        Box::pin(async { self.wait_ready().await.map(|()| self.start) })
+    }
+
+    fn schedule_started(&self) -> Option<crate::recorder::ScheduleMeta> {
+        let sr = self.schedule.as_ref()?;
+        let harness = sr.sched.controller == ScheduleController::Harness;
+        let mut m = sr.sched.meta(sr.sched.controller.name(), false);
+        m.clock_start = sr.clock_start.as_ref()?.to_string();
+        if harness {
+            for (i, j) in m.jobs.iter_mut().enumerate() {
+                j.fires_at = sr
+                    .firings
+                    .iter()
+                    .filter(|f| f.job == i)
+                    .map(|f| f.t)
+                    .collect();
+            }
+        }
+        Some(m)
     }
 
     fn observe(&mut self, _t: f64) -> Observation {
         let hpa = self.hpa_obj();
         let dep = self.deploy_obj();
         let pods = self.pod_list();
-        let (raw, hpas, usage, usage_error) = {
+        let (raw, hpas, usage, usage_error, cron_statuses, schedule_events) = {
             let mut s = lock(&self.seen);
             (
                 std::mem::take(&mut s.events),
                 std::mem::take(&mut s.hpas),
                 s.usage.clone(),
                 s.usage_error.clone(),
+                std::mem::take(&mut s.cron_statuses),
+                std::mem::take(&mut s.schedule_events),
             )
         };
         for h in &hpas {
@@ -807,7 +952,9 @@ impl Backend for KubeCluster {
                 e.metadata.resource_version.clone().unwrap_or_default(),
             );
             // A relist delivers the same objects again.
-            if !self.recorded.insert(key) {
+            // A firing is recorded once, from the CronHPA's status or
+            // the harness's own record (see `schedule`).
+            if !self.recorded.insert(key) || schedule::duplicate(e) {
                 continue;
             }
             if let Some((ev, at)) = convert::event(e, self.t0) {
@@ -815,6 +962,13 @@ impl Backend for KubeCluster {
             }
         }
         events.extend(self.rescales.ready(now, false));
+        events.extend(schedule_events);
+        if let Some(sr) = self.schedule.as_mut() {
+            let name = sr.sched.object.name().to_string();
+            for st in &cron_statuses {
+                events.extend(sr.conditions.events(&name, st, self.t0, now));
+            }
+        }
         events.sort_by(|a, b| a.t.total_cmp(&b.t));
         if let (Some(err), false) = (usage_error, self.usage_noted) {
             self.usage_noted = true;
