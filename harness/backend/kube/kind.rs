@@ -37,6 +37,10 @@ pub struct Addon {
     /// For each wait entry.
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
+    /// Needed by some scenarios only: when it fails, the cluster is still
+    /// set up for the others (a warning, and those scenarios fail alone).
+    #[serde(default)]
+    pub optional: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -187,7 +191,17 @@ pub fn ensure(name: &str, root: &Path, say: &mut dyn FnMut(&str)) -> Result<Stri
     for a in &plan.addons {
         say(&format!("add-on {} (namespace {})", a.name, a.namespace));
         for (p, args) in commands(a, &kdir, &context) {
-            tool(&p, &args)?;
+            match tool(&p, &args) {
+                Ok(_) => {}
+                Err(e) if a.optional => {
+                    say(&format!(
+                        "warning: optional add-on {} did not install ({e}); scenarios that need it will fail",
+                        a.name
+                    ));
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
         }
     }
     Ok(context)
