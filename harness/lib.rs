@@ -15,6 +15,8 @@ mod cronhpa;
 mod cluster;
 pub mod error;
 pub mod load;
+#[doc(hidden)]
+pub mod lua;
 pub mod manifests;
 mod prepared;
 mod progress;

@@ -56,6 +56,7 @@ pub struct Outcome {
 /// validation; touches no cluster.
 pub fn dry_run(path: &Path) -> Result<String> {
     let p = Prepared::load(path)?;
+    p.require_no_lua(Kind::Kube.name())?;
     let (line, warnings) = load_destination(&p);
     for w in warnings {
         eprintln!("{w}");
@@ -136,6 +137,7 @@ fn check_options(p: &Prepared, opts: &Options) -> Result<()> {
     }
     match opts.backend {
         Kind::Kube => {
+            p.require_no_lua(Kind::Kube.name())?;
             kube::check_speed(opts.speed)?;
             kube::gateway_url(&p.loaded)?;
         }
@@ -358,6 +360,7 @@ async fn record<F: Future<Output = ()>>(
         let stats = engine.as_ref().map(|e| e.take_interval());
         let mut obs = backend.observe(t);
         let stats = obs.load.take().or(stats).unwrap_or_default();
+        backend.client_stats(t, &stats);
         let events = std::mem::take(&mut obs.events);
         let users = engine.as_ref().and_then(|e| e.users());
         let sample = sample::build(t, interval, &s.load, &stats, users, speed, obs);
