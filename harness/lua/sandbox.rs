@@ -84,7 +84,7 @@ impl Sandbox {
         self.lua
             .load(source)
             .set_name(format!("@{name}"))
-            .set_mode(mlua::ChunkMode::Text)
+            .set_mode(mlua::chunk::ChunkMode::Text)
             .into_function()
     }
 
