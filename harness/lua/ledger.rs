@@ -65,6 +65,7 @@ impl Ledger {
         self.entries
             .iter()
             .rev()
+            .skip_while(move |e| e.t > now + 1e-9)
             .take_while(move |e| e.t > now - window + 1e-9)
     }
 

@@ -542,7 +542,7 @@ mod tests {
         assert_eq!((e.type_.as_str(), e.reason.as_str(), e.source.as_str()), ("Warning", "FailedPolicy", SOURCE));
         assert_eq!(
             e.message,
-            "policies/cpu.lua:2: attempt to compare nil with number; holding at 3"
+            "policies/cpu.lua:2: attempt to compare number with nil; holding at 3"
         );
         // Not due again before its interval.
         assert!(s.sync(20.0, &v).events.is_empty());

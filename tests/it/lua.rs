@@ -56,7 +56,7 @@ fn scenario(dir: &std::path::Path, policy: &str, expect: &str) -> String {
 fn a_failing_policy_holds_with_a_warning_and_the_run_goes_on() {
     let _g = common::shared();
     let dir = tempfile::tempdir().unwrap();
-    // Fails from its third call on (in the run, after warm-up): nil compared with a number on line 4.
+    // Fails from its third call on (in the run, after warm-up): a number compared with nil on line 4.
     let src = "state.calls = (state.calls or 0) + 1\nlocal x = nil\nif now() > 40 then\n  if x > 1 then scale_up_instances() end\nend\n";
     let s = scenario(dir.path(), src, "expect:\n  - max_replicas: 2\n  - min_replicas: 2\n");
     let out = dir.path().join("run");
@@ -66,7 +66,7 @@ fn a_failing_policy_holds_with_a_warning_and_the_run_goes_on() {
     let warn: Vec<_> = run.events.iter().filter(|e| e.reason == "FailedPolicy").collect();
     assert!(!warn.is_empty());
     assert_eq!(warn[0].type_, "Warning");
-    assert_eq!(warn[0].message, "p.lua:4: attempt to compare nil with number; holding at 2");
+    assert_eq!(warn[0].message, "p.lua:4: attempt to compare number with nil; holding at 2");
     assert_eq!(run.samples.len(), 180, "the run went on to its end");
 }
 
