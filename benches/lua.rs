@@ -31,12 +31,22 @@ fn main() {
             let t = Instant::now();
             let st = Command::new(BIN)
                 .current_dir(ROOT)
-                .args(["experiment", "lua-cpu", "--backend", "sim", "--no-progress", "--out"])
+                .args([
+                    "experiment",
+                    "lua-cpu",
+                    "--backend",
+                    "sim",
+                    "--no-progress",
+                    "--out",
+                ])
                 .arg(&out)
                 .stdout(std::process::Stdio::null())
                 .status()
                 .expect("the harness binary starts");
-            assert!(st.code().is_some_and(|c| c <= 1), "lua-cpu exited with {st}");
+            assert!(
+                st.code().is_some_and(|c| c <= 1),
+                "lua-cpu exited with {st}"
+            );
             t.elapsed().as_secs_f64()
         })
         .collect();

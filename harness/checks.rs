@@ -132,7 +132,9 @@ fn undecided(e: &Expectation, run: &RunData, c: &CheckResult) -> Option<String> 
             None => None,
         },
         Expectation::Replicas(r) => {
-            let to = r.at.or(r.during.map(|w| w.to)).map_or(0.0, |d| d.as_secs_f64());
+            let to =
+                r.at.or(r.during.map(|w| w.to))
+                    .map_or(0.0, |d| d.as_secs_f64());
             before(to, "the instant it checks")
         }
         // A script that failed decides nothing; it says why itself.
@@ -323,7 +325,11 @@ fn check(e: &Expectation, run: &RunData) -> CheckResult {
                 None => CheckResult {
                     name: "hpa_range".into(),
                     bound,
-                    measured: if s.is_some() { NO_RANGE.into() } else { "no samples".into() },
+                    measured: if s.is_some() {
+                        NO_RANGE.into()
+                    } else {
+                        "no samples".into()
+                    },
                     passed: false,
                     not_evaluated: None,
                 },
@@ -619,6 +625,39 @@ pub fn table(v: &Verdict) -> String {
     out
 }
 
+/// A Lua check: the script is read next to the scenario the run recorded
+/// (so `report RUN_DIR` runs the script as it is now).
+fn lua_check(lc: &crate::scenario::LuaCheck, run: &RunData) -> CheckResult {
+    let script = lc.script();
+    let name = format!("lua {script}");
+    let scenario = std::path::Path::new(&run.meta.scenario_path);
+    let undecided = |why: String| CheckResult {
+        name: name.clone(),
+        bound: "the script passes".into(),
+        measured: why.clone(),
+        passed: false,
+        not_evaluated: Some(why),
+    };
+    let source = match crate::lua::read(scenario, script) {
+        Ok(s) => s,
+        Err(e) => return undecided(format!("cannot read {script}: {e}")),
+    };
+    match crate::lua::check::run(script, &source, run, &lc.params()) {
+        Ok(o) => CheckResult {
+            name: name.clone(),
+            bound: o.bound.unwrap_or_else(|| "the script passes".into()),
+            measured: match (o.value, o.message.is_empty()) {
+                (Some(v), false) => format!("{v}: {}", o.message),
+                (Some(v), true) => v,
+                (None, _) => o.message,
+            },
+            passed: o.pass,
+            not_evaluated: None,
+        },
+        Err(e) => undecided(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -800,38 +839,5 @@ mod tests {
         assert!(!evaluate(std::slice::from_ref(&er), &r).passed());
         r.samples[0].status.s2xx = 2000;
         assert!(evaluate(&[er], &r).passed());
-    }
-}
-
-/// A Lua check: the script is read next to the scenario the run recorded
-/// (so `report RUN_DIR` runs the script as it is now).
-fn lua_check(lc: &crate::scenario::LuaCheck, run: &RunData) -> CheckResult {
-    let script = lc.script();
-    let name = format!("lua {script}");
-    let scenario = std::path::Path::new(&run.meta.scenario_path);
-    let undecided = |why: String| CheckResult {
-        name: name.clone(),
-        bound: "the script passes".into(),
-        measured: why.clone(),
-        passed: false,
-        not_evaluated: Some(why),
-    };
-    let source = match crate::lua::read(scenario, script) {
-        Ok(s) => s,
-        Err(e) => return undecided(format!("cannot read {script}: {e}")),
-    };
-    match crate::lua::check::run(script, &source, run, &lc.params()) {
-        Ok(o) => CheckResult {
-            name: name.clone(),
-            bound: o.bound.unwrap_or_else(|| "the script passes".into()),
-            measured: match (o.value, o.message.is_empty()) {
-                (Some(v), false) => format!("{v}: {}", o.message),
-                (Some(v), true) => v,
-                (None, _) => o.message,
-            },
-            passed: o.pass,
-            not_evaluated: None,
-        },
-        Err(e) => undecided(e),
     }
 }

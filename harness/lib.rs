@@ -11,8 +11,8 @@ mod bench;
 mod checks;
 pub mod cli;
 mod clock;
-mod cronhpa;
 mod cluster;
+mod cronhpa;
 pub mod error;
 pub mod load;
 #[doc(hidden)]

@@ -138,9 +138,10 @@ impl<P> Core<P> {
                 )) as Box<dyn Scaler>
             })
         });
-        let cron = cfg.schedule.clone().map(|sc| {
-            scaler::cron::CronScaler::new(sc.object, sc.target, sc.firings)
-        });
+        let cron = cfg
+            .schedule
+            .clone()
+            .map(|sc| scaler::cron::CronScaler::new(sc.object, sc.target, sc.firings));
         Self {
             cron,
             origin: None,
@@ -368,7 +369,12 @@ impl<P> Core<P> {
             return false;
         };
         let mut changed = false;
-        while let Some(f) = cron.fire_next(now - origin, now, self.spec_replicas, self.scaler.as_deref_mut()) {
+        while let Some(f) = cron.fire_next(
+            now - origin,
+            now,
+            self.spec_replicas,
+            self.scaler.as_deref_mut(),
+        ) {
             self.events.push(f.event);
             if let Some(n) = f.scale_to.filter(|&n| n != self.spec_replicas) {
                 self.spec_replicas = n;
@@ -421,7 +427,10 @@ impl<P> Core<P> {
                     .map(|c| format!("{}: {}", c.reason, c.message))
                     .unwrap_or_else(|| "no status yet".into());
                 match &self.cfg.lua {
-                    Some(l) => format!("the Lua policy {} never ran without an error ({cond})", l.name),
+                    Some(l) => format!(
+                        "the Lua policy {} never ran without an error ({cond})",
+                        l.name
+                    ),
                     None => format!("the HPA never reported ScalingActive=True ({cond})"),
                 }
             };

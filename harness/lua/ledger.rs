@@ -28,7 +28,9 @@ pub(crate) struct Ledger {
 }
 
 fn bucket(us: u64) -> u16 {
-    ((us.max(1) as f64).ln() / GROWTH.ln()).floor().min(f64::from(u16::MAX)) as u16
+    ((us.max(1) as f64).ln() / GROWTH.ln())
+        .floor()
+        .min(f64::from(u16::MAX)) as u16
 }
 
 /// A bucket's upper edge in milliseconds.

@@ -180,15 +180,24 @@ fn install(lua: &Lua) -> mlua::Result<()> {
     };
     g.set("get_cpu_usage", lua.create_function(num(|m| m.cpu))?)?;
     g.set("get_memory_usage", lua.create_function(num(|m| m.memory))?)?;
-    g.set("get_memory_bytes", lua.create_function(num(|m| m.memory_bytes))?)?;
+    g.set(
+        "get_memory_bytes",
+        lua.create_function(num(|m| m.memory_bytes))?,
+    )?;
     g.set("get_qps", lua.create_function(num(|m| m.qps))?)?;
-    g.set("get_qps_per_pod", lua.create_function(num(|m| m.qps_per_pod))?)?;
+    g.set(
+        "get_qps_per_pod",
+        lua.create_function(num(|m| m.qps_per_pod))?,
+    )?;
     g.set("now", lua.create_function(num(|m| Some(m.now)))?)?;
     let int = |f: fn(&Metrics) -> i32| {
         move |lua: &Lua, (): ()| Ok(lua.app_data_ref::<Ctx>().map(|c| f(&c.m)))
     };
     g.set("get_replicas", lua.create_function(int(|m| m.replicas))?)?;
-    g.set("get_current_replicas", lua.create_function(int(|m| m.current))?)?;
+    g.set(
+        "get_current_replicas",
+        lua.create_function(int(|m| m.current))?,
+    )?;
     g.set("get_ready_replicas", lua.create_function(int(|m| m.ready))?)?;
     g.set("get_min_replicas", lua.create_function(int(|m| m.min))?)?;
     g.set("get_max_replicas", lua.create_function(int(|m| m.max))?)?;
@@ -239,7 +248,9 @@ fn install(lua: &Lua) -> mlua::Result<()> {
                 )));
             }
             if let Some(mut c) = lua.app_data_mut::<Ctx>() {
-                c.want = c.want.saturating_add(sign.saturating_mul(n.min(1 << 20) as i32));
+                c.want = c
+                    .want
+                    .saturating_add(sign.saturating_mul(n.min(1 << 20) as i32));
                 c.asked = true;
             }
             Ok(())
@@ -267,7 +278,8 @@ fn install(lua: &Lua) -> mlua::Result<()> {
             if let Some(mut c) = lua.app_data_mut::<Ctx>() {
                 // Long lines are cut: an event message is one line.
                 if c.logs.len() < 20 {
-                    c.logs.push(crate::recorder::one_line(&s).chars().take(500).collect());
+                    c.logs
+                        .push(crate::recorder::one_line(&s).chars().take(500).collect());
                 }
             }
             Ok(())
@@ -307,7 +319,10 @@ fn metrics_table(lua: &Lua) -> mlua::Result<Table> {
         }
         let (done, failed) = c.ledger.counts(m.now, m.interval);
         t.set("requests", done)?;
-        t.set("error_rate", (done > 0).then(|| failed as f64 / done as f64))?;
+        t.set(
+            "error_rate",
+            (done > 0).then(|| failed as f64 / done as f64),
+        )?;
     }
     Ok(t)
 }
@@ -327,13 +342,23 @@ pub(crate) fn metrics(
     mem_req: Option<i64>,
     policy: &Policy,
 ) -> Metrics {
-    let ready: Vec<&str> = v.pods.iter().filter(|p| is_ready(p)).map(|p| p.name.as_str()).collect();
+    let ready: Vec<&str> = v
+        .pods
+        .iter()
+        .filter(|p| is_ready(p))
+        .map(|p| p.name.as_str())
+        .collect();
     let s: &Snapshot = v.metrics;
     let mean = |xs: Vec<f64>| (!xs.is_empty()).then(|| xs.iter().sum::<f64>() / xs.len() as f64);
     let usage = |list: &[crate::autoscaler::PodResourceMetric], res: &str| -> Vec<f64> {
         list.iter()
             .filter(|m| ready.contains(&m.pod.as_str()))
-            .map(|m| m.containers.iter().filter_map(|c| c.usage.get(res)).sum::<i64>() as f64)
+            .map(|m| {
+                m.containers
+                    .iter()
+                    .filter_map(|c| c.usage.get(res))
+                    .sum::<i64>() as f64
+            })
             .collect()
     };
     let cpu_milli = usage(&s.cpu, "cpu");
@@ -402,7 +427,9 @@ impl Scaler for LuaScaler {
         let (new_size, desired, cond) = match r {
             Ok(want) => {
                 self.active = true;
-                let desired = want.unwrap_or(v.spec_replicas).clamp(self.policy.min, self.policy.max);
+                let desired = want
+                    .unwrap_or(v.spec_replicas)
+                    .clamp(self.policy.min, self.policy.max);
                 let changed = (desired != v.spec_replicas).then_some(desired);
                 // The last log line is the rescale's reason; the others are events of their own.
                 let mut logs = logs;
@@ -414,7 +441,11 @@ impl Scaler for LuaScaler {
                 };
                 events.extend(logs.into_iter().map(|l| event("Normal", "PolicyLog", l)));
                 if let Some(n) = changed {
-                    let mut e = event("Normal", "SuccessfulRescale", format!("New size: {n}; reason: {reason}"));
+                    let mut e = event(
+                        "Normal",
+                        "SuccessfulRescale",
+                        format!("New size: {n}; reason: {reason}"),
+                    );
                     e.from_replicas = Some(v.spec_replicas);
                     e.to_replicas = Some(n);
                     events.push(e);
@@ -429,7 +460,11 @@ impl Scaler for LuaScaler {
             }
             Err(msg) => {
                 events.extend(logs.into_iter().map(|l| event("Normal", "PolicyLog", l)));
-                events.push(event("Warning", "FailedPolicy", format!("{msg}; holding at {}", v.spec_replicas)));
+                events.push(event(
+                    "Warning",
+                    "FailedPolicy",
+                    format!("{msg}; holding at {}", v.spec_replicas),
+                ));
                 let cond = ConditionSample {
                     type_: "ScalingActive".into(),
                     status: if self.active { "True" } else { "False" }.into(),
@@ -539,7 +574,10 @@ mod tests {
         assert_eq!(d.new_size, None);
         assert_eq!(d.desired, 3);
         let e = &d.events[0];
-        assert_eq!((e.type_.as_str(), e.reason.as_str(), e.source.as_str()), ("Warning", "FailedPolicy", SOURCE));
+        assert_eq!(
+            (e.type_.as_str(), e.reason.as_str(), e.source.as_str()),
+            ("Warning", "FailedPolicy", SOURCE)
+        );
         assert_eq!(
             e.message,
             "policies/cpu.lua:2: attempt to compare number with nil; holding at 3"
@@ -586,7 +624,10 @@ mod tests {
 
     #[test]
     fn shipped_latency_policy_scales_on_p95_with_a_cooldown() {
-        let mut s = scaler("policies/latency.lua", include_str!("../../policies/latency.lua"));
+        let mut s = scaler(
+            "policies/latency.lua",
+            include_str!("../../policies/latency.lua"),
+        );
         let slow = |ms: u64| {
             let mut st = IntervalStats::new();
             for _ in 0..100 {
@@ -611,12 +652,30 @@ mod tests {
     #[test]
     fn sandbox_escapes_fail_the_call_not_the_run() {
         for (src, want) in [
-            ("io.open('/etc/passwd')", "p.lua:1: attempt to index a nil value (global 'io')"),
-            ("os.execute('true')", "p.lua:1: attempt to index a nil value (global 'os')"),
-            ("require('io')", "p.lua:1: attempt to call a nil value (global 'require')"),
-            ("load('x = 1')()", "p.lua:1: attempt to call a nil value (global 'load')"),
-            ("scale_up_instances(-1)", "p.lua:1: the count of instances must not be negative, got -1"),
-            ("local s = string.rep('ab', 1 << 28)", "p.lua: memory limit of 16 MiB exceeded"),
+            (
+                "io.open('/etc/passwd')",
+                "p.lua:1: attempt to index a nil value (global 'io')",
+            ),
+            (
+                "os.execute('true')",
+                "p.lua:1: attempt to index a nil value (global 'os')",
+            ),
+            (
+                "require('io')",
+                "p.lua:1: attempt to call a nil value (global 'require')",
+            ),
+            (
+                "load('x = 1')()",
+                "p.lua:1: attempt to call a nil value (global 'load')",
+            ),
+            (
+                "scale_up_instances(-1)",
+                "p.lua:1: the count of instances must not be negative, got -1",
+            ),
+            (
+                "local s = string.rep('ab', 1 << 28)",
+                "p.lua: memory limit of 16 MiB exceeded",
+            ),
         ] {
             let mut s = scaler("p.lua", src);
             assert_eq!(s.call(m(Some(50.0), 2, 15.0)).0, Err(want.into()), "{src}");

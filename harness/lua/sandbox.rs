@@ -107,7 +107,10 @@ pub(crate) fn describe(e: &mlua::Error, name: &str) -> String {
     match e {
         E::CallbackError { cause, .. } => describe(cause, name),
         E::WithContext { cause, .. } => describe(cause, name),
-        E::MemoryError(_) => format!("{name}: memory limit of {} MiB exceeded", MEMORY_LIMIT >> 20),
+        E::MemoryError(_) => format!(
+            "{name}: memory limit of {} MiB exceeded",
+            MEMORY_LIMIT >> 20
+        ),
         E::SyntaxError { message, .. } => first_line(message),
         E::RuntimeError(m) => first_line(m),
         other => first_line(&other.to_string()),
@@ -141,20 +144,44 @@ mod tests {
 
     fn run(src: &str) -> Result<mlua::Value, String> {
         let sb = Sandbox::new(1).unwrap();
-        let f = sb.compile("t.lua", src).map_err(|e| describe(&e, "t.lua"))?;
-        sb.call::<_, mlua::Value>(&f, ()).map_err(|e| describe(&e, "t.lua"))
+        let f = sb
+            .compile("t.lua", src)
+            .map_err(|e| describe(&e, "t.lua"))?;
+        sb.call::<_, mlua::Value>(&f, ())
+            .map_err(|e| describe(&e, "t.lua"))
     }
 
     #[test]
     fn escapes_are_refused() {
         for (src, want) in [
-            ("return io.open('/etc/passwd')", "t.lua:1: attempt to index a nil value (global 'io')"),
-            ("return os.execute('true')", "t.lua:1: attempt to index a nil value (global 'os')"),
-            ("return require('os')", "t.lua:1: attempt to call a nil value (global 'require')"),
-            ("return load('return 1')()", "t.lua:1: attempt to call a nil value (global 'load')"),
-            ("return dofile('/etc/passwd')", "t.lua:1: attempt to call a nil value (global 'dofile')"),
-            ("return debug.getinfo(1)", "t.lua:1: attempt to index a nil value (global 'debug')"),
-            ("return string.dump(print)", "t.lua:1: attempt to call a nil value (field 'dump')"),
+            (
+                "return io.open('/etc/passwd')",
+                "t.lua:1: attempt to index a nil value (global 'io')",
+            ),
+            (
+                "return os.execute('true')",
+                "t.lua:1: attempt to index a nil value (global 'os')",
+            ),
+            (
+                "return require('os')",
+                "t.lua:1: attempt to call a nil value (global 'require')",
+            ),
+            (
+                "return load('return 1')()",
+                "t.lua:1: attempt to call a nil value (global 'load')",
+            ),
+            (
+                "return dofile('/etc/passwd')",
+                "t.lua:1: attempt to call a nil value (global 'dofile')",
+            ),
+            (
+                "return debug.getinfo(1)",
+                "t.lua:1: attempt to index a nil value (global 'debug')",
+            ),
+            (
+                "return string.dump(print)",
+                "t.lua:1: attempt to call a nil value (field 'dump')",
+            ),
         ] {
             assert_eq!(run(src).unwrap_err(), want, "{src}");
         }
@@ -163,18 +190,30 @@ mod tests {
     #[test]
     fn runaway_calls_fail_and_the_state_lives_on() {
         let sb = Sandbox::new(1).unwrap();
-        let lp = sb.compile("t.lua", "local i = 0\nwhile true do\n  i = i + 1\nend").unwrap();
+        let lp = sb
+            .compile("t.lua", "local i = 0\nwhile true do\n  i = i + 1\nend")
+            .unwrap();
         let e = describe(&sb.call::<_, ()>(&lp, ()).unwrap_err(), "t.lua");
-        assert!(e.starts_with("t.lua:") && e.contains("instruction budget of 1000000 exceeded"), "{e}");
+        assert!(
+            e.starts_with("t.lua:") && e.contains("instruction budget of 1000000 exceeded"),
+            "{e}"
+        );
         let bomb = sb
             .compile("t.lua", "local s = string.rep('x', 1 << 20)\nlocal t = {}\nfor i = 1, 64 do t[i] = s .. i end\nreturn #t")
             .unwrap();
         let e = describe(&sb.call::<_, ()>(&bomb, ()).unwrap_err(), "t.lua");
         assert_eq!(e, "t.lua: memory limit of 16 MiB exceeded");
-        let big = sb.compile("t.lua", "return #string.rep('x', 1 << 30)").unwrap();
+        let big = sb
+            .compile("t.lua", "return #string.rep('x', 1 << 30)")
+            .unwrap();
         assert!(sb.call::<_, i64>(&big, ()).is_err());
         // The next call has its full budget again.
-        let ok = sb.compile("t.lua", "local n = 0 for i = 1, 100000 do n = n + i end return n").unwrap();
+        let ok = sb
+            .compile(
+                "t.lua",
+                "local n = 0 for i = 1, 100000 do n = n + i end return n",
+            )
+            .unwrap();
         assert_eq!(sb.call::<_, i64>(&ok, ()).unwrap(), 5_000_050_000);
     }
 
@@ -189,7 +228,9 @@ mod tests {
     #[test]
     fn syntax_errors_name_file_and_line() {
         let sb = Sandbox::new(1).unwrap();
-        let e = sb.compile("policies/x.lua", "local a = 1\nif a > then end").unwrap_err();
+        let e = sb
+            .compile("policies/x.lua", "local a = 1\nif a > then end")
+            .unwrap_err();
         let m = describe(&e, "policies/x.lua");
         assert_eq!(m, "policies/x.lua:2: unexpected symbol near 'then'");
         assert_eq!(line_of(&m, "policies/x.lua"), Some(2));

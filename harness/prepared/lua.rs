@@ -87,7 +87,10 @@ pub(super) fn resolve(
     let source = crate::lua::read(&l.path, &a.lua).map_err(|e| {
         l.err(
             &format!("{f}.lua"),
-            format!("cannot read `{}` (relative to the scenario file): {e}", a.lua),
+            format!(
+                "cannot read `{}` (relative to the scenario file): {e}",
+                a.lua
+            ),
         )
     })?;
     compile(l, &a.lua, &source)?;
@@ -106,7 +109,11 @@ pub(super) fn resolve(
 /// Refuses a script that does not compile: the script's file and line.
 pub(crate) fn compile(l: &Loaded, name: &str, source: &str) -> Result<(), InputError> {
     crate::lua::compile_check(name, source).map_err(|(line, msg)| {
-        let file = l.path.parent().unwrap_or(std::path::Path::new(".")).join(name);
+        let file = l
+            .path
+            .parent()
+            .unwrap_or(std::path::Path::new("."))
+            .join(name);
         // The message starts with `name:line: `; the error prints the file and line itself.
         let msg = line
             .and_then(|n| msg.strip_prefix(&format!("{name}:{n}: ")))

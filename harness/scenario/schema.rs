@@ -71,9 +71,13 @@ impl TryFrom<String> for ClockStart {
             )
         };
         if s.contains('[') {
-            return s.parse::<jiff::Zoned>().map(ClockStart).map_err(|e| bad(e.to_string()));
+            return s
+                .parse::<jiff::Zoned>()
+                .map(ClockStart)
+                .map_err(|e| bad(e.to_string()));
         }
-        let pieces = jiff::fmt::temporal::Pieces::parse(s.as_str()).map_err(|e| bad(e.to_string()))?;
+        let pieces =
+            jiff::fmt::temporal::Pieces::parse(s.as_str()).map_err(|e| bad(e.to_string()))?;
         let offset = match pieces.offset() {
             Some(jiff::fmt::temporal::PiecesOffset::Zulu) => jiff::tz::Offset::UTC,
             Some(jiff::fmt::temporal::PiecesOffset::Numeric(n)) => n.offset(),
@@ -96,7 +100,11 @@ impl std::fmt::Display for ClockStart {
         if self.0.time_zone().iana_name().is_some() {
             write!(f, "{}", self.0)
         } else {
-            write!(f, "{}", self.0.timestamp().display_with_offset(self.0.offset()))
+            write!(
+                f,
+                "{}",
+                self.0.timestamp().display_with_offset(self.0.offset())
+            )
         }
     }
 }
@@ -929,7 +937,11 @@ pub enum Expectation {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReplicasAt {
-    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub at: Option<Duration>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub during: Option<Window>,
