@@ -137,6 +137,8 @@ fn undecided(e: &Expectation, run: &RunData, c: &CheckResult) -> Option<String> 
                     .map_or(0.0, |d| d.as_secs_f64());
             before(to, "the instant it checks")
         }
+        // A script that failed decides nothing; it says why itself.
+        Expectation::Lua(_) => c.not_evaluated.clone(),
         Expectation::HpaRange(_) if c.measured == NO_RANGE => Some(NO_RANGE.into()),
         Expectation::HpaRange(h) => before(h.at.as_secs_f64(), "the instant it checks"),
         Expectation::PodQps(p) => match &m.pod_qps_unobservable {
@@ -333,6 +335,7 @@ fn check(e: &Expectation, run: &RunData) -> CheckResult {
                 },
             }
         }
+        Expectation::Lua(lc) => lua_check(lc, run),
         Expectation::MaxReplicas(n) => {
             let peak = run
                 .samples
@@ -540,7 +543,7 @@ fn fmt_ms(ms: f64) -> String {
     }
 }
 
-fn num(x: f64) -> String {
+pub(crate) fn num(x: f64) -> String {
     if x.fract() == 0.0 {
         format!("{x:.0}")
     } else {
@@ -620,6 +623,39 @@ pub fn table(v: &Verdict) -> String {
         )
     });
     out
+}
+
+/// A Lua check: the script is read next to the scenario the run recorded
+/// (so `report RUN_DIR` runs the script as it is now).
+fn lua_check(lc: &crate::scenario::LuaCheck, run: &RunData) -> CheckResult {
+    let script = lc.script();
+    let name = format!("lua {script}");
+    let scenario = std::path::Path::new(&run.meta.scenario_path);
+    let undecided = |why: String| CheckResult {
+        name: name.clone(),
+        bound: "the script passes".into(),
+        measured: why.clone(),
+        passed: false,
+        not_evaluated: Some(why),
+    };
+    let source = match crate::lua::read(scenario, script) {
+        Ok(s) => s,
+        Err(e) => return undecided(format!("cannot read {script}: {e}")),
+    };
+    match crate::lua::check::run(script, &source, run, &lc.params()) {
+        Ok(o) => CheckResult {
+            name: name.clone(),
+            bound: o.bound.unwrap_or_else(|| "the script passes".into()),
+            measured: match (o.value, o.message.is_empty()) {
+                (Some(v), false) => format!("{v}: {}", o.message),
+                (Some(v), true) => v,
+                (None, _) => o.message,
+            },
+            passed: o.pass,
+            not_evaluated: None,
+        },
+        Err(e) => undecided(e),
+    }
 }
 
 #[cfg(test)]

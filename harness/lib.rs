@@ -15,6 +15,8 @@ mod cluster;
 mod cronhpa;
 pub mod error;
 pub mod load;
+#[doc(hidden)]
+pub mod lua;
 pub mod manifests;
 mod prepared;
 mod progress;

@@ -93,6 +93,9 @@ pub trait Backend: Send {
     fn pod_qps_unobservable(&self) -> Option<String> {
         None
     }
+    /// The load statistics of the sample that ends at experiment time `t`,
+    /// whoever measured them, for a scaler that reads them (a Lua policy).
+    fn client_stats(&mut self, _t: f64, _s: &IntervalStats) {}
     /// Removes everything the backend created. Called on success, failure and interrupt.
     fn shutdown(self: Box<Self>) -> BoxFuture<'static, anyhow::Result<()>>;
 }

@@ -31,6 +31,8 @@ pub(crate) struct Config {
     pub(crate) services: Vec<(String, u16)>,
     /// The HPA that scales this Deployment, if one does.
     pub(crate) hpa: Option<HorizontalPodAutoscaler>,
+    /// The Lua policy that scales it instead of an HPA, if one does.
+    pub(crate) lua: Option<crate::lua::Policy>,
     /// The CronHorizontalPodAutoscaler that adjusts it, if one does.
     pub(crate) schedule: Option<crate::prepared::Schedule>,
     /// The scale subresource's selector, e.g. `app=httpbin`.
@@ -172,6 +174,7 @@ impl Config {
             grace,
             services,
             hpa,
+            lua: p.lua.clone().filter(|_| tier == p.target_tier()),
             schedule: p.schedule.clone().filter(|sc| sc.tier == Some(tier)),
             selector: dspec
                 .selector

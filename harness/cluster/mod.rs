@@ -126,6 +126,18 @@ impl<P> Core<P> {
                 cfg.controller,
             )) as Box<dyn Scaler>
         });
+        // A Lua policy instead of an HPA (validation refuses both).
+        let scaler = scaler.or_else(|| {
+            cfg.lua.clone().map(|policy| {
+                Box::new(crate::lua::policy::LuaScaler::new(
+                    policy,
+                    cfg.deployment.clone(),
+                    cfg.cpu_request_milli,
+                    cfg.memory_request_milli,
+                    seed,
+                )) as Box<dyn Scaler>
+            })
+        });
         let cron = cfg
             .schedule
             .clone()
@@ -141,7 +153,7 @@ impl<P> Core<P> {
             status: ScalerStatus {
                 desired: cfg.initial_replicas,
                 // Nothing to wait for when nothing scales it.
-                active: cfg.hpa.is_none(),
+                active: cfg.hpa.is_none() && cfg.lua.is_none(),
                 ..Default::default()
             },
             failures: Vec::new(),
@@ -326,6 +338,14 @@ impl<P> Core<P> {
         d.new_size.is_some()
     }
 
+    /// The load engine's statistics of the sample that ended at experiment
+    /// time `t`, for the scaler (once the run has started).
+    pub(crate) fn client_stats(&mut self, t: f64, s: &crate::load::IntervalStats) {
+        if let (Some(origin), Some(sc)) = (self.origin, self.scaler.as_mut()) {
+            sc.client_stats(origin + t, s);
+        }
+    }
+
     /// Experiment time starts at cluster time `origin`: the schedule's
     /// clock runs from here.
     pub(crate) fn start_experiment(&mut self, origin: f64) {
@@ -406,7 +426,13 @@ impl<P> Core<P> {
                     .and_then(|h| h.conditions.iter().find(|c| c.type_ == "ScalingActive"))
                     .map(|c| format!("{}: {}", c.reason, c.message))
                     .unwrap_or_else(|| "no status yet".into());
-                format!("the HPA never reported ScalingActive=True ({cond})")
+                match &self.cfg.lua {
+                    Some(l) => format!(
+                        "the Lua policy {} never ran without an error ({cond})",
+                        l.name
+                    ),
+                    None => format!("the HPA never reported ScalingActive=True ({cond})"),
+                }
             };
             return Gate::Failed(format!(
                 "the {what} was not ready within {}: {why}",

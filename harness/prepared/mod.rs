@@ -3,6 +3,7 @@
 //! goes through and the Host header the load sends. Every backend, the run
 //! record and `sweep` read these from here instead of looking them up again.
 
+mod lua;
 mod schedule;
 mod tiers;
 
@@ -44,6 +45,11 @@ pub struct Prepared {
     pub tiers: Vec<Tier>,
     /// The CronHorizontalPodAutoscaler that adjusts a tier, if any.
     pub schedule: Option<Schedule>,
+    /// `target.autoscaler`: a Lua policy scales the target instead of an
+    /// HPA. `hpa` is then a stand-in with the policy's name and bounds (no
+    /// metrics), so that what reads the HPA's name and range still works,
+    /// and no tier runs it as an HPA.
+    pub lua: Option<crate::lua::Policy>,
 }
 
 impl Prepared {
@@ -74,17 +80,31 @@ impl Prepared {
             e
         };
         let s = &loaded.scenario;
+        lua::checks(&loaded)?;
+        if s.target.autoscaler.is_some() && s.target.hpa.is_some() {
+            return Err(loaded.err(
+                "target.hpa",
+                "a target is scaled by an HPA (`target.hpa`) or by a Lua policy (`target.autoscaler`), not both: drop one",
+            ));
+        }
         if let Some(r) = s.target.hpa.as_deref().filter(|h| h.contains('/')) {
             return Self::in_cluster(loaded.clone(), manifests, r);
         }
-        let hpa = manifests
-            .hpa(&loaded.path, s.target.hpa.as_deref())
-            .map_err(locate)?
-            .clone();
         let route = manifests
             .route(&loaded.path, &s.target.route)
             .map_err(locate)?
             .clone();
+        let lua = match &s.target.autoscaler {
+            Some(a) => Some(lua::resolve(&loaded, &manifests, &route, a)?),
+            None => None,
+        };
+        let hpa = match &lua {
+            Some((policy, deployment)) => lua::stand_in(policy, deployment),
+            None => manifests
+                .hpa(&loaded.path, s.target.hpa.as_deref())
+                .map_err(locate)?
+                .clone(),
+        };
         let target = hpa
             .spec
             .as_ref()
@@ -112,7 +132,15 @@ impl Prepared {
             .find(|(_, r)| route_key(r) == route_key(&route))
             .map(|(m, _)| m.file.clone())
             .unwrap_or_else(|| loaded.path.clone());
-        let tiers = tiers::resolve(&manifests, &route, &route_file, &hpa)?;
+        let mut tiers = tiers::resolve(&manifests, &route, &route_file, &hpa)?;
+        if lua.is_some() {
+            // The stand-in is no HPA to run.
+            for t in &mut tiers {
+                if t.hpa.as_ref() == Some(&hpa) {
+                    t.hpa = None;
+                }
+            }
+        }
         let host = host_of(s, &route);
         let schedule = schedule::resolve(&loaded, &manifests, &tiers)?;
         Ok(Self {
@@ -126,6 +154,7 @@ impl Prepared {
             tiers,
             schedule,
             in_cluster: None,
+            lua: lua.map(|(p, _)| p),
         })
     }
 
@@ -179,6 +208,7 @@ impl Prepared {
             // The embedded cluster refuses such a scenario (`require_manifest_hpa`).
             tiers: Vec::new(),
             in_cluster: Some(ih),
+            lua: None,
         })
     }
 
@@ -234,6 +264,22 @@ impl Prepared {
 
     pub fn scenario(&self) -> &scenario::Scenario {
         &self.loaded.scenario
+    }
+
+    /// Refuses a Lua policy where the harness cannot run it yet (the kube
+    /// backend): exit 2 naming the field.
+    pub fn require_no_lua(&self, backend: &str) -> Result<(), InputError> {
+        let Some(p) = &self.lua else { return Ok(()) };
+        let field = "target.autoscaler";
+        Err(InputError::new(
+            &self.loaded.path,
+            format!(
+                "the Lua policy {} runs on --backend local and sim; --backend {backend} does not support Lua policies yet (the harness would have to be the cluster's autoscaler there)",
+                p.name
+            ),
+        )
+        .field(field)
+        .at(crate::yaml::nearest_line(&self.loaded.text, field), None))
     }
 
     /// `name` of the HPA.

@@ -116,6 +116,8 @@ pub(crate) fn fixture() -> (RunData, Verdict) {
             },
             pods,
             hpa: Some(HpaSample {
+                min_replicas: None,
+                max_replicas: None,
                 name: "httpbin".into(),
                 metrics: vec![
                     MetricSample {
@@ -201,6 +203,7 @@ pub(crate) fn fixture() -> (RunData, Verdict) {
         },
     ];
     let meta = RunMeta {
+        schedule: None,
         scenario_name: "paper-fig7".into(),
         scenario_path: "scenarios/paper-fig7.yaml".into(),
         scenario_text: "name: paper-fig7\n# <b>not bold</b> & \"quoted\"\nload:\n  - ramp_to: 110\n    over: 27m\n  - hold: 1m\n  - idle: 7m\nexpect:\n  scale_out: {from: 2, to: 3, between: [10m, 14m]}\n".into(),

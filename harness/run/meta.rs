@@ -20,11 +20,15 @@ pub(super) fn run_meta(p: &Prepared, backend: Kind, speed: f64, seed: u64) -> Ru
         duration_s: s.duration.as_secs_f64(),
         load_stop_s: s.load.load_stop(),
         interval_s: s.sample_interval.as_secs_f64(),
-        hpa_name: format!(
-            "{}/{}",
-            p.hpa.metadata.namespace.as_deref().unwrap_or("default"),
-            p.hpa_name()
-        ),
+        hpa_name: match &p.lua {
+            // A policy is no namespaced object: its name says what it is.
+            Some(l) => l.display(),
+            None => format!(
+                "{}/{}",
+                p.hpa.metadata.namespace.as_deref().unwrap_or("default"),
+                p.hpa_name()
+            ),
+        },
         min_replicas: hpa_spec.min_replicas.unwrap_or(1),
         max_replicas: hpa_spec.max_replicas,
         interrupted: false,

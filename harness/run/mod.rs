@@ -58,6 +58,7 @@ pub struct Outcome {
 /// validation; touches no cluster.
 pub fn dry_run(path: &Path, schedule: Option<scenario::ScheduleController>) -> Result<String> {
     let mut p = Prepared::load(path)?;
+    p.require_no_lua(Kind::Kube.name())?;
     if let Some(c) = schedule {
         p.set_schedule_controller(c)?;
     }
@@ -141,6 +142,7 @@ fn check_options(p: &Prepared, opts: &Options) -> Result<()> {
     }
     match opts.backend {
         Kind::Kube => {
+            p.require_no_lua(Kind::Kube.name())?;
             kube::check_speed(opts.speed)?;
             kube::gateway_url(&p.loaded)?;
         }
@@ -375,6 +377,7 @@ async fn record<F: Future<Output = ()>>(
         let stats = engine.as_ref().map(|e| e.take_interval());
         let mut obs = backend.observe(t);
         let stats = obs.load.take().or(stats).unwrap_or_default();
+        backend.client_stats(t, &stats);
         let events = std::mem::take(&mut obs.events);
         let users = engine.as_ref().and_then(|e| e.users());
         let sample = sample::build(t, interval, &s.load, &stats, users, speed, obs);

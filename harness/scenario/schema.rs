@@ -162,6 +162,63 @@ pub struct Target {
     /// Start the scale target at this many replicas (overrides the Deployment's spec.replicas).
     #[serde(default)]
     pub replicas: Option<i32>,
+    /// A Lua policy scales the target instead of an HPA (seed 003).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaler: Option<LuaAutoscaler>,
+}
+
+/// `autoscaler: { lua: policies/cpu.lua, interval: 15s, min: 1, max: 10 }`:
+/// the script (relative to the scenario file), how often it runs, and the
+/// bounds its decisions are clamped to.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LuaAutoscaler {
+    pub lua: String,
+    /// How often the script runs (default 15s, the HPA's sync period); a
+    /// whole multiple of `local.controller.sync_period`.
+    #[serde(default = "fifteen_seconds", with = "humantime_serde")]
+    pub interval: Duration,
+    #[serde(default = "one")]
+    pub min: i32,
+    pub max: i32,
+    /// The Deployment it scales; by default the one behind the route.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<String>,
+}
+
+fn fifteen_seconds() -> Duration {
+    Duration::from_secs(15)
+}
+
+fn one() -> i32 {
+    1
+}
+
+/// `lua: checks/no_flap.lua`, or `lua: { script: checks/no_flap.lua,
+/// params: { minutes: 5 } }`: a check written in Lua over the recorded run.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum LuaCheck {
+    Script(String),
+    WithParams {
+        script: String,
+        #[serde(default)]
+        params: serde_json::Map<String, serde_json::Value>,
+    },
+}
+
+impl LuaCheck {
+    pub fn script(&self) -> &str {
+        match self {
+            LuaCheck::Script(s) | LuaCheck::WithParams { script: s, .. } => s,
+        }
+    }
+    pub fn params(&self) -> serde_json::Map<String, serde_json::Value> {
+        match self {
+            LuaCheck::Script(_) => Default::default(),
+            LuaCheck::WithParams { params, .. } => params.clone(),
+        }
+    }
 }
 
 /// The load profile. `model` decides which other fields apply: the open
@@ -870,6 +927,8 @@ pub enum Expectation {
     /// The watched HPA's minReplicas and maxReplicas at an instant (a
     /// schedule moves them).
     HpaRange(HpaRangeAt),
+    /// A check written in Lua over the recorded run.
+    Lua(LuaCheck),
 }
 
 /// `replicas: { at: 5m30s, is: 5 }` or `{ during: [16m, 20m], min: 7, max: 7 }`:

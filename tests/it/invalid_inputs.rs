@@ -284,6 +284,32 @@ const CORPUS: &[(&str, &str)] = &[
         "limits/gateway-cpu-zero.yaml",
         "`local.gateway.model.cpu_per_request`",
     ),
+    (
+        "lua/policy-syntax.yaml",
+        "syntax-error.lua:2: the Lua script does not compile: unexpected symbol near 'then'",
+    ),
+    (
+        "lua/policy-missing.yaml",
+        "`target.autoscaler.lua`: cannot read `missing.lua`",
+    ),
+    (
+        "lua/policy-and-hpa.yaml",
+        "`target.hpa`: a target is scaled by an HPA",
+    ),
+    (
+        "lua/policy-and-manifest-hpa.yaml",
+        "also scaled by HorizontalPodAutoscaler smoke",
+    ),
+    (
+        "lua/policy-interval.yaml",
+        "`target.autoscaler.interval`: 20s",
+    ),
+    ("lua/policy-min-above-max.yaml", "`target.autoscaler.max`"),
+    ("lua/policy-unknown-field.yaml", "`scale`"),
+    (
+        "lua/check-syntax.yaml",
+        "syntax-error.lua:2: the Lua script does not compile",
+    ),
     ("messages/bom-then-unknown-field.yaml", "`retries`"),
     ("messages/tab-indentation.yaml", "a tab in the indentation"),
     ("messages/duplicate-key.yaml", "duplicate key"),

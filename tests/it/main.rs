@@ -15,6 +15,7 @@ mod invalid_inputs;
 mod kind_files;
 mod kube_fake;
 mod load_engine;
+mod lua;
 mod manifests_apply;
 mod scenario_errors;
 mod sim_baseline;

@@ -390,6 +390,10 @@ impl Backend for LocalCluster {
         obs
     }
 
+    fn client_stats(&mut self, t: f64, s: &crate::load::IntervalStats) {
+        self.shared.lock(self.target).client_stats(t, s);
+    }
+
     fn shutdown(self: Box<Self>) -> BoxFuture<'static, Result<()>> {
         Box::pin(async move {
             let _ = self.stop.send(true);

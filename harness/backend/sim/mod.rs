@@ -402,6 +402,10 @@ impl Backend for SimCluster {
         obs
     }
 
+    fn client_stats(&mut self, t: f64, s: &crate::load::IntervalStats) {
+        self.tiers[self.target].core.client_stats(t, s);
+    }
+
     fn shutdown(self: Box<Self>) -> BoxFuture<'static, Result<()>> {
         Box::pin(async { Ok(()) })
     }

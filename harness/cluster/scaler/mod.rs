@@ -53,4 +53,7 @@ pub(crate) trait Scaler: Send {
     }
     /// Writes the HPA's spec.minReplicas and spec.maxReplicas.
     fn set_hpa_range(&mut self, _min: i32, _max: i32) {}
+    /// The load engine's statistics of the sample that ended at cluster
+    /// time `t` (a Lua policy's latency and error rate read them).
+    fn client_stats(&mut self, _t: f64, _s: &crate::load::IntervalStats) {}
 }
