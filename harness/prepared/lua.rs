@@ -11,7 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::error::InputError;
 use crate::lua::Policy;
-use crate::manifests::{selects_pods_of, Manifests};
+use crate::manifests::Manifests;
 use crate::scenario::{fmt_dur, Loaded, LuaAutoscaler, MAX_PODS};
 
 /// The policy and the name of the Deployment it scales.
@@ -63,7 +63,9 @@ pub(super) fn resolve(
             }
             d.clone()
         }
-        None => backend_of(m, route).ok_or_else(|| {
+        None => super::tiers::backend_of_route(m, route)
+            .map(|(dm, _)| dm.name())
+            .ok_or_else(|| {
             l.err(
                 f,
                 "no Deployment serves the route's first backend Service; name the one the policy scales with `deployment:`",
@@ -121,24 +123,6 @@ pub(crate) fn compile(l: &Loaded, name: &str, source: &str) -> Result<(), InputE
             .to_string();
         InputError::new(&file, format!("the Lua script does not compile: {msg}")).at(line, None)
     })
-}
-
-/// The Deployment whose pods the route's first backend Service selects.
-fn backend_of(m: &Manifests, route: &HttpRoute) -> Option<String> {
-    let name = route
-        .spec
-        .rules
-        .as_ref()?
-        .first()?
-        .backend_refs
-        .as_ref()?
-        .first()?
-        .name
-        .clone();
-    let (_, svc) = m.services().find(|(sm, _)| sm.name() == name)?;
-    m.deployments()
-        .find(|(_, d)| selects_pods_of(svc, d))
-        .map(|(dm, _)| dm.name())
 }
 
 /// The HPA-shaped stand-in: the policy's name and bounds, its Deployment,

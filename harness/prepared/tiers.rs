@@ -208,7 +208,7 @@ pub(super) fn resolve(
 }
 
 /// The Deployment whose pods the route's first backend Service selects.
-fn backend_of_route<'a>(
+pub(super) fn backend_of_route<'a>(
     m: &'a Manifests,
     route: &HttpRoute,
 ) -> Option<(&'a Manifest, &'a Deployment)> {

@@ -134,7 +134,6 @@ pub(crate) fn fixture() -> (RunData, Verdict) {
                     },
                 ],
                 conditions: vec![],
-                ..Default::default()
             }),
             tiers: Vec::new(),
         });
@@ -203,7 +202,6 @@ pub(crate) fn fixture() -> (RunData, Verdict) {
         },
     ];
     let meta = RunMeta {
-        schedule: None,
         scenario_name: "paper-fig7".into(),
         scenario_path: "scenarios/paper-fig7.yaml".into(),
         scenario_text: "name: paper-fig7\n# <b>not bold</b> & \"quoted\"\nload:\n  - ramp_to: 110\n    over: 27m\n  - hold: 1m\n  - idle: 7m\nexpect:\n  scale_out: {from: 2, to: 3, between: [10m, 14m]}\n".into(),
