@@ -10,10 +10,12 @@ use std::path::{Path, PathBuf};
 use autoscale_harness::backend::kube::convert::relocate;
 use autoscale_harness::manifests::Manifests;
 
-const NOT_APP_MANIFESTS: [&str; 7] = [
+const NOT_APP_MANIFESTS: [&str; 8] = [
     "kind/README.md",
     "kind/addons.yaml",
     "kind/cluster.yaml",
+    // The controller's CRD, RBAC and Deployment: cluster add-on, not app.
+    "kind/cronhpa-controller.yaml",
     "kind/gateway.yaml",
     "kind/values/metrics-server.yaml",
     "kind/values/prometheus-adapter.yaml",
@@ -40,8 +42,20 @@ fn every_app_manifest_decodes_validates_and_serializes_for_apply() {
     all.sort();
     // The app manifests in the sets the scenarios apply them in (an HPA
     // needs its Deployment, a route its Service); every file is in one.
-    let sets: [&[&str]; 6] = [
+    let sets: [&[&str]; 8] = [
         &["httpbin.yaml", "hpa-paper.yaml", "httproute.yaml"],
+        &[
+            "httpbin.yaml",
+            "hpa-schedule.yaml",
+            "httproute.yaml",
+            "cronhpa-seed001.yaml",
+        ],
+        &[
+            "httpbin.yaml",
+            "hpa-schedule.yaml",
+            "httproute.yaml",
+            "cronhpa-daily.yaml",
+        ],
         &[
             "httpbin.yaml",
             "gateway.yaml",
@@ -54,6 +68,7 @@ fn every_app_manifest_decodes_validates_and_serializes_for_apply() {
             "kind/httpbin-kind.yaml",
             "kind/hpa-ramp-kind.yaml",
             "kind/httproute-kind.yaml",
+            "kind/cronhpa-schedule-kind.yaml",
         ],
         // paper-kind's HPA is Envoy Gateway's, not a manifest.
         &["kind/httpbin-kind.yaml", "kind/httproute-paper-kind.yaml"],
