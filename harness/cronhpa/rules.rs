@@ -74,9 +74,26 @@ pub fn scale_plain(target: i32, spec_replicas: i32) -> Outcome {
     }
 }
 
-/// The message of a firing on an excluded date (the job does nothing).
-pub fn excluded(date: &str) -> String {
-    format!("skip scaling activity,because of excludeDate ({date}).")
+/// A firing on an excluded date: the job returns before it reads anything.
+pub fn excluded(date: &str) -> Outcome {
+    Outcome {
+        range: None,
+        hpa_updated: false,
+        scale_to: None,
+        message: format!("skip scaling activity,because of excludeDate ({date})."),
+    }
+}
+
+/// The Event type, reason and status message the controller gives a job's
+/// result, and the size it set.
+pub fn status(
+    job: &str,
+    result: &Result<Outcome, String>,
+) -> (&'static str, &'static str, String, Option<i32>) {
+    match result {
+        Ok(o) => ("Normal", "Succeed", succeeded(job, &o.message), o.scale_to),
+        Err(why) => ("Warning", "Failed", failed(why), None),
+    }
 }
 
 /// The Event (reason `Succeed`) and status message of a job that ran.

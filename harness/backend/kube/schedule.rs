@@ -197,26 +197,13 @@ impl Player {
         let done = match &f.excluded {
             // The controller's job returns before it reads anything.
             Some(date) => Done {
-                outcome: Ok(Outcome {
-                    range: None,
-                    hpa_updated: false,
-                    scale_to: None,
-                    message: rules::excluded(date),
-                }),
+                outcome: Ok(rules::excluded(date)),
                 spec_replicas: None,
                 regarding: self.target_ref(),
             },
             None => self.act(job.target_size).await,
         };
-        let (type_, reason, message, scale_to) = match &done.outcome {
-            Ok(o) => (
-                "Normal",
-                "Succeed",
-                rules::succeeded(&job.name, &o.message),
-                o.scale_to,
-            ),
-            Err(why) => ("Warning", "Failed", rules::failed(why), None),
-        };
+        let (type_, reason, message, scale_to) = rules::status(&job.name, &done.outcome);
         let changed = match (scale_to, done.spec_replicas) {
             (Some(to), Some(from)) if to != from => Some((from, to)),
             _ => None,

@@ -61,12 +61,7 @@ impl CronScaler {
         self.next += 1;
         let job = &self.object.spec.jobs[f.job];
         let outcome = match (&f.excluded, &self.target) {
-            (Some(date), _) => Ok(rules::Outcome {
-                range: None,
-                hpa_updated: false,
-                scale_to: None,
-                message: rules::excluded(date),
-            }),
+            (Some(date), _) => Ok(rules::excluded(date)),
             (None, Target::Deployment(_)) => Ok(rules::scale_plain(job.target_size, spec_replicas)),
             (None, Target::Hpa(name)) => match hpa {
                 Some(h) => match h.hpa_range() {
@@ -99,15 +94,7 @@ impl CronScaler {
             },
         };
         let object = format!("{}/{}", crate::cronhpa::object::KIND, self.object.name());
-        let (type_, reason, message, scale_to) = match outcome {
-            Ok(o) => (
-                "Normal",
-                "Succeed",
-                rules::succeeded(&job.name, &o.message),
-                o.scale_to,
-            ),
-            Err(why) => ("Warning", "Failed", rules::failed(&why), None),
-        };
+        let (type_, reason, message, scale_to) = rules::status(&job.name, &outcome);
         let changed = scale_to.filter(|&n| n != spec_replicas);
         Some(Fired {
             event: Event {
