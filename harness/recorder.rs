@@ -343,6 +343,9 @@ pub struct RunMeta {
     /// The CronHorizontalPodAutoscaler of the run, when the manifests hold one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<ScheduleMeta>,
+    /// The Lua policy that scales the target in place of an HPA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicyMeta>,
     /// harness version, host, etc.
     #[serde(default)]
     pub environment: BTreeMap<String, String>,
@@ -376,6 +379,20 @@ pub struct ScheduleJob {
     /// harness knows in advance (every backend but a cluster's controller).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fires_at: Vec<f64>,
+}
+
+/// A run's Lua policy (`target.autoscaler`): the script as the scenario
+/// names it, its text (the record stands alone, as with the scenario's),
+/// and its bounds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PolicyMeta {
+    pub script: String,
+    pub source: String,
+    pub interval_s: f64,
+    pub min: i32,
+    pub max: i32,
+    /// `Deployment/name`: what it scales.
+    pub target: String,
 }
 
 /// The source of the events a CronHorizontalPodAutoscaler's jobs post.

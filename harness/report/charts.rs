@@ -830,7 +830,7 @@ pub(super) fn qps_and_pods(run: &RunData) -> TimeChart {
             .width(3)
             .on_right()
             .points(col(&|s| s.replicas.ready as f64)),
-        Series::new("desired pods (HPA)", DESIRED, Stroke::StepDashed)
+        Series::new(format!("desired pods ({})", super::scaler_word(run)), DESIRED, Stroke::StepDashed)
             .on_right()
             .points(col(&|s| s.replicas.desired as f64)),
     ];

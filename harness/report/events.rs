@@ -6,8 +6,12 @@ use crate::recorder::{Event, RunData};
 use super::{kube_dur, sorted_events};
 
 /// Whether `kubectl describe hpa` would list this event: it shows only events
-/// whose involved object is the HPA.
-fn is_hpa_event(e: &Event) -> bool {
+/// whose involved object is the HPA. A Lua policy's events are about the
+/// Deployment it scales (`kubectl describe deployment` lists those).
+fn is_autoscaler_event(run: &RunData, e: &Event) -> bool {
+    if run.meta.policy.is_some() {
+        return e.source == crate::lua::policy::SOURCE;
+    }
     if e.object.is_empty() {
         e.source == "horizontal-pod-autoscaler"
     } else {
@@ -20,7 +24,7 @@ fn is_hpa_event(e: &Event) -> bool {
 pub(super) fn block(run: &RunData) -> String {
     let events: Vec<&Event> = sorted_events(run)
         .into_iter()
-        .filter(|e| is_hpa_event(e))
+        .filter(|e| is_autoscaler_event(run, e))
         .collect();
     if events.is_empty() {
         return "Events:  <none>\n".to_string();

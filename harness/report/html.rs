@@ -9,7 +9,7 @@ use crate::recorder::{Percentiles, RunData, Sample};
 use super::charts::{self, hex, Stroke, TimeChart};
 use super::{
     esc, events, firings, interval_s, kube_dur, mmss, num, recorded_s, rescales, sorted_events,
-    summary, tiers, FiringState,
+    policy, scaler_word, summary, tiers, FiringState,
 };
 
 pub(super) const CSS: &str = r#"
@@ -50,6 +50,7 @@ figcaption{color:var(--muted);font-size:13px;margin:6px 0 0 64px}
 .fact{border:1px solid var(--line);border-radius:8px;padding:10px 14px}
 .fact b{display:block;font-size:18px;font-weight:650}.fact span{color:var(--muted);font-size:12px}
 pre{background:#f9fafb;border:1px solid var(--line);border-radius:6px;padding:12px 14px;overflow-x:auto;margin:8px 0;font:12.5px/1.5 ui-monospace,SFMono-Regular,Menlo,Consolas,"Liberation Mono",monospace}
+.ln{color:var(--muted);user-select:none}
 .empty{color:var(--muted);font-style:italic;margin:8px 0}
 .ok{color:var(--ok);font-weight:600}
 footer{color:var(--muted);font-size:12px;text-align:center;margin-top:24px}
@@ -75,6 +76,7 @@ pub(super) fn render(run: &RunData, verdict: &Verdict) -> anyhow::Result<String>
     verdict_section(&mut h, verdict)?;
     fig7(&mut h, run)?;
     schedule(&mut h, run)?;
+    policy::section(&mut h, run)?;
     tiers::section(&mut h, run)?;
     fig8(&mut h, run)?;
     latency(&mut h, run)?;
@@ -135,7 +137,7 @@ fn header(h: &mut String, run: &RunData, verdict: &Verdict, title: &str) -> anyh
             "Samples",
             format!("{} × {} s", run.samples.len(), num(interval_s(run), 3)),
         ),
-        ("HPA", hpa),
+        (if m.policy.is_some() { "Policy" } else { "HPA" }, hpa),
         (
             "Checks",
             format!(
@@ -162,6 +164,9 @@ fn header(h: &mut String, run: &RunData, verdict: &Verdict, title: &str) -> anyh
     h.push_str("<nav><a href=\"#verdict\">Verdict</a><a href=\"#fig7\">QPS and pods</a>");
     if run.meta.schedule.is_some() {
         h.push_str("<a href=\"#schedule\">Schedule</a>");
+    }
+    if run.meta.policy.is_some() {
+        h.push_str("<a href=\"#policy\">Policy</a>");
     }
     if !run.meta.tiers.is_empty() {
         h.push_str("<a href=\"#tiers\">Both tiers</a>");
@@ -301,7 +306,7 @@ fn legend(h: &mut String, c: &TimeChart) -> anyhow::Result<()> {
     if !c.marks.is_empty() {
         write!(
             h,
-            "<span><svg width=\"14\" height=\"13\" aria-hidden=\"true\"><path d=\"M7 0 V13\" stroke=\"{}\" stroke-width=\"1.5\" stroke-dasharray=\"3 2\"/></svg>HPA rescale (→ new size)</span>",
+            "<span><svg width=\"14\" height=\"13\" aria-hidden=\"true\"><path d=\"M7 0 V13\" stroke=\"{}\" stroke-width=\"1.5\" stroke-dasharray=\"3 2\"/></svg>rescale (→ new size)</span>",
             hex(charts::MARK)
         )?;
     }
@@ -360,8 +365,9 @@ fn fig7(h: &mut String, run: &RunData) -> anyhow::Result<()> {
     writeln!(
         h,
         "<p class=\"sub\">Offered is the scenario's intended rate; achieved is completed requests per sample ÷ {} s. \
-         Pods: ready replicas and the HPA's desired replicas (right axis).</p>",
-        num(iv, 3)
+         Pods: ready replicas and the {}'s desired replicas (right axis).</p>",
+        num(iv, 3),
+        scaler_word(run)
     )?;
     if run.samples.is_empty() {
         h.push_str("<p class=\"empty\">No samples were recorded.</p>\n</section>\n");
@@ -578,8 +584,13 @@ fn signed_dur(s: f64) -> String {
 }
 
 fn fig8(h: &mut String, run: &RunData) -> anyhow::Result<()> {
-    h.push_str("<section id=\"fig8\">\n<h2>Fig. 8 — Per-pod load against the HPA target</h2>\n");
-    h.push_str("<p class=\"sub\">Each line is one pod, from when it appeared to when it went away. The dashed red line is the HPA's target: the controller scales so the per-pod average sits at or below it.</p>\n");
+    if run.meta.policy.is_some() {
+        h.push_str("<section id=\"fig8\">\n<h2>Fig. 8 — Per-pod load</h2>\n");
+        h.push_str("<p class=\"sub\">Each line is one pod, from when it appeared to when it went away. The Lua policy reads the ready pods' mean of these; its thresholds are in its script, so no target is drawn.</p>\n");
+    } else {
+        h.push_str("<section id=\"fig8\">\n<h2>Fig. 8 — Per-pod load against the HPA target</h2>\n");
+        h.push_str("<p class=\"sub\">Each line is one pod, from when it appeared to when it went away. The dashed red line is the HPA's target: the controller scales so the per-pod average sits at or below it.</p>\n");
+    }
     h.push_str("<h3>CPU utilization per pod</h3>\n");
     match charts::pod_cpu(run) {
         Some(c) => figure(h, &c, "CPU utilization per pod", "Percent of the pod's CPU request.")?,
@@ -600,12 +611,18 @@ fn fig8(h: &mut String, run: &RunData) -> anyhow::Result<()> {
                     "Requests the gateway sent to each pod. The HPA's external metric has an AverageValue target, i.e. a per-pod target, drawn as is."
                 }
                 Some(_) => "Requests the gateway sent to each pod; the target is the HPA's per-pod metric target.",
+                None if run.meta.policy.is_some() => "Requests the gateway sent to each pod.",
                 None => "Requests the gateway sent to each pod. The HPA has no QPS-type metric, so no target is drawn.",
             };
                 figure(h, &c, "Requests per second per pod", caption)?
             }
             None => h.push_str("<p class=\"empty\">No per-pod data was recorded.</p>\n"),
         }
+    }
+    if run.meta.policy.is_some() {
+        // A policy has no metric with a target; what it did is in its own section.
+        h.push_str("</section>\n");
+        return Ok(());
     }
     h.push_str("<h3>HPA metrics as the controller read them</h3>\n");
     let names = charts::hpa_metric_names(run);
@@ -787,7 +804,15 @@ fn errors(h: &mut String, run: &RunData) -> anyhow::Result<()> {
 
 fn events_section(h: &mut String, run: &RunData) -> anyhow::Result<()> {
     h.push_str("<section id=\"events\">\n<h2>Events</h2>\n");
-    h.push_str("<p class=\"sub\">The HPA's events as <code>kubectl describe hpa</code> prints them, except that the <b>At</b> column is the time since the start of the experiment (kubectl's Age is the time before now).</p>\n");
+    let (whose, describe) = if run.meta.policy.is_some() {
+        ("The Lua policy's", "kubectl describe deployment")
+    } else {
+        ("The HPA's", "kubectl describe hpa")
+    };
+    writeln!(
+        h,
+        "<p class=\"sub\">{whose} events as <code>{describe}</code> prints them, except that the <b>At</b> column is the time since the start of the experiment (kubectl's Age is the time before now).</p>"
+    )?;
     writeln!(h, "<pre>{}</pre>", esc(&events::block(run)))?;
     h.push_str("<h3>All events</h3>\n");
     let ev = sorted_events(run);

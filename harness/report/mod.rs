@@ -6,6 +6,7 @@ mod charts;
 mod events;
 mod html;
 mod junit;
+mod policy;
 mod summary;
 pub mod sweep;
 #[cfg(test)]
@@ -235,6 +236,15 @@ fn parse_new_size(msg: &str) -> Option<i32> {
         .take_while(|c| c.is_ascii_digit())
         .collect();
     digits.parse().ok()
+}
+
+/// What scales the target, as the report names it: the HPA, or a Lua policy.
+pub(super) fn scaler_word(run: &RunData) -> &'static str {
+    if run.meta.policy.is_some() {
+        "policy"
+    } else {
+        "HPA"
+    }
 }
 
 /// Events sorted by time (stable, so simultaneous events keep recording order).

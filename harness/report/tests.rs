@@ -220,6 +220,7 @@ pub(crate) fn fixture() -> (RunData, Verdict) {
         pod_qps_unobservable: None,
         tiers: Vec::new(),
         schedule: None,
+        policy: None,
         finished: true,
         environment: BTreeMap::from([
             ("harness".to_string(), "0.1.0".to_string()),
@@ -804,4 +805,54 @@ fn the_schedule_section_lists_jobs_and_firings() {
     let s: serde_json::Value =
         serde_json::from_str(&render(&plain, &v).unwrap().summary_json).unwrap();
     assert!(s.get("schedule_firings").is_none());
+}
+
+#[test]
+fn a_lua_policy_run_names_the_policy_and_shows_its_script() {
+    let (mut run, verdict) = fixture();
+    run.meta.hpa_name = "lua:../policies/cpu.lua".into();
+    run.meta.policy = Some(crate::recorder::PolicyMeta {
+        script: "../policies/cpu.lua".into(),
+        source: "local x = get_cpu_usage()\nif x > 80 then scale_up_instances() end\n".into(),
+        interval_s: 15.0,
+        min: 2,
+        max: 10,
+        target: "Deployment/httpbin".into(),
+    });
+    let policy_event = |t: f64, type_: &str, reason: &str, message: &str| Event {
+        t,
+        type_: type_.into(),
+        reason: reason.into(),
+        message: message.into(),
+        object: "Deployment/httpbin".into(),
+        source: crate::lua::policy::SOURCE.into(),
+        ..Default::default()
+    };
+    run.events = vec![
+        policy_event(15.0, "Warning", "FailedPolicy", "../policies/cpu.lua:2: attempt to compare nil with number; holding at 2"),
+        policy_event(30.0, "Normal", "PolicyLog", "low CPU usage: 3.0%"),
+        policy_event(45.0, "Normal", "PolicyLog", "low CPU usage: 4.5%"),
+        policy_event(700.0, "Normal", "SuccessfulRescale", "New size: 3; reason: high CPU usage: 93.0%"),
+    ];
+    run.events[3].from_replicas = Some(2);
+    run.events[3].to_replicas = Some(3);
+    for s in &mut run.samples {
+        if let Some(h) = &mut s.hpa {
+            h.name = run.meta.hpa_name.clone();
+            h.metrics.clear();
+        }
+    }
+    let h = render(&run, &verdict).unwrap().html;
+    assert!(h.contains("<section id=\"policy\">") && h.contains("href=\"#policy\""));
+    assert!(h.contains("<dt>Policy</dt>") && !h.contains("<dt>HPA</dt>"));
+    assert!(h.contains("desired pods (policy)") && !h.contains("desired pods (HPA)"));
+    assert!(!h.contains("HPA metrics as the controller read them"));
+    assert!(h.contains("<code>kubectl describe deployment</code>"));
+    // The script with line numbers, so `cpu.lua:2` can be read off it.
+    assert!(h.contains("<span class=\"ln\">2</span>  if x &gt; 80 then"));
+    // The two log lines fold into one row of 2; the rescale and the warning stand alone.
+    assert!(h.contains("0:30–0:45"), "{h}");
+    assert!(h.contains("… last: low CPU usage: 4.5%"));
+    // The events block lists the policy's events, as `kubectl describe deployment` would.
+    assert!(h.contains("FailedPolicy") && !h.contains("Events:  &lt;none&gt;"));
 }

@@ -50,6 +50,14 @@ pub(super) fn run_meta(p: &Prepared, backend: Kind, speed: f64, seed: u64) -> Ru
                 sc.meta("embedded", true)
             }
         }),
+        policy: p.lua.as_ref().map(|l| crate::recorder::PolicyMeta {
+            script: l.name.clone(),
+            source: l.source.clone(),
+            interval_s: l.interval.as_secs_f64(),
+            min: l.min,
+            max: l.max,
+            target: format!("Deployment/{}", hpa_spec.scale_target_ref.name),
+        }),
         finished: false,
         ended_at_s: 0.0,
         environment: environment(),

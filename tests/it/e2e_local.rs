@@ -451,3 +451,37 @@ fn ctrl_c_during_the_drain_ends_it_and_writes_the_record() {
     let data = cut_the_wait(&mut child, &mut lines, dir.path());
     assert!(data.samples.len() < 4);
 }
+
+/// A Lua policy scales the embedded cluster's Deployment in place of an
+/// HPA, on real sockets: the policy's rescales carry its log line, its
+/// other log lines are events, and the report names the policy.
+#[test]
+fn a_lua_policy_scales_out_and_back_on_local() {
+    let _g = common::shared();
+    let dir = tempfile::tempdir().unwrap();
+    let o = run("tests/fixtures/lua/lua-smoke.yaml", 10, dir.path());
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("PASSED: 5 of 5 expectations held"),
+        "{stdout}"
+    );
+    let data = load_run(dir.path()).unwrap();
+    let policy = data.meta.policy.as_ref().expect("run.json names the policy");
+    assert_eq!(policy.script, "per-pod-qps.lua");
+    let ups: Vec<_> = data
+        .events
+        .iter()
+        .filter(|e| e.is_rescale() && e.to_replicas > e.from_replicas)
+        .collect();
+    assert!(!ups.is_empty(), "no scale-out: {:?}", data.events);
+    assert_eq!(ups[0].source, "lua-policy");
+    assert!(
+        ups[0].message.starts_with("New size: 2; reason: ")
+            && ups[0].message.ends_with("QPS per pod is above 10: adding one"),
+        "{}",
+        ups[0].message
+    );
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    assert!(html.contains("<section id=\"policy\">") && html.contains("desired pods (policy)"));
+}
