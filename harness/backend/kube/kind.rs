@@ -213,7 +213,12 @@ mod tests {
 
     #[test]
     fn the_shipped_plan_loads_and_maps_to_idempotent_commands() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        // The repository's root: the unit tests build as a package of
+        // their own, in tests/unit.
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .ancestors()
+            .find(|d| d.join("manifests/kind").is_dir())
+            .unwrap();
         let plan = load_plan(root).unwrap();
         let kdir = dir(root);
         let all: Vec<(String, Vec<String>)> = plan
