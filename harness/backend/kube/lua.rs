@@ -97,10 +97,7 @@ impl Driver {
         let mut o = {
             let mut p = lock(&self.policy);
             let policy = p.scaler.policy();
-            let load_qps = p
-                .scaler
-                .ledger()
-                .rate(now, policy.interval.as_secs_f64());
+            let load_qps = p.scaler.ledger().rate(now, policy.interval.as_secs_f64());
             let m = metrics(now, spec, &pods, &usage, rates.as_ref(), load_qps, policy);
             let (r, logs) = p.scaler.call(m);
             let o = p.scaler.settle(now, spec, r, logs);
@@ -180,7 +177,10 @@ pub fn metrics(
     load_qps: Option<f64>,
     policy: &Policy,
 ) -> Metrics {
-    let live: Vec<&Pod> = pods.iter().filter(|p| !convert::is_terminating(p)).collect();
+    let live: Vec<&Pod> = pods
+        .iter()
+        .filter(|p| !convert::is_terminating(p))
+        .collect();
     let ready: Vec<&Pod> = live
         .iter()
         .copied()
@@ -208,7 +208,10 @@ pub fn metrics(
     };
     let n_ready = ready.len() as f64;
     let prometheus = pod_qps.and_then(|q| {
-        let rates: Vec<f64> = ready.iter().filter_map(|p| q.get(&name(p)).copied()).collect();
+        let rates: Vec<f64> = ready
+            .iter()
+            .filter_map(|p| q.get(&name(p)).copied())
+            .collect();
         (!rates.is_empty()).then(|| rates.iter().sum::<f64>())
     });
     let qps = prometheus.or(load_qps);

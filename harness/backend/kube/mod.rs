@@ -1039,7 +1039,9 @@ impl Backend for KubeCluster {
             events.push(self.warning(
                 now,
                 "NoPodMetrics",
-                format!("per-pod CPU and memory are not recorded{lua}: the metrics API answered {err}"),
+                format!(
+                    "per-pod CPU and memory are not recorded{lua}: the metrics API answered {err}"
+                ),
             ));
         }
         let rates = lock(&self.rates).clone();
