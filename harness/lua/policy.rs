@@ -2,7 +2,8 @@
 //! (seed 003's form: the chunk itself, calling `scale_up_instances()`,
 //! `scale_down_instances()`, `log()`), or `decide(m)` when the script
 //! defines one, and turns what it asked for into a clamped new size with
-//! an Event shaped like the HPA's. A failing or runaway call holds the
+//! an Event shaped like the HPA's (`outcome`, which the kube backend's
+//! loop settles its calls with too). A failing or runaway call holds the
 //! size and posts a Warning naming the script's file and line.
 
 use mlua::{Function, Lua, Table, Value};

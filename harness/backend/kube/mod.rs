@@ -357,7 +357,9 @@ struct Seen {
     /// Every status of the CronHorizontalPodAutoscaler the watch delivered
     /// (`schedule.controller: cluster`).
     cron_statuses: Vec<crate::cronhpa::object::CronHpaStatus>,
-    /// The harness's own firings (`schedule.controller: harness`).
+    /// What the harness did as a controller, recorded directly: its
+    /// schedule firings (`schedule.controller: harness`) and its Lua
+    /// policy's decisions.
     own_events: Vec<crate::recorder::Event>,
 }
 
