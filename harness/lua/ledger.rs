@@ -77,6 +77,18 @@ impl Ledger {
             .fold((0, 0), |(c, f), e| (c + e.completed, f + e.failed))
     }
 
+    /// Requests completed per second over the window, or `None` when no
+    /// sample ended in it (the load engine has not reported yet).
+    pub(crate) fn rate(&self, now: f64, window: f64) -> Option<f64> {
+        let mut any = false;
+        let done: u64 = self
+            .within(now, window)
+            .inspect(|_| any = true)
+            .map(|e| e.completed)
+            .sum();
+        (any && window > 0.0).then(|| done as f64 / window)
+    }
+
     /// The `p`-th percentile of response time in ms over the window, or
     /// `None` when nothing completed in it.
     pub(crate) fn percentile_ms(&self, now: f64, window: f64, p: f64) -> Option<f64> {
@@ -126,6 +138,8 @@ mod tests {
         let p50 = l.percentile_ms(15.0, 10.0, 50.0).unwrap();
         assert!((p50 / 50.0 - 1.0).abs() < 0.06, "{p50}");
         assert_eq!(l.counts(20.0, 5.0), (500, 25));
+        assert_eq!(l.rate(20.0, 5.0), Some(100.0));
+        assert_eq!(l.rate(40.0, 5.0), None);
         assert_eq!(l.percentile_ms(40.0, 5.0, 50.0), None);
     }
 }

@@ -1,5 +1,6 @@
-//! Lua in the harness (seed 003): scaling policies that run as a scaler
-//! on the embedded cluster (`policy`), and checks over a recorded run
+//! Lua in the harness (seed 003): scaling policies (`policy`) that run as
+//! a scaler on the embedded cluster, or with the harness as the autoscaler
+//! of a real one (`backend::kube`), and checks over a recorded run
 //! (`check`), both in a sandbox (`sandbox`). `ledger` keeps what the load
 //! engine saw for a policy's latency and error-rate questions.
 

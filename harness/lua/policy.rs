@@ -2,7 +2,8 @@
 //! (seed 003's form: the chunk itself, calling `scale_up_instances()`,
 //! `scale_down_instances()`, `log()`), or `decide(m)` when the script
 //! defines one, and turns what it asked for into a clamped new size with
-//! an Event shaped like the HPA's. A failing or runaway call holds the
+//! an Event shaped like the HPA's (`outcome`, which the kube backend's
+//! loop settles its calls with too). A failing or runaway call holds the
 //! size and posts a Warning naming the script's file and line.
 
 use mlua::{Function, Lua, Table, Value};
@@ -168,6 +169,146 @@ impl LuaScaler {
             Err(e) => Err(describe(&e, &self.policy.name)),
         };
         (r, ctx.logs)
+    }
+
+    /// A call's result as a decision on a target at `spec_replicas`, with
+    /// its events at `now` (see `outcome`); marks the policy active once a
+    /// call has succeeded and keeps the status for the samples in between.
+    pub(crate) fn settle(
+        &mut self,
+        now: f64,
+        spec_replicas: i32,
+        r: Result<Option<i32>, String>,
+        logs: Vec<String>,
+    ) -> Outcome {
+        if r.is_ok() {
+            self.active = true;
+        }
+        let o = outcome(
+            &self.policy,
+            &self.deployment,
+            now,
+            spec_replicas,
+            self.active,
+            r,
+            logs,
+        );
+        self.last_status = o.status.clone();
+        o
+    }
+
+    pub(crate) fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The status of the last call (before the first: the policy's name).
+    pub(crate) fn status(&self) -> &HpaSample {
+        &self.last_status
+    }
+
+    /// What the load engine saw, as `client_stats` fed it.
+    pub(crate) fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+}
+
+/// What one call comes to, wherever the policy runs.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Outcome {
+    /// The new spec.replicas, when it differs from the current one.
+    pub new_size: Option<i32>,
+    /// The size the policy wants (the current one when it holds or failed).
+    pub desired: i32,
+    /// Its log lines, the rescale or the failure, at `now`.
+    pub events: Vec<Event>,
+    pub status: HpaSample,
+}
+
+/// A call's result (`r`, its `logs`) as a decision on `deployment` at
+/// `spec_replicas`: the asked size clamped to the policy's bounds, a
+/// SuccessfulRescale shaped like the HPA's when it changes (the last log
+/// line is its reason, the others PolicyLog events), or on an error a
+/// FailedPolicy warning that holds the size. `active`: a call has
+/// succeeded before (the ScalingActive condition of a failure).
+pub(crate) fn outcome(
+    policy: &Policy,
+    deployment: &str,
+    now: f64,
+    spec_replicas: i32,
+    active: bool,
+    r: Result<Option<i32>, String>,
+    logs: Vec<String>,
+) -> Outcome {
+    let object = format!("Deployment/{deployment}");
+    let event = |type_: &str, reason: &str, message: String| Event {
+        t: now,
+        type_: type_.into(),
+        reason: reason.into(),
+        object: object.clone(),
+        source: SOURCE.into(),
+        message,
+        ..Default::default()
+    };
+    let mut events = Vec::new();
+    let (new_size, desired, cond) = match r {
+        Ok(want) => {
+            let desired = want.unwrap_or(spec_replicas).clamp(policy.min, policy.max);
+            let changed = (desired != spec_replicas).then_some(desired);
+            // The last log line is the rescale's reason; the others are events of their own.
+            let mut logs = logs;
+            let reason = match changed {
+                Some(_) => logs.pop().unwrap_or_else(|| {
+                    format!("{} asked for {}", policy.name, want.unwrap_or(desired))
+                }),
+                None => String::new(),
+            };
+            events.extend(logs.into_iter().map(|l| event("Normal", "PolicyLog", l)));
+            if let Some(n) = changed {
+                let mut e = event(
+                    "Normal",
+                    "SuccessfulRescale",
+                    format!("New size: {n}; reason: {reason}"),
+                );
+                e.from_replicas = Some(spec_replicas);
+                e.to_replicas = Some(n);
+                events.push(e);
+            }
+            let cond = ConditionSample {
+                type_: "ScalingActive".into(),
+                status: "True".into(),
+                reason: "PolicyRan".into(),
+                message: format!("{} ran at its interval", policy.name),
+            };
+            (changed, desired, cond)
+        }
+        Err(msg) => {
+            events.extend(logs.into_iter().map(|l| event("Normal", "PolicyLog", l)));
+            events.push(event(
+                "Warning",
+                "FailedPolicy",
+                format!("{msg}; holding at {spec_replicas}"),
+            ));
+            let cond = ConditionSample {
+                type_: "ScalingActive".into(),
+                status: if active { "True" } else { "False" }.into(),
+                reason: "FailedPolicy".into(),
+                message: msg,
+            };
+            (None, spec_replicas, cond)
+        }
+    };
+    Outcome {
+        new_size,
+        desired,
+        events,
+        status: HpaSample {
+            name: policy.display(),
+            // No metric with a target: a script has thresholds, not a target.
+            metrics: Vec::new(),
+            conditions: vec![cond],
+            min_replicas: None,
+            max_replicas: None,
+        },
     }
 }
 
@@ -413,81 +554,13 @@ impl Scaler for LuaScaler {
         if !v.metrics.cpu.is_empty() {
             self.active = true;
         }
-        let object = format!("Deployment/{}", self.deployment);
-        let event = |type_: &str, reason: &str, message: String| Event {
-            t: now,
-            type_: type_.into(),
-            reason: reason.into(),
-            object: object.clone(),
-            source: SOURCE.into(),
-            message,
-            ..Default::default()
-        };
-        let mut events = Vec::new();
-        let (new_size, desired, cond) = match r {
-            Ok(want) => {
-                self.active = true;
-                let desired = want
-                    .unwrap_or(v.spec_replicas)
-                    .clamp(self.policy.min, self.policy.max);
-                let changed = (desired != v.spec_replicas).then_some(desired);
-                // The last log line is the rescale's reason; the others are events of their own.
-                let mut logs = logs;
-                let reason = match changed {
-                    Some(_) => logs.pop().unwrap_or_else(|| {
-                        format!("{} asked for {}", self.policy.name, want.unwrap_or(desired))
-                    }),
-                    None => String::new(),
-                };
-                events.extend(logs.into_iter().map(|l| event("Normal", "PolicyLog", l)));
-                if let Some(n) = changed {
-                    let mut e = event(
-                        "Normal",
-                        "SuccessfulRescale",
-                        format!("New size: {n}; reason: {reason}"),
-                    );
-                    e.from_replicas = Some(v.spec_replicas);
-                    e.to_replicas = Some(n);
-                    events.push(e);
-                }
-                let cond = ConditionSample {
-                    type_: "ScalingActive".into(),
-                    status: "True".into(),
-                    reason: "PolicyRan".into(),
-                    message: format!("{} ran at its interval", self.policy.name),
-                };
-                (changed, desired, cond)
-            }
-            Err(msg) => {
-                events.extend(logs.into_iter().map(|l| event("Normal", "PolicyLog", l)));
-                events.push(event(
-                    "Warning",
-                    "FailedPolicy",
-                    format!("{msg}; holding at {}", v.spec_replicas),
-                ));
-                let cond = ConditionSample {
-                    type_: "ScalingActive".into(),
-                    status: if self.active { "True" } else { "False" }.into(),
-                    reason: "FailedPolicy".into(),
-                    message: msg,
-                };
-                (None, v.spec_replicas, cond)
-            }
-        };
-        self.last_status = HpaSample {
-            name: self.policy.display(),
-            // No metric with a target: a script has thresholds, not a target.
-            metrics: Vec::new(),
-            conditions: vec![cond],
-            min_replicas: None,
-            max_replicas: None,
-        };
+        let o = self.settle(now, v.spec_replicas, r, logs);
         Decision {
-            new_size,
-            events,
-            status: self.last_status.clone(),
+            new_size: o.new_size,
+            events: o.events,
+            status: o.status,
             active: self.active,
-            desired,
+            desired: o.desired,
         }
     }
 

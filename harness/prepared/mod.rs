@@ -266,22 +266,6 @@ impl Prepared {
         &self.loaded.scenario
     }
 
-    /// Refuses a Lua policy where the harness cannot run it yet (the kube
-    /// backend): exit 2 naming the field.
-    pub fn require_no_lua(&self, backend: &str) -> Result<(), InputError> {
-        let Some(p) = &self.lua else { return Ok(()) };
-        let field = "target.autoscaler";
-        Err(InputError::new(
-            &self.loaded.path,
-            format!(
-                "the Lua policy {} runs on --backend local and sim; --backend {backend} does not support Lua policies yet (the harness would have to be the cluster's autoscaler there)",
-                p.name
-            ),
-        )
-        .field(field)
-        .at(crate::yaml::nearest_line(&self.loaded.text, field), None))
-    }
-
     /// `name` of the HPA.
     pub fn hpa_name(&self) -> &str {
         self.hpa.metadata.name.as_deref().unwrap_or_default()

@@ -58,7 +58,6 @@ pub struct Outcome {
 /// validation; touches no cluster.
 pub fn dry_run(path: &Path, schedule: Option<scenario::ScheduleController>) -> Result<String> {
     let mut p = Prepared::load(path)?;
-    p.require_no_lua(Kind::Kube.name())?;
     if let Some(c) = schedule {
         p.set_schedule_controller(c)?;
     }
@@ -142,7 +141,6 @@ fn check_options(p: &Prepared, opts: &Options) -> Result<()> {
     }
     match opts.backend {
         Kind::Kube => {
-            p.require_no_lua(Kind::Kube.name())?;
             kube::check_speed(opts.speed)?;
             kube::gateway_url(&p.loaded)?;
         }
@@ -250,9 +248,16 @@ async fn open(
                 ko.context = Some(kube::kind::ensure(name, &root, &mut say)?);
             }
             let clients = kube::connect(&ko).await?;
-            let c = KubeCluster::create(clients, p, ko.keep).await?;
+            let c = KubeCluster::create(clients, p, ko.keep, opts.seed).await?;
+            let waiting = match &p.lua {
+                Some(l) => format!(
+                    "the Deployment; the harness runs the Lua policy {} as its autoscaler from t = 0",
+                    l.name
+                ),
+                None => "the Deployment and the HPA".into(),
+            };
             progress.message(&format!(
-                "namespace {}: applying {} objects, waiting for the Deployment and the HPA (up to {})",
+                "namespace {}: applying {} objects, waiting for {waiting} (up to {})",
                 c.ns,
                 p.manifests.items.len(),
                 scenario::fmt_dur(s.kube.ready_timeout)

@@ -1,8 +1,8 @@
 //! The kind cluster's files (manifests/kind/) and the nightly scenario agree
 //! with each other: the port the host reaches is the gateway's node port,
 //! every add-on is pinned and its files exist, the adapter serves the metric
-//! the HPAs ask for from series Prometheus records, and the scenario is valid
-//! and passes on the sim backend.
+//! the HPAs ask for from series Prometheus records, and the scenarios are
+//! valid and pass on the sim backend.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -792,6 +792,66 @@ fn schedule_kind_passes_on_the_sim_backend() {
     let out = harness(&[
         "experiment",
         "scenarios/schedule-kind.yaml",
+        "--backend",
+        "sim",
+        "--no-progress",
+        "--out",
+        out_dir.to_str().expect("utf-8 path"),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+// ------------------------------------------------ a Lua policy on the cluster
+
+/// lua-kind runs seed 003's script unchanged on the kind workload, scaled
+/// by the harness (no HPA among its manifests), and validates.
+#[test]
+fn lua_kind_runs_the_seeds_script_without_an_hpa() {
+    let _g = crate::common::shared();
+    let sc = one(&root().join("scenarios/lua-kind.yaml"));
+    let a = &sc["target"]["autoscaler"];
+    assert_eq!(s(&a["lua"]), "../policies/cpu.lua");
+    assert!(sc["target"]["hpa"].is_null());
+    let files: Vec<&str> = sc["manifests"]
+        .as_sequence()
+        .expect("manifests")
+        .iter()
+        .map(s)
+        .collect();
+    for f in &files {
+        let d = docs(&root().join("scenarios").join(f));
+        assert!(
+            !d.iter().any(|d| d["kind"] == "HorizontalPodAutoscaler"),
+            "{f}: one scaler per target"
+        );
+    }
+    // The route it loads is kind's, on the gateway the cluster maps to 8080.
+    assert!(files.contains(&"../manifests/kind/httproute-kind.yaml"));
+    assert_eq!(s(&sc["target"]["url"]), "http://127.0.0.1:8080");
+    let out = harness(&["validate", "scenarios/lua-kind.yaml"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// On the sim backend (its pod model standing in for go-httpbin) the
+/// expectations hold too.
+#[test]
+fn lua_kind_passes_on_the_sim_backend() {
+    let _g = crate::common::shared();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out_dir = dir.path().join("run");
+    let out = harness(&[
+        "experiment",
+        "scenarios/lua-kind.yaml",
         "--backend",
         "sim",
         "--no-progress",

@@ -1,7 +1,8 @@
 //! The kube backend against an in-process fake of the Kubernetes API: a
 //! small hyper server speaking the API's JSON (version, namespaces,
-//! server-side apply, list and watch, Events, a metrics API that is
-//! absent). It also answers the load at `/get`, standing in for the
+//! server-side apply, list and watch, Events, a Deployment's scale
+//! subresource, a metrics API that is absent unless a test serves
+//! PodMetrics). It also answers the load at `/get`, standing in for the
 //! gateway. A scripted "controller" rescales the Deployment and emits
 //! SuccessfulRescale events, and the HPA's first watch fails with 410 Gone,
 //! which the harness must survive by relisting.
@@ -61,6 +62,12 @@ struct State {
     /// The cluster has no CronHorizontalPodAutoscaler CRD (no
     /// kubernetes-cronhpa-controller).
     no_cron_crd: bool,
+    /// The metrics API (metrics-server) serves PodMetrics: every pod uses
+    /// this much CPU (a quantity). Absent (404) when `None`.
+    pod_cpu: Option<String>,
+    /// The containers of the pods the Deployment controller makes: the
+    /// applied Deployment's template's.
+    containers: Value,
 }
 
 type Shared = Arc<Mutex<State>>;
@@ -131,12 +138,17 @@ impl State {
             } else {
                 json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]})
             };
+            let containers = if self.containers.is_array() {
+                self.containers.clone()
+            } else {
+                json!([{"name": "httpbin", "image": "kennethreitz/httpbin"}])
+            };
             self.put(
                 &coll,
                 json!({"apiVersion": "v1", "kind": "Pod",
                   "metadata": {"name": format!("httpbin-deploy-abc-{i}"), "namespace": ns,
                                "labels": {"app": "httpbin"}},
-                  "spec": {"containers": [{"name": "httpbin", "image": "kennethreitz/httpbin"}]},
+                  "spec": {"containers": containers},
                   "status": status}),
             );
         }
@@ -149,6 +161,7 @@ impl State {
             let ok = if self.pull_fails { "False" } else { "True" };
             obj["status"] = json!({"replicas": n, "readyReplicas": n,
                 "conditions": [{"type": "Available", "status": ok}]});
+            self.containers = obj["spec"]["template"]["spec"]["containers"].clone();
             self.pods(ns, n as usize);
         }
         if coll.ends_with("/cronhorizontalpodautoscalers") && obj["status"].is_null() {
@@ -470,11 +483,39 @@ async fn handle(st: Shared, req: Request<Incoming>) -> Result<Response<Body>, In
             &json!({"status": "success", "data": {"resultType": "vector", "result": result}}),
         ));
     }
-    if path.starts_with("/apis/metrics.k8s.io/") {
-        return Ok(status(
-            404,
-            "NotFound",
-            "the server could not find\nthe requested resource",
+    if let Some(rest) = path.strip_prefix("/apis/metrics.k8s.io/") {
+        let s = lock(&st);
+        let Some(cpu) = s.pod_cpu.clone() else {
+            return Ok(status(
+                404,
+                "NotFound",
+                "the server could not find\nthe requested resource",
+            ));
+        };
+        // `v1beta1/namespaces/NS/pods`: each pod's usage, as metrics-server
+        // reports it.
+        let ns = rest.split('/').nth(2).unwrap_or_default();
+        let items: Vec<Value> = s
+            .objects
+            .get(&format!("/api/v1/namespaces/{ns}/pods"))
+            .into_iter()
+            .flat_map(|m| m.values())
+            .map(|p| {
+                let containers: Vec<Value> = p["spec"]["containers"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|c| json!({"name": c["name"], "usage": {"cpu": cpu, "memory": "20Mi"}}))
+                    .collect();
+                json!({"apiVersion": "metrics.k8s.io/v1beta1", "kind": "PodMetrics",
+                       "metadata": {"name": p["metadata"]["name"], "namespace": ns},
+                       "timestamp": now(), "window": "15s", "containers": containers})
+            })
+            .collect();
+        return Ok(full(
+            StatusCode::OK,
+            &json!({"apiVersion": "metrics.k8s.io/v1beta1", "kind": "PodMetricsList",
+                    "metadata": {}, "items": items}),
         ));
     }
     let body = req
@@ -1891,4 +1932,255 @@ fn schedule_off_on_sim_is_the_metric_only_baseline() {
     let run = load_run(&out).unwrap();
     assert!(run.meta.schedule.is_none());
     assert!(!run.events.iter().any(|e| e.is_firing()));
+}
+
+// Lua policies (issue 15) on kube: the harness is the Deployment's
+// autoscaler.
+
+/// A scenario on the fake whose Deployment is scaled by the Lua policy
+/// `policy` (written beside it as p.lua) every 2 s within [2, 4].
+fn lua_scenario(dir: &Path, port: u16, policy: &str) -> String {
+    let root = env!("CARGO_MANIFEST_DIR");
+    std::fs::write(dir.join("p.lua"), policy).unwrap();
+    let p = dir.join("kube-lua.yaml");
+    std::fs::write(
+        &p,
+        format!(
+            "name: kube-lua\nduration: 7s\nsample_interval: 500ms\nmanifests:\n  - {root}/manifests/httpbin.yaml\n  \
+             - {root}/manifests/httproute.yaml\n\
+             target:\n  route: httpbin\n  replicas: 2\n  url: http://127.0.0.1:{port}\n  \
+             autoscaler: {{ lua: p.lua, interval: 2s, min: 2, max: 4 }}\n\
+             local:\n  controller:\n    sync_period: 1s\n\
+             kube:\n  ready_timeout: 20s\n\
+             load:\n  stages:\n    - {{ rate: 4, for: 7s }}\n\
+             expect:\n  - error_ratio: {{ below: 0.01 }}\n"
+        ),
+    )
+    .unwrap();
+    p.display().to_string()
+}
+
+/// The bodies of the PATCHes and POSTs whose request line contains `part`.
+fn bodies(st: &Shared, part: &str) -> Vec<(String, Value)> {
+    lock(st)
+        .bodies
+        .iter()
+        .filter(|(l, _)| l.contains(part))
+        .cloned()
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lua_policy_scales_the_deployment_through_its_scale_subresource_and_posts_events() {
+    let _g = crate::common::shared();
+    let st: Shared = Default::default();
+    // 95m of the pods' 100m request: 95 %.
+    lock(&st).pod_cpu = Some("95m".into());
+    let port = serve(st.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kc = kubeconfig(dir.path(), port);
+    let policy = "local cpu = get_cpu_usage()\nif cpu > 80 then\n  scale_up_instances(5)\n  log('cpu ' .. cpu .. '% above 80')\nend\n";
+    let scen = lua_scenario(dir.path(), port, policy);
+    let out = dir.path().join("run");
+    let (status, lines) = kube_run_lines(&scen, &kc, &out).await;
+    assert_eq!(status.code(), Some(0), "{lines:#?}");
+    // No HPA: the harness is the autoscaler.
+    assert!(
+        !lock(&st)
+            .log
+            .iter()
+            .any(|l| l.contains("horizontalpodautoscalers")),
+        "{:#?}",
+        lock(&st).log
+    );
+    // 2 + 5 clamped to max 4, once: the later calls ask for 4 + 5 → 4.
+    let scales = bodies(&st, "/deployments/httpbin-deploy/scale?");
+    assert_eq!(scales.len(), 1, "{scales:#?}");
+    assert!(scales[0].0.starts_with("PATCH "), "{scales:?}");
+    assert_eq!(manager(&scales[0].0), Some("autoscale-harness-lua"));
+    assert_eq!(scales[0].1, json!({"spec": {"replicas": 4}}));
+    let posted = bodies(&st, "POST /apis/events.k8s.io/v1/namespaces/");
+    assert_eq!(posted.len(), 1, "{posted:#?}");
+    let e = &posted[0].1;
+    assert_eq!(e["reportingController"], "autoscale-harness");
+    assert_eq!(e["type"], "Normal");
+    assert_eq!(e["reason"], "SuccessfulRescale");
+    assert_eq!(e["action"], "Scale");
+    assert_eq!(e["regarding"]["kind"], "Deployment");
+    assert_eq!(e["regarding"]["name"], "httpbin-deploy");
+    assert_eq!(e["note"], "New size: 4; reason: cpu 95.0% above 80");
+    // Recorded once (the Event's copy through the Events watch is not
+    // recorded again), with its sizes, like the local path's.
+    let run = load_run(&out).unwrap();
+    let rescales: Vec<_> = run.events.iter().filter(|e| e.is_rescale()).collect();
+    assert_eq!(rescales.len(), 1, "{:#?}", run.events);
+    let r = rescales[0];
+    assert_eq!(
+        (
+            r.object.as_str(),
+            r.source.as_str(),
+            r.message.as_str(),
+            r.from_replicas,
+            r.to_replicas
+        ),
+        (
+            "Deployment/httpbin-deploy",
+            "lua-policy",
+            "New size: 4; reason: cpu 95.0% above 80",
+            Some(2),
+            Some(4)
+        )
+    );
+    assert!((r.t - 2.0).abs() < 1.0 && r.cluster_time.is_some(), "{r:?}");
+    // The calls after it held, logging.
+    assert!(
+        run.events
+            .iter()
+            .any(|e| e.reason == "PolicyLog" && e.message == "cpu 95.0% above 80"),
+        "{:#?}",
+        run.events
+    );
+    // The policy in place of the HPA, in run.json and in every sample.
+    assert_eq!(run.meta.hpa_name, "lua:p.lua");
+    assert_eq!((run.meta.min_replicas, run.meta.max_replicas), (2, 4));
+    assert!(run
+        .samples
+        .iter()
+        .all(|x| x.hpa.as_ref().is_some_and(|h| h.name == "lua:p.lua")));
+    assert!(
+        run.samples
+            .iter()
+            .any(|x| x.replicas.spec == 4 && x.replicas.desired == 4 && x.replicas.ready == 4),
+        "the new size is observed"
+    );
+    let cond = run
+        .samples
+        .last()
+        .and_then(|x| x.hpa.as_ref())
+        .map(|h| h.conditions.clone())
+        .unwrap_or_default();
+    assert!(
+        cond.iter()
+            .any(|c| c.type_ == "ScalingActive" && c.status == "True"),
+        "{cond:?}"
+    );
+    assert!(!run.events.iter().any(|e| e.reason == "NoPodMetrics"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lua_policy_that_fails_holds_with_a_warning_naming_its_line_and_the_run_goes_on() {
+    let _g = crate::common::shared();
+    let st: Shared = Default::default();
+    lock(&st).pod_cpu = Some("50m".into());
+    let port = serve(st.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kc = kubeconfig(dir.path(), port);
+    let policy = "local x = nil\nif x > 1 then scale_up_instances() end\n";
+    let scen = lua_scenario(dir.path(), port, policy);
+    let out = dir.path().join("run");
+    let (status, lines) = kube_run_lines(&scen, &kc, &out).await;
+    assert_eq!(status.code(), Some(0), "{lines:#?}");
+    assert!(bodies(&st, "/scale?").is_empty(), "the size holds");
+    let posted = bodies(&st, "POST /apis/events.k8s.io/v1/namespaces/");
+    assert!(!posted.is_empty());
+    let want = "p.lua:2: attempt to compare number with nil; holding at 2";
+    for (_, e) in &posted {
+        assert_eq!(
+            (
+                e["type"].as_str(),
+                e["reason"].as_str(),
+                e["note"].as_str(),
+                e["regarding"]["name"].as_str()
+            ),
+            (
+                Some("Warning"),
+                Some("FailedPolicy"),
+                Some(want),
+                Some("httpbin-deploy")
+            ),
+            "{e:#}"
+        );
+    }
+    // Each call once in the record, with the same text as on local.
+    let run = load_run(&out).unwrap();
+    let warnings: Vec<_> = run
+        .events
+        .iter()
+        .filter(|e| e.reason == "FailedPolicy")
+        .collect();
+    assert_eq!(warnings.len(), posted.len(), "{:#?}", run.events);
+    assert!(warnings
+        .iter()
+        .all(|w| w.type_ == "Warning" && w.message == want));
+    assert!(
+        warnings.len() >= 2,
+        "called at 2 s, 4 s and 6 s: {warnings:#?}"
+    );
+    assert_eq!(run.samples.len(), 14, "the run went on to its end");
+    assert!(run.samples.iter().all(|x| x.replicas.spec == 2));
+    let last = run.samples.last().and_then(|x| x.hpa.clone()).unwrap();
+    assert_eq!(last.conditions[0].reason, "FailedPolicy");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lua_policy_without_the_metrics_api_reads_nil_cpu_with_one_warning() {
+    let _g = crate::common::shared();
+    let st: Shared = Default::default();
+    let port = serve(st.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kc = kubeconfig(dir.path(), port);
+    let policy = "log('cpu ' .. tostring(get_cpu_usage()) .. ' memory ' .. tostring(get_memory_usage()) .. ' ready ' .. get_ready_replicas())\n";
+    let scen = lua_scenario(dir.path(), port, policy);
+    let out = dir.path().join("run");
+    let (status, lines) = kube_run_lines(&scen, &kc, &out).await;
+    assert_eq!(status.code(), Some(0), "{lines:#?}");
+    let run = load_run(&out).unwrap();
+    let logs: Vec<&str> = run
+        .events
+        .iter()
+        .filter(|e| e.reason == "PolicyLog")
+        .map(|e| e.message.as_str())
+        .collect();
+    assert!(
+        logs.len() >= 2 && logs.iter().all(|l| *l == "cpu nil memory nil ready 2"),
+        "{logs:#?}"
+    );
+    let warned: Vec<_> = run
+        .events
+        .iter()
+        .filter(|e| e.reason == "NoPodMetrics")
+        .collect();
+    assert_eq!(warned.len(), 1, "{:#?}", run.events);
+    assert!(
+        warned[0].message.contains("get_cpu_usage()"),
+        "{}",
+        warned[0].message
+    );
+    // Log lines are the run's record; nothing was posted or scaled.
+    assert!(bodies(&st, "events.k8s.io").is_empty());
+    assert!(bodies(&st, "/scale?").is_empty());
+}
+
+#[test]
+fn lua_dry_run_shows_the_policy_and_applies_no_hpa() {
+    let _g = crate::common::shared();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_autoscale-harness"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["experiment", "lua-kind", "--backend", "kube", "--dry-run"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let y = String::from_utf8_lossy(&o.stdout);
+    let kinds: Vec<&str> = y.lines().filter_map(|l| l.strip_prefix("kind: ")).collect();
+    assert_eq!(
+        kinds,
+        ["Namespace", "Deployment", "Service", "HTTPRoute"],
+        "{y}"
+    );
+    assert!(
+        y.contains("# not applied: the Lua policy ../policies/cpu.lua (target.autoscaler)")
+            && y.contains("deployments/httpbin-deploy/scale")
+            && y.contains("metrics.k8s.io"),
+        "{y}"
+    );
 }

@@ -42,7 +42,7 @@ fn every_app_manifest_decodes_validates_and_serializes_for_apply() {
     all.sort();
     // The app manifests in the sets the scenarios apply them in (an HPA
     // needs its Deployment, a route its Service); every file is in one.
-    let sets: [&[&str]; 8] = [
+    let sets: [&[&str]; 9] = [
         &["httpbin.yaml", "hpa-paper.yaml", "httproute.yaml"],
         &[
             "httpbin.yaml",
@@ -72,6 +72,8 @@ fn every_app_manifest_decodes_validates_and_serializes_for_apply() {
         ],
         // paper-kind's HPA is Envoy Gateway's, not a manifest.
         &["kind/httpbin-kind.yaml", "kind/httproute-paper-kind.yaml"],
+        // lua-kind's autoscaler is the harness, running a Lua policy.
+        &["kind/httpbin-lua-kind.yaml", "kind/httproute-kind.yaml"],
     ];
     for p in &all {
         let rel = p.strip_prefix(&root).unwrap().display().to_string();

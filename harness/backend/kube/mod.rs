@@ -16,8 +16,10 @@
 //! holds the manifests (the backend and the route).
 
 pub mod cleanup;
+mod controller;
 pub mod convert;
 pub mod kind;
+mod lua;
 mod prometheus;
 mod rescales;
 mod schedule;
@@ -172,6 +174,11 @@ pub fn dry_run_yaml(p: &Prepared, id: &str) -> Result<String> {
         ),
         None => String::new(),
     };
+    if let Some(policy) = &p.lua {
+        // No HPA is applied: the harness is the Deployment's autoscaler.
+        let deployment = p.deployment.metadata.name.as_deref().unwrap_or_default();
+        watched.push_str(&lua::describe(policy, deployment));
+    }
     if let Some((_, c)) = m.cron_hpas().next() {
         let why = match p.schedule.as_ref().map(|sc| sc.controller) {
             Some(ScheduleController::Cluster) => None,
@@ -350,8 +357,10 @@ struct Seen {
     /// Every status of the CronHorizontalPodAutoscaler the watch delivered
     /// (`schedule.controller: cluster`).
     cron_statuses: Vec<crate::cronhpa::object::CronHpaStatus>,
-    /// The harness's own firings (`schedule.controller: harness`).
-    schedule_events: Vec<crate::recorder::Event>,
+    /// What the harness did as a controller, recorded directly: its
+    /// schedule firings (`schedule.controller: harness`) and its Lua
+    /// policy's decisions.
+    own_events: Vec<crate::recorder::Event>,
 }
 
 /// The run's schedule on the cluster: who runs it, and from t = 0 when
@@ -396,6 +405,8 @@ pub struct KubeCluster {
     rates: Arc<Mutex<prometheus::PodRates>>,
     rates_noted: bool,
     schedule: Option<ScheduleRun>,
+    /// The Lua policy the harness runs as the Deployment's autoscaler.
+    lua: Option<lua::Shared>,
     /// Experiment t = 0 on tokio's clock, once ready.
     start: Option<tokio::time::Instant>,
 }
@@ -403,7 +414,8 @@ pub struct KubeCluster {
 impl KubeCluster {
     /// Creates the run namespace (labelled for `cleanup`); nothing else yet,
     /// so an interrupt from here on has something definite to delete.
-    pub async fn create(clients: Clients, p: &Prepared, keep: bool) -> Result<Self> {
+    /// `seed` seeds a Lua policy's `math.random`.
+    pub async fn create(clients: Clients, p: &Prepared, keep: bool, seed: u64) -> Result<Self> {
         let Clients {
             api: client,
             watch: watch_client,
@@ -446,7 +458,6 @@ impl KubeCluster {
             watch_client,
             ns,
             keep,
-            watched,
             others,
             target: LoadTarget {
                 base_url: url.trim_end_matches('/').to_string(),
@@ -472,6 +483,21 @@ impl KubeCluster {
                 firings: Vec::new(),
                 conditions: Default::default(),
             }),
+            lua: p.lua.clone().map(|policy| {
+                let scaler = crate::lua::policy::LuaScaler::new(
+                    policy,
+                    watched.deployment.clone(),
+                    // On a cluster the requests come from each pod's spec.
+                    None,
+                    None,
+                    seed,
+                );
+                Arc::new(Mutex::new(lua::PolicyRun {
+                    scaler,
+                    desired: None,
+                }))
+            }),
+            watched,
             start: None,
         })
     }
@@ -540,12 +566,15 @@ impl KubeCluster {
         let wns = w.ns.as_str();
         let by_name = |n: &str| watcher::Config::default().fields(&format!("metadata.name={n}"));
         let seen = self.seen.clone();
-        let hs = reflect(
-            &mut self.tasks,
-            Api::<HorizontalPodAutoscaler>::namespaced(c.clone(), wns),
-            by_name(&w.hpa),
-            move |h| lock(&seen).hpas.push(h),
-        );
+        // A Lua policy's stand-in names no HPA in the cluster.
+        let hs = self.lua.is_none().then(|| {
+            reflect(
+                &mut self.tasks,
+                Api::<HorizontalPodAutoscaler>::namespaced(c.clone(), wns),
+                by_name(&w.hpa),
+                move |h| lock(&seen).hpas.push(h),
+            )
+        });
         let ds = reflect(
             &mut self.tasks,
             Api::<Deployment>::namespaced(c.clone(), wns),
@@ -625,7 +654,7 @@ impl KubeCluster {
             wns.to_string(),
             self.seen.clone(),
         )));
-        self.hpa = Some(hs);
+        self.hpa = hs;
         self.deploy = Some(ds);
         self.pods = Some(ps);
     }
@@ -657,7 +686,8 @@ impl KubeCluster {
     }
 
     /// Applies, then waits for the Deployment to be Available and the HPA
-    /// to report ScalingActive=True; on timeout says why from the pods.
+    /// to report ScalingActive=True (with a Lua policy, the harness is the
+    /// autoscaler and starts it then); on timeout says why from the pods.
     pub async fn wait_ready(&mut self) -> Result<()> {
         // Experiment time until ready: what is recorded if it never is.
         self.t0 = now_unix();
@@ -668,15 +698,17 @@ impl KubeCluster {
             let avail = self
                 .deploy_obj()
                 .is_some_and(|d| convert::deployment_available(&d));
-            let active = self.hpa_obj().is_some_and(|h| convert::scaling_active(&h));
+            let lua = self.lua.is_some();
+            let active = lua || self.hpa_obj().is_some_and(|h| convert::scaling_active(&h));
             // An HPA that was there before the run (or a Deployment applied
             // below its floor) may still be raising the Deployment to
             // minReplicas; the run starts from the floor, not on the way.
+            // A Lua policy raises it at its first call, after t = 0.
             let spec = self
                 .deploy_obj()
                 .and_then(|d| d.spec.as_ref()?.replicas)
                 .unwrap_or(0);
-            let floor = spec >= self.watched.min;
+            let floor = lua || spec >= self.watched.min;
             let others = self.others_unavailable().await?;
             if avail && active && floor && others.is_empty() {
                 self.t0 = now_unix();
@@ -685,6 +717,7 @@ impl KubeCluster {
                     self.rescales.set_initial(spec);
                 }
                 self.start_schedule()?;
+                self.start_policy();
                 return Ok(());
             }
             let why = convert::diagnose(&self.pod_list());
@@ -784,6 +817,31 @@ impl KubeCluster {
         self.tasks
             .push(tokio::spawn(player.run(sr.firings.clone())));
         Ok(())
+    }
+
+    /// Starts the Lua policy's calls, from experiment t = 0.
+    fn start_policy(&mut self) {
+        let (Some(policy), Some(start), Some(deploy), Some(pods)) = (
+            self.lua.clone(),
+            self.start,
+            self.deploy.clone(),
+            self.pods.clone(),
+        ) else {
+            return;
+        };
+        let driver = lua::Driver {
+            client: self.client.clone(),
+            ns: self.watched.ns.clone(),
+            deployment: self.watched.deployment.clone(),
+            policy,
+            deploy,
+            pods,
+            seen: self.seen.clone(),
+            rates: self.rates.clone(),
+            t0: self.t0,
+            start,
+        };
+        self.tasks.push(tokio::spawn(driver.run()));
     }
 
     /// The applied Deployments besides the watched one that are not
@@ -926,7 +984,7 @@ impl Backend for KubeCluster {
         let hpa = self.hpa_obj();
         let dep = self.deploy_obj();
         let pods = self.pod_list();
-        let (raw, hpas, usage, usage_error, cron_statuses, schedule_events) = {
+        let (raw, hpas, usage, usage_error, cron_statuses, own_events) = {
             let mut s = lock(&self.seen);
             (
                 std::mem::take(&mut s.events),
@@ -934,7 +992,7 @@ impl Backend for KubeCluster {
                 s.usage.clone(),
                 s.usage_error.clone(),
                 std::mem::take(&mut s.cron_statuses),
-                std::mem::take(&mut s.schedule_events),
+                std::mem::take(&mut s.own_events),
             )
         };
         for h in &hpas {
@@ -951,10 +1009,14 @@ impl Backend for KubeCluster {
                     .unwrap_or_default(),
                 e.metadata.resource_version.clone().unwrap_or_default(),
             );
-            // A relist delivers the same objects again.
-            // A firing is recorded once, from the CronHPA's status or
-            // the harness's own record (see `schedule`).
-            if !self.recorded.insert(key) || schedule::duplicate(e) {
+            // A relist delivers the same objects again. What the harness
+            // did as a controller is recorded from its own record, a
+            // firing of the cluster's cronhpa controller from the CronHPA's
+            // status (see `schedule`).
+            if !self.recorded.insert(key)
+                || controller::posted_by_harness(e)
+                || schedule::duplicate(e)
+            {
                 continue;
             }
             if let Some((ev, at)) = convert::event(e, self.t0) {
@@ -962,7 +1024,7 @@ impl Backend for KubeCluster {
             }
         }
         events.extend(self.rescales.ready(now, false));
-        events.extend(schedule_events);
+        events.extend(own_events);
         if let Some(sr) = self.schedule.as_mut() {
             let name = sr.sched.object.name().to_string();
             for st in &cron_statuses {
@@ -972,10 +1034,16 @@ impl Backend for KubeCluster {
         events.sort_by(|a, b| a.t.total_cmp(&b.t));
         if let (Some(err), false) = (usage_error, self.usage_noted) {
             self.usage_noted = true;
+            let lua = match &self.lua {
+                Some(_) => " and the Lua policy's get_cpu_usage(), get_memory_usage() and get_memory_bytes() are nil",
+                None => "",
+            };
             events.push(self.warning(
                 now,
                 "NoPodMetrics",
-                format!("per-pod CPU and memory are not recorded: the metrics API answered {err}"),
+                format!(
+                    "per-pod CPU and memory are not recorded{lua}: the metrics API answered {err}"
+                ),
             ));
         }
         let rates = lock(&self.rates).clone();
@@ -990,11 +1058,20 @@ impl Backend for KubeCluster {
                 ),
             ));
         }
-        let replicas = convert::replicas(dep.as_deref(), &pods, hpa.as_deref());
+        let mut replicas = convert::replicas(dep.as_deref(), &pods, hpa.as_deref());
+        let status = match &self.lua {
+            // The policy in place of the HPA: its status and desired size.
+            Some(l) => {
+                let l = lock(l);
+                replicas.desired = l.desired.unwrap_or(replicas.spec);
+                Some(l.scaler.status().clone())
+            }
+            None => hpa.map(|h| convert::hpa_sample(&h)),
+        };
         Observation {
             replicas,
             pods: convert::pod_samples(&pods, &usage, &rates.qps, self.watched.cpu_request_milli),
-            hpa: hpa.map(|h| convert::hpa_sample(&h)),
+            hpa: status,
             events,
             load: None,
             tiers: Vec::new(),
@@ -1002,12 +1079,27 @@ impl Backend for KubeCluster {
     }
 
     fn drain(&mut self) -> Vec<crate::recorder::Event> {
-        self.rescales.ready(now_unix(), true)
+        let mut events = self.rescales.ready(now_unix(), true);
+        // What the harness did as a controller since the last sample.
+        events.extend(std::mem::take(&mut lock(&self.seen).own_events));
+        events
     }
 
     fn watched_hpa(&self) -> Option<(String, i32, i32)> {
+        // A Lua policy is no object in the cluster: run.json names it as
+        // the scenario does.
+        if self.lua.is_some() {
+            return None;
+        }
         let w = &self.watched;
         Some((format!("{}/{}", w.ns, w.hpa), w.min, w.max))
+    }
+
+    fn client_stats(&mut self, t: f64, s: &crate::load::IntervalStats) {
+        use crate::cluster::scaler::Scaler;
+        if let Some(l) = &self.lua {
+            lock(l).scaler.client_stats(t, s);
+        }
     }
 
     fn pod_qps_unobservable(&self) -> Option<String> {
@@ -1030,11 +1122,15 @@ impl Backend for KubeCluster {
                 t.abort();
             }
             if self.keep {
+                // A Lua policy's Events are about the Deployment it scales.
+                let describe = match self.lua {
+                    Some(_) => format!("deploy {}", self.watched.deployment),
+                    None => format!("hpa {}", self.watched.hpa),
+                };
                 eprintln!(
-                    "kept namespace {ns}; look at it with\n  kubectl -n {ns} get hpa,deploy,pods,httproute\n  kubectl -n {wns} describe hpa {hpa}\nand remove it with\n  kubectl delete namespace {ns}   (or: autoscale-harness cleanup)",
+                    "kept namespace {ns}; look at it with\n  kubectl -n {ns} get hpa,deploy,pods,httproute\n  kubectl -n {wns} describe {describe}\nand remove it with\n  kubectl delete namespace {ns}   (or: autoscale-harness cleanup)",
                     ns = self.ns,
                     wns = self.watched.ns,
-                    hpa = self.watched.hpa
                 );
                 return Ok(());
             }

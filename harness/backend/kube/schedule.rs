@@ -18,9 +18,9 @@
 //!   server-side apply under its own field manager (`SCHEDULE_MANAGER`: the
 //!   run's apply of the HPA keeps its other fields), patches the scale
 //!   subresource when the job scales, and posts an events.k8s.io/v1 Event
-//!   about the object it acted on (the CronHPA is not in the cluster). The
-//!   firing is recorded directly; the Event's copy from the Events watch
-//!   is dropped. A failed API call is a `Failed` firing and the run goes
+//!   about the object it acted on (the CronHPA is not in the cluster), with
+//!   the writes in `controller`. The firing is recorded directly; the
+//!   Event's copy from the Events watch is dropped. A failed API call is a `Failed` firing and the run goes
 //!   on (the real controller retries for up to 10 minutes; in a run that
 //!   would blur when the job acted, so the harness records the failure).
 
@@ -29,13 +29,12 @@ use std::sync::{Arc, Mutex};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Event as KubeEvent, ObjectReference};
-use k8s_openapi::api::events::v1::Event as EventsV1;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::Client;
 use serde_json::json;
 
+use super::controller::{self, reference, Note};
 use super::{api_message, lock, Seen};
 use crate::cronhpa::object::{CronHpaStatus, API_VERSION, KIND, PLURAL};
 use crate::cronhpa::plan::Firing;
@@ -47,8 +46,6 @@ use crate::recorder::{Event, CRON_SOURCE};
 /// apart from the run's own apply (`FIELD_MANAGER`): an apply of only
 /// min/max under the run's manager would drop the HPA's other fields.
 pub const SCHEDULE_MANAGER: &str = "autoscale-harness-schedule";
-/// `reportingController` of the Events the harness posts.
-pub const REPORTING_CONTROLLER: &str = "autoscale-harness";
 /// The CRD kubernetes-cronhpa-controller installs.
 pub const CRD: &str = "cronhorizontalpodautoscalers.autoscaling.alibabacloud.com";
 
@@ -71,15 +68,13 @@ pub fn crd_missing(name: &str, ns: &str, e: &kube::Error) -> String {
     )
 }
 
-/// Whether a cluster Event is already recorded another way: one the
-/// harness posted as the schedule controller, or the cronhpa controller's
-/// copy of a job's status condition (`Succeed`/`Failed` with the message
-/// the condition carries). The controller's other Events, such as
-/// `Failed to update cronhpa status`, are kept: no condition says those.
+/// Whether a cluster Event is the cronhpa controller's copy of a job's
+/// status condition (`Succeed`/`Failed` with the message the condition
+/// carries), which is recorded from the status. The controller's other
+/// Events, such as `Failed to update cronhpa status`, are kept: no
+/// condition says those. (The Events the harness posts as the controller
+/// are `controller::posted_by_harness`.)
 pub fn duplicate(e: &KubeEvent) -> bool {
-    if e.reporting_component.as_deref() == Some(REPORTING_CONTROLLER) {
-        return true;
-    }
     let reason = e.reason.as_deref().unwrap_or_default();
     let message = e.message.as_deref().unwrap_or_default();
     e.involved_object.kind.as_deref() == Some(KIND)
@@ -187,7 +182,7 @@ impl Player {
             tokio::time::sleep_until(self.start + std::time::Duration::from_secs_f64(f.t.max(0.0)))
                 .await;
             let ev = self.fire(&f).await;
-            lock(&self.seen).schedule_events.push(ev);
+            lock(&self.seen).own_events.push(ev);
         }
     }
 
@@ -220,7 +215,13 @@ impl Player {
             cluster_time: Some(at.to_string()),
             ..Default::default()
         };
-        if let Err(e) = self.post(done.regarding, type_, reason, &message, at).await {
+        let note = Note {
+            type_,
+            reason,
+            action: "Scale",
+            note: &message,
+        };
+        if let Err(e) = controller::post(&self.client, &self.ns, done.regarding, note, at).await {
             // The firing happened; only `kubectl describe` will not show it.
             ev.message
                 .push_str(&format!(" (its Event could not be posted: {e})"));
@@ -239,24 +240,15 @@ impl Player {
     async fn act(&self, size: i32) -> Done {
         let ns = self.ns.as_str();
         let deployments = Api::<Deployment>::namespaced(self.client.clone(), ns);
-        let scale_pp = PatchParams {
-            field_manager: Some(SCHEDULE_MANAGER.into()),
-            ..Default::default()
-        };
-        let scale = |name: String, to: i32| {
-            let deployments = deployments.clone();
-            let pp = scale_pp.clone();
-            async move {
-                deployments
-                    .patch_scale(&name, &pp, &Patch::Merge(json!({"spec": {"replicas": to}})))
-                    .await
-                    .map_err(|e| {
-                        format!(
-                            "failed to scale Deployment {name} in {ns} namespace to {to}, because of {}",
-                            api_message(&e)
-                        )
-                    })
-            }
+        let scale = |name: String, to: i32| async move {
+            controller::scale(&self.client, ns, &name, to, SCHEDULE_MANAGER)
+                .await
+                .map_err(|e| {
+                    format!(
+                        "failed to scale Deployment {name} in {ns} namespace to {to}, because of {}",
+                        api_message(&e)
+                    )
+                })
         };
         let mut done = Done {
             outcome: Err(String::new()),
@@ -351,64 +343,6 @@ impl Player {
             }
         }
         done
-    }
-
-    /// An events.k8s.io/v1 Event about `regarding`, so `kubectl describe`
-    /// and `kubectl events` show the firing.
-    async fn post(
-        &self,
-        regarding: ObjectReference,
-        type_: &str,
-        reason: &str,
-        note: &str,
-        at: jiff::Timestamp,
-    ) -> Result<(), String> {
-        let mut note = note.to_string();
-        // The API's limit on a note (1 kB).
-        if note.len() > 1024 {
-            let mut cut = 1021;
-            while !note.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            note.truncate(cut);
-            note.push_str("...");
-        }
-        let name = format!(
-            "{}.{:x}",
-            regarding.name.as_deref().unwrap_or("cronhpa"),
-            at.as_nanosecond()
-        );
-        let ev = EventsV1 {
-            metadata: kube::api::ObjectMeta {
-                name: Some(name),
-                namespace: Some(self.ns.clone()),
-                ..Default::default()
-            },
-            event_time: Some(MicroTime(at)),
-            type_: Some(type_.into()),
-            reason: Some(reason.into()),
-            action: Some("Scale".into()),
-            note: Some(note),
-            regarding: Some(regarding),
-            reporting_controller: Some(REPORTING_CONTROLLER.into()),
-            reporting_instance: Some(format!("{REPORTING_CONTROLLER}-{}", self.ns)),
-            ..Default::default()
-        };
-        Api::<EventsV1>::namespaced(self.client.clone(), &self.ns)
-            .create(&PostParams::default(), &ev)
-            .await
-            .map(drop)
-            .map_err(|e| api_message(&e))
-    }
-}
-
-fn reference(api_version: &str, kind: &str, name: &str, ns: &str) -> ObjectReference {
-    ObjectReference {
-        api_version: Some(api_version.into()),
-        kind: Some(kind.into()),
-        name: Some(name.into()),
-        namespace: Some(ns.into()),
-        ..Default::default()
     }
 }
 
@@ -510,12 +444,15 @@ mod tests {
             "Failed to update cronhpa status: x",
             None
         )));
-        assert!(duplicate(&ev(
+        // The harness's own, when it plays the controller: not the
+        // cronhpa controller's copy, but recorded already all the same.
+        let own = ev(
             "HorizontalPodAutoscaler",
             "Succeed",
             "cron hpa job up executed successfully.",
-            Some(REPORTING_CONTROLLER)
-        )));
+            Some(controller::REPORTING_CONTROLLER),
+        );
+        assert!(!duplicate(&own) && controller::posted_by_harness(&own));
         assert!(!duplicate(&ev(
             "HorizontalPodAutoscaler",
             "SuccessfulRescale",
