@@ -830,9 +830,13 @@ pub(super) fn qps_and_pods(run: &RunData) -> TimeChart {
             .width(3)
             .on_right()
             .points(col(&|s| s.replicas.ready as f64)),
-        Series::new(format!("desired pods ({})", super::scaler_word(run)), DESIRED, Stroke::StepDashed)
-            .on_right()
-            .points(col(&|s| s.replicas.desired as f64)),
+        Series::new(
+            format!("desired pods ({})", super::scaler_word(run)),
+            DESIRED,
+            Stroke::StepDashed,
+        )
+        .on_right()
+        .points(col(&|s| s.replicas.desired as f64)),
     ];
     // Only a run with a schedule gets the range and the firings: elsewhere
     // the range is fixed and the header already gives it.

@@ -8,8 +8,8 @@ use crate::recorder::{Percentiles, RunData, Sample};
 
 use super::charts::{self, hex, Stroke, TimeChart};
 use super::{
-    esc, events, firings, interval_s, kube_dur, mmss, num, recorded_s, rescales, sorted_events,
-    policy, scaler_word, summary, tiers, FiringState,
+    esc, events, firings, interval_s, kube_dur, mmss, num, policy, recorded_s, rescales,
+    scaler_word, sorted_events, summary, tiers, FiringState,
 };
 
 pub(super) const CSS: &str = r#"
@@ -588,7 +588,9 @@ fn fig8(h: &mut String, run: &RunData) -> anyhow::Result<()> {
         h.push_str("<section id=\"fig8\">\n<h2>Fig. 8 — Per-pod load</h2>\n");
         h.push_str("<p class=\"sub\">Each line is one pod, from when it appeared to when it went away. The Lua policy reads the ready pods' mean of these; its thresholds are in its script, so no target is drawn.</p>\n");
     } else {
-        h.push_str("<section id=\"fig8\">\n<h2>Fig. 8 — Per-pod load against the HPA target</h2>\n");
+        h.push_str(
+            "<section id=\"fig8\">\n<h2>Fig. 8 — Per-pod load against the HPA target</h2>\n",
+        );
         h.push_str("<p class=\"sub\">Each line is one pod, from when it appeared to when it went away. The dashed red line is the HPA's target: the controller scales so the per-pod average sits at or below it.</p>\n");
     }
     h.push_str("<h3>CPU utilization per pod</h3>\n");

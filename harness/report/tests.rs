@@ -829,10 +829,20 @@ fn a_lua_policy_run_names_the_policy_and_shows_its_script() {
         ..Default::default()
     };
     run.events = vec![
-        policy_event(15.0, "Warning", "FailedPolicy", "../policies/cpu.lua:2: attempt to compare nil with number; holding at 2"),
+        policy_event(
+            15.0,
+            "Warning",
+            "FailedPolicy",
+            "../policies/cpu.lua:2: attempt to compare nil with number; holding at 2",
+        ),
         policy_event(30.0, "Normal", "PolicyLog", "low CPU usage: 3.0%"),
         policy_event(45.0, "Normal", "PolicyLog", "low CPU usage: 4.5%"),
-        policy_event(700.0, "Normal", "SuccessfulRescale", "New size: 3; reason: high CPU usage: 93.0%"),
+        policy_event(
+            700.0,
+            "Normal",
+            "SuccessfulRescale",
+            "New size: 3; reason: high CPU usage: 93.0%",
+        ),
     ];
     run.events[3].from_replicas = Some(2);
     run.events[3].to_replicas = Some(3);

@@ -467,7 +467,11 @@ fn a_lua_policy_scales_out_and_back_on_local() {
         "{stdout}"
     );
     let data = load_run(dir.path()).unwrap();
-    let policy = data.meta.policy.as_ref().expect("run.json names the policy");
+    let policy = data
+        .meta
+        .policy
+        .as_ref()
+        .expect("run.json names the policy");
     assert_eq!(policy.script, "per-pod-qps.lua");
     let ups: Vec<_> = data
         .events
@@ -478,7 +482,9 @@ fn a_lua_policy_scales_out_and_back_on_local() {
     assert_eq!(ups[0].source, "lua-policy");
     assert!(
         ups[0].message.starts_with("New size: 2; reason: ")
-            && ups[0].message.ends_with("QPS per pod is above 10: adding one"),
+            && ups[0]
+                .message
+                .ends_with("QPS per pod is above 10: adding one"),
         "{}",
         ups[0].message
     );
