@@ -448,11 +448,14 @@ async fn record<F: Future<Output = ()>>(
     Ok((run, verdict, interrupted))
 }
 
-/// Stops the load and gives the requests in flight their timeout (and a
-/// second) to finish. A signal ends the wait at once: a first one, or the
-/// second after an interrupt (`interrupted`), whose first was spent on
-/// stopping the load. Returns the engine's end (None when the wait was cut
-/// short) and whether a signal cut it.
+/// Ends the load and gives the requests in flight their timeout (and a
+/// second) to finish. An interrupted run stops sending at once; otherwise
+/// the stages have ended by now (they end by `duration`), and what the
+/// scheduler has yet to send, running late, still goes out. A signal ends
+/// the wait at once: a first one, or the second after an interrupt
+/// (`interrupted`), whose first was spent on stopping the load. Returns the
+/// engine's end (None when the wait was cut short) and whether a signal cut
+/// it.
 async fn drain<F: Future<Output = ()>>(
     engine: &mut Engine,
     clock: &Clock,
@@ -462,7 +465,9 @@ async fn drain<F: Future<Output = ()>>(
     signal: std::pin::Pin<&mut F>,
     signals: impl Fn() -> F,
 ) -> (Option<load::Finished>, bool) {
-    engine.stop();
+    if interrupted {
+        engine.stop();
+    }
     let wait = clock.real(timeout) + Duration::from_secs(1);
     let in_flight = engine.in_flight();
     if in_flight > 0 && wait > Duration::from_secs(2) {
@@ -472,7 +477,7 @@ async fn drain<F: Future<Output = ()>>(
         ));
     }
     let drain = tokio::time::timeout(wait, engine.finish());
-    if interrupted {
+    let end = if interrupted {
         tokio::select! {
             f = drain => (f.ok(), false),
             _ = signals() => (None, false),
@@ -482,7 +487,10 @@ async fn drain<F: Future<Output = ()>>(
             f = drain => (f.ok(), false),
             _ = signal => (None, true),
         }
-    }
+    };
+    // Whatever is left is not waited for.
+    engine.stop();
+    end
 }
 
 /// Ends a run that never started its load: the record keeps `events` and
