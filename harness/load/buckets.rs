@@ -94,7 +94,10 @@ mod tests {
         // Sample 0 is closed: a late count lands in sample 1.
         b.at(0).completed += 100;
         let closed = b.close_through(1);
-        assert_eq!(closed.iter().map(|s| s.completed).collect::<Vec<_>>(), [105]);
+        assert_eq!(
+            closed.iter().map(|s| s.completed).collect::<Vec<_>>(),
+            [105]
+        );
         // A skipped close hands back both samples.
         b.at(3).completed += 7;
         let closed = b.close_through(3);
@@ -116,7 +119,11 @@ mod tests {
     #[test]
     fn provision_keeps_buckets_ready_ahead() {
         let mut b = Buckets::default();
-        let mut spare = vec![IntervalStats::new(), IntervalStats::new(), IntervalStats::new()];
+        let mut spare = vec![
+            IntervalStats::new(),
+            IntervalStats::new(),
+            IntervalStats::new(),
+        ];
         b.provision(2, &mut spare);
         assert_eq!((b.open.len(), spare.len()), (2, 1));
         b.close_through(0);

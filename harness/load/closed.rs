@@ -469,15 +469,19 @@ async fn send(shared: &Shared, user: &mut GooseUser, step: &Prepared) -> Transac
     let _in_flight = InFlight::inc(&shared.in_flight);
     let outcome = exchange(user, step).await;
     let done = Instant::now();
-    let micros = u64::try_from(done.saturating_duration_since(started).as_micros()).unwrap_or(u64::MAX);
+    let micros =
+        u64::try_from(done.saturating_duration_since(started).as_micros()).unwrap_or(u64::MAX);
     // Goose hands back the response after the body is read here, so the
     // time to the first byte is not observable in this model.
-    shared.recorder.record_completion(done, super::stats::Completion {
-        outcome,
-        response_us: micros,
-        service_us: micros,
-        ttfb_us: None,
-    });
+    shared.recorder.record_completion(
+        done,
+        super::stats::Completion {
+            outcome,
+            response_us: micros,
+            service_us: micros,
+            ttfb_us: None,
+        },
+    );
     Ok(())
 }
 

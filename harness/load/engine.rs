@@ -430,7 +430,9 @@ async fn send_one(shared: Arc<Shared>, due: Due, permit: OwnedSemaphorePermit) {
     // here rather than in the scheduler so that a runtime too busy to start
     // the task on time counts too.
     let started = Instant::now();
-    shared.recorder.record_send(started, micros(due.at, started));
+    shared
+        .recorder
+        .record_send(started, micros(due.at, started));
     let req = shared.prepared.build();
     let mut times = Times::default();
     let outcome = match tokio::time::timeout(
@@ -672,16 +674,29 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn samples_add_up_to_totals() {
+    async fn samples_hold_their_own_requests_and_add_up_to_totals() {
         let addr = ok_server().await;
         let mut cfg = config(addr, constant(400.0, 1.0));
         cfg.sample_interval = Duration::from_millis(200);
-        let h = start(cfg, Instant::now()).expect("start");
+        let t0 = Instant::now();
+        let h = start(cfg, t0).expect("start");
         let mut sum = IntervalStats::new();
-        for k in 0..5 {
-            let s = h.sample(k).await;
-            // Uniform spacing: 80 due per 200 ms sample, whenever it is read.
+        for k in 0..5u32 {
+            // A sampler busy elsewhere reads up to 90 ms (45 %) late; that
+            // moves no request between samples.
+            tokio::time::sleep_until(
+                t0 + Duration::from_millis(200 * u64::from(k + 1) + 30 * u64::from(k % 4)),
+            )
+            .await;
+            let s = h.sample(u64::from(k)).await;
+            // Uniform spacing: 80 due per 200 ms sample; a fast server
+            // answers within the sample but near its edges.
             assert_eq!(s.intended, 80, "sample {k}");
+            assert!(
+                s.completed.abs_diff(80) <= 4,
+                "sample {k}: {} completed",
+                s.completed
+            );
             sum.merge(&s);
         }
         let mut h = h;

@@ -23,10 +23,10 @@ pub mod rawlog;
 pub mod schedule;
 pub mod stats;
 
+pub use self::buckets::sample_of;
 pub use self::closed::{ClosedConfig, ClosedError, ClosedHandle, PlanStep, StepSpec};
 pub use self::driver::Engine;
 pub use self::engine::{start, Finished, LoadConfig, LoadError, LoadHandle, RequestSpec};
 pub use self::rawlog::RawLogSummary;
-pub use self::buckets::sample_of;
 pub use self::schedule::{CurveError, RateCurve, Schedule, Segment, Spacing};
 pub use self::stats::{IntervalStats, StatusCounts};

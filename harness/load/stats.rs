@@ -227,7 +227,10 @@ impl Recorder {
     /// Samples of `interval` experiment seconds on `clock`.
     pub fn new(clock: Clock, interval: f64) -> Self {
         let mut open = Buckets::default();
-        open.provision(AHEAD, &mut (0..AHEAD).map(|_| IntervalStats::new()).collect());
+        open.provision(
+            AHEAD,
+            &mut (0..AHEAD).map(|_| IntervalStats::new()).collect(),
+        );
         Self {
             clock,
             interval,
@@ -314,7 +317,11 @@ impl Recorder {
         self.take(Buckets::close_all, in_flight)
     }
 
-    fn take(&self, how: impl FnOnce(&mut Buckets) -> Vec<IntervalStats>, in_flight: u64) -> IntervalStats {
+    fn take(
+        &self,
+        how: impl FnOnce(&mut Buckets) -> Vec<IntervalStats>,
+        in_flight: u64,
+    ) -> IntervalStats {
         // Allocate and merge outside the request path's lock.
         let mut spare: Vec<_> = (0..AHEAD).map(|_| IntervalStats::new()).collect();
         // Lock order everywhere: closed, then open. Holding `closed` across
@@ -417,7 +424,10 @@ mod tests {
 
         let b = r.close(1, 4);
         assert_eq!((b.completed, b.status.s5xx, b.status.timeout), (3, 1, 1));
-        assert_eq!((b.intended, b.late, b.lateness.len(), b.in_flight), (0, 0, 0, 4));
+        assert_eq!(
+            (b.intended, b.late, b.lateness.len(), b.in_flight),
+            (0, 0, 0, 4)
+        );
         // The rest: sample 2's completion.
         let rest = r.close_all(0);
         assert_eq!((rest.completed, rest.status.other), (1, 1));

@@ -384,9 +384,20 @@ async fn record<F: Future<Output = ()>>(
             // The last sample also holds what completes after its end, so
             // the samples add up to the engine's totals.
             Some(e) if interrupted || k == n => {
-                let (f, cut) = drain(e, &clock, s.load.timeout(), interrupted, &progress, signal.as_mut(), &signals).await;
+                let (f, cut) = drain(
+                    e,
+                    &clock,
+                    s.load.timeout(),
+                    interrupted,
+                    &progress,
+                    signal.as_mut(),
+                    &signals,
+                )
+                .await;
                 if f.is_none() && engine_failure.is_none() {
-                    progress.message("stopped waiting for requests in flight; they are not in the record");
+                    progress.message(
+                        "stopped waiting for requests in flight; they are not in the record",
+                    );
                 }
                 interrupted |= cut;
                 finished = f;
