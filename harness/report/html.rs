@@ -359,7 +359,7 @@ fn fig7(h: &mut String, run: &RunData) -> anyhow::Result<()> {
     let iv = interval_s(run);
     writeln!(
         h,
-        "<p class=\"sub\">Offered is the scenario's intended rate; achieved is completed requests per sample ÷ {} s, each in the sample it completed in. \
+        "<p class=\"sub\">Offered is the scenario's intended rate; achieved is completed requests per sample ÷ {} s. \
          Pods: ready replicas and the HPA's desired replicas (right axis).</p>",
         num(iv, 3)
     )?;
