@@ -203,6 +203,8 @@ impl Plan {
             http2: a.http2,
             max_connections: Some(connections),
             raw_log: a.raw_log.clone(),
+            // Windows are cut at the instants they are read (`measure`).
+            sample_interval: Duration::from_secs(1),
         };
         let setup = Setup {
             url: a.url.clone(),
@@ -255,7 +257,7 @@ pub async fn measure<F: std::future::Future<Output = ()>>(
     let curve = plan.config.curve.clone();
     let mut before = usage_at()?;
     let t0 = Instant::now() + LEAD;
-    let handle = load::start(plan.config, t0).map_err(|e| match e {
+    let mut handle = load::start(plan.config, t0).map_err(|e| match e {
         LoadError::NoRuntime => anyhow::Error::from(InfraError(e.to_string())),
         e => UsageError(e.to_string()).into(),
     })?;
@@ -274,7 +276,7 @@ pub async fn measure<F: std::future::Future<Output = ()>>(
         interrupted_at = wait_until(warmup).await;
         // Counted by when the engine processed them, so a request due right
         // at the boundary may land on either side of this read.
-        let _ = handle.take_interval();
+        let _ = handle.take_recorded();
         start_s = since_t0(Instant::now());
         before = usage_at()?;
     }
@@ -291,7 +293,7 @@ pub async fn measure<F: std::future::Future<Output = ()>>(
         }
         // The read's own instant is the window's end, so lateness in waking
         // up moves the boundary instead of counting as rate error.
-        let stats = handle.take_interval();
+        let stats = handle.take_recorded();
         let end_s = since_t0(Instant::now());
         windows.push(Window::new(start_s, end_s, &stats));
         measured.merge(&stats);
@@ -316,7 +318,7 @@ pub async fn measure<F: std::future::Future<Output = ()>>(
         handle.stop();
         interrupted_at.get_or_insert_with(Instant::now);
     }
-    measured.merge(&handle.take_interval());
+    measured.merge(&handle.take_recorded());
     // After a cut, requests still out are not waited for.
     let raw_log = if cut {
         None

@@ -23,7 +23,11 @@ impl Clock {
     }
     /// Experiment seconds since the start.
     pub fn now(&self) -> f64 {
-        self.t0.elapsed().as_secs_f64() * self.speed
+        self.time_of(Instant::now())
+    }
+    /// Experiment seconds at real instant `at` (0 before the start).
+    pub fn time_of(&self, at: Instant) -> f64 {
+        at.saturating_duration_since(self.t0).as_secs_f64() * self.speed
     }
     /// Real duration of an experiment duration.
     pub fn real(&self, d: Duration) -> Duration {

@@ -31,6 +31,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::stats::{DispatchCounts, IntervalStats, Outcome, Recorder};
+use crate::clock::Clock;
 
 /// One step of the user ramp, in experiment time: reach `users` linearly
 /// over `over` (equal to the previous count: hold it that long).
@@ -67,6 +68,9 @@ pub struct ClosedConfig {
     /// Time compression: durations and think times are divided by it in real
     /// time; user counts are not.
     pub speed: f64,
+    /// Width of a sample in experiment time: counts are kept per sample of
+    /// their own timestamp (see `stats`).
+    pub sample_interval: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -91,6 +95,8 @@ pub enum ClosedError {
     Goose(String),
     #[error("load engine must be started inside a tokio runtime")]
     NoRuntime,
+    #[error("sample interval {0:?} at this speed is not a usable real duration")]
+    BadSampleInterval(Duration),
 }
 
 /// A journey step pre-built once: each send only clones cheap parts.
@@ -185,9 +191,15 @@ pub struct ClosedHandle {
 }
 
 impl ClosedHandle {
-    /// Stats since the previous call; also folded into `totals()`.
-    pub fn take_interval(&self) -> IntervalStats {
-        self.shared.recorder.take(self.in_flight())
+    /// Sample `k`'s stats once complete, as [`super::LoadHandle::sample`].
+    pub async fn sample(&self, k: u64) -> IntervalStats {
+        tokio::time::sleep_until(self.shared.recorder.closes_at(k)).await;
+        self.shared.recorder.close(k, self.in_flight())
+    }
+
+    /// Everything recorded and not yet taken, whatever its sample.
+    pub fn take_recorded(&self) -> IntervalStats {
+        self.shared.recorder.close_all(self.in_flight())
     }
 
     /// Cumulative stats, including the current, not yet taken interval.
@@ -221,8 +233,15 @@ impl ClosedHandle {
     /// Waits until the plan is done (or stopped) and every user has exited,
     /// then returns the final totals.
     pub async fn join(mut self) -> IntervalStats {
-        if let Some(task) = self.task.take() {
+        self.finish().await
+    }
+
+    /// Like [`ClosedHandle::join`]; the handle stays usable (for what was
+    /// recorded) if the wait is cut short.
+    pub async fn finish(&mut self) -> IntervalStats {
+        if let Some(task) = self.task.as_mut() {
             let _ = task.await;
+            self.task = None;
         }
         self.totals()
     }
@@ -249,6 +268,10 @@ pub fn start(config: ClosedConfig, t0: Instant) -> Result<ClosedHandle, ClosedEr
         return Err(ClosedError::EmptyJourney);
     }
     let runtime = tokio::runtime::Handle::try_current().map_err(|_| ClosedError::NoRuntime)?;
+    let interval = config.sample_interval;
+    if Duration::try_from_secs_f64(interval.as_secs_f64() / speed).map_or(true, |d| d.is_zero()) {
+        return Err(ClosedError::BadSampleInterval(interval));
+    }
     let (lead, steps) = goose_plan(&config.plan, speed)?;
     let journey = config
         .journey
@@ -256,7 +279,7 @@ pub fn start(config: ClosedConfig, t0: Instant) -> Result<ClosedHandle, ClosedEr
         .map(|s| Prepared::new(s, config.host.as_deref(), speed).map(Arc::new))
         .collect::<Result<Vec<_>, _>>()?;
     let shared = Arc::new(Shared {
-        recorder: Recorder::new(),
+        recorder: Recorder::new(Clock::new(t0, speed), interval.as_secs_f64()),
         in_flight: AtomicU64::new(0),
         users: AtomicU64::new(0),
         stop: AtomicBool::new(false),
@@ -433,23 +456,32 @@ impl Drop for InFlight<'_> {
 /// failed step does not end the user's journey, as a real user would retry
 /// on their next pass.
 async fn send(shared: &Shared, user: &mut GooseUser, step: &Prepared) -> TransactionResult {
-    shared.recorder.record_dispatch(DispatchCounts {
-        intended: 1,
-        sent: 1,
-        ..Default::default()
-    });
-    let _in_flight = InFlight::inc(&shared.in_flight);
     let started = Instant::now();
+    let k = shared.recorder.sample_at(started);
+    shared.recorder.record_dispatch(
+        k,
+        DispatchCounts {
+            intended: 1,
+            sent: 1,
+            ..Default::default()
+        },
+    );
+    let _in_flight = InFlight::inc(&shared.in_flight);
     let outcome = exchange(user, step).await;
-    let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    let done = Instant::now();
+    let micros =
+        u64::try_from(done.saturating_duration_since(started).as_micros()).unwrap_or(u64::MAX);
     // Goose hands back the response after the body is read here, so the
     // time to the first byte is not observable in this model.
-    shared.recorder.record_completion(super::stats::Completion {
-        outcome,
-        response_us: micros,
-        service_us: micros,
-        ttfb_us: None,
-    });
+    shared.recorder.record_completion(
+        done,
+        super::stats::Completion {
+            outcome,
+            response_us: micros,
+            service_us: micros,
+            ttfb_us: None,
+        },
+    );
     Ok(())
 }
 
@@ -655,6 +687,7 @@ mod tests {
             think: (ms(10), ms(20)),
             plan,
             speed: 1.0,
+            sample_interval: ms(100),
         }
     }
 
@@ -683,10 +716,9 @@ mod tests {
         ];
         let h = start(config(addr, plan), Instant::now()).expect("start");
         let (mut peak, mut taken) = (0, IntervalStats::new());
-        for _ in 0..10 {
-            tokio::time::sleep(ms(100)).await;
+        for k in 0..10 {
+            taken.merge(&h.sample(k).await);
             peak = peak.max(h.users());
-            taken.merge(&h.take_interval());
         }
         let t = tokio::time::timeout(Duration::from_secs(10), h.join())
             .await

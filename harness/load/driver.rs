@@ -13,11 +13,21 @@ pub enum Engine {
 }
 
 impl Engine {
-    /// Stats since the previous call. Call once per sample interval.
-    pub fn take_interval(&self) -> IntervalStats {
+    /// Sample `k`'s stats (0-based), once complete: waits until a short
+    /// grace after its end. Call once per sample, in order.
+    pub async fn sample(&self, k: u64) -> IntervalStats {
         match self {
-            Engine::Open(h) => h.take_interval(),
-            Engine::Closed(h) => h.take_interval(),
+            Engine::Open(h) => h.sample(k).await,
+            Engine::Closed(h) => h.sample(k).await,
+        }
+    }
+
+    /// Everything recorded and not yet taken, whatever its sample: the
+    /// last sample of a run, after [`Engine::finish`].
+    pub fn take_recorded(&self) -> IntervalStats {
+        match self {
+            Engine::Open(h) => h.take_recorded(),
+            Engine::Closed(h) => h.take_recorded(),
         }
     }
 
@@ -39,11 +49,13 @@ impl Engine {
 
     /// Waits for the engine to finish: the run's totals, and the raw log's
     /// summary when the open engine wrote one.
-    pub async fn finish(self) -> super::Finished {
+    /// The engine stays usable (for what was recorded) if the wait is cut
+    /// short.
+    pub async fn finish(&mut self) -> super::Finished {
         match self {
             Engine::Open(h) => h.finish().await,
             Engine::Closed(h) => super::Finished {
-                totals: h.join().await,
+                totals: h.finish().await,
                 raw_log: None,
             },
         }

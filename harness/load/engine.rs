@@ -68,6 +68,9 @@ pub struct LoadConfig {
     pub max_connections: Option<usize>,
     /// Write one CSV row per request here (see `rawlog`).
     pub raw_log: Option<PathBuf>,
+    /// Width of a sample in experiment time: counts are kept per sample of
+    /// their own timestamp (see `stats`).
+    pub sample_interval: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -84,6 +87,8 @@ pub enum LoadError {
     BadHeader { name: String, reason: String },
     #[error("timeout {0:?} at this speed is not a usable real duration")]
     BadTimeout(Duration),
+    #[error("sample interval {0:?} at this speed is not a usable real duration")]
+    BadSampleInterval(Duration),
     #[error("load engine must be started inside a tokio runtime")]
     NoRuntime,
     #[error("raw log {path}: {reason}")]
@@ -208,10 +213,20 @@ pub struct LoadHandle {
 }
 
 impl LoadHandle {
-    /// Stats since the previous call; also folded into `totals()`. Call once
-    /// per sample period.
-    pub fn take_interval(&self) -> IntervalStats {
-        self.shared.recorder.take(self.shared.in_flight())
+    /// Sample `k`'s stats (0-based: experiment time (k·interval,
+    /// (k+1)·interval]), once they are complete: waits until a short grace
+    /// after its end, then closes it (and any earlier sample still open).
+    /// Also folded into `totals()`. Call once per sample, in order.
+    pub async fn sample(&self, k: u64) -> IntervalStats {
+        tokio::time::sleep_until(self.shared.recorder.closes_at(k)).await;
+        self.shared.recorder.close(k, self.shared.in_flight())
+    }
+
+    /// Everything recorded and not yet taken, whatever its sample (the end
+    /// of a run, or reads on a clock of the caller's own); also folded into
+    /// `totals()`.
+    pub fn take_recorded(&self) -> IntervalStats {
+        self.shared.recorder.close_all(self.shared.in_flight())
     }
 
     /// Cumulative stats, including the current, not yet taken interval.
@@ -231,15 +246,17 @@ impl LoadHandle {
 
     /// Waits until the schedule is done (or stopped) and all in-flight
     /// requests finished, then returns the final totals.
-    pub async fn join(self) -> IntervalStats {
+    pub async fn join(mut self) -> IntervalStats {
         self.finish().await.totals
     }
 
-    /// Like [`LoadHandle::join`], and also reports on the raw log.
-    pub async fn finish(mut self) -> Finished {
-        if let Some(task) = self.task.take() {
+    /// Like [`LoadHandle::join`], and also reports on the raw log. The
+    /// handle stays usable (for what was recorded) if the wait is cut short.
+    pub async fn finish(&mut self) -> Finished {
+        if let Some(task) = self.task.as_mut() {
             // A panicked engine task still leaves valid counters behind.
             let _ = task.await;
+            self.task = None;
         }
         Finished {
             totals: self.totals(),
@@ -287,6 +304,11 @@ pub fn start(config: LoadConfig, t0: Instant) -> Result<LoadHandle, LoadError> {
         return Err(LoadError::BadConnections);
     }
     let prepared = Prepared::new(&config.request, speed, config.http2)?;
+    let interval = config.sample_interval;
+    if Duration::try_from_secs_f64(interval.as_secs_f64() / speed).map_or(true, |d| d.is_zero()) {
+        return Err(LoadError::BadSampleInterval(interval));
+    }
+    let clock = Clock::new(t0, speed);
     let runtime = tokio::runtime::Handle::try_current().map_err(|_| LoadError::NoRuntime)?;
     let pool = Pool::new(prepared.target.clone(), config.http2, max_connections);
     let raw = match &config.raw_log {
@@ -300,7 +322,7 @@ pub fn start(config: LoadConfig, t0: Instant) -> Result<LoadHandle, LoadError> {
     };
 
     let shared = Arc::new(Shared {
-        recorder: Recorder::new(),
+        recorder: Recorder::new(clock, interval.as_secs_f64()),
         pool,
         prepared,
         slots: Arc::new(Semaphore::new(config.max_in_flight)),
@@ -311,7 +333,7 @@ pub fn start(config: LoadConfig, t0: Instant) -> Result<LoadHandle, LoadError> {
         raw,
     });
     let schedule = Schedule::new(config.curve, config.spacing);
-    let task = runtime.spawn(run(shared.clone(), schedule, Clock::new(t0, speed)));
+    let task = runtime.spawn(run(shared.clone(), schedule, clock));
     Ok(LoadHandle {
         shared,
         task: Some(task),
@@ -350,9 +372,17 @@ async fn run(shared: Arc<Shared>, mut schedule: Schedule, clock: Clock) {
             break;
         }
         let mut counts = DispatchCounts::default();
+        // The sample the counts are for: a batch may span a boundary.
+        let mut sample = 0;
         let mut horizon = Instant::now() + BATCH_WINDOW;
         let mut batch = 0u32;
         while let Some(d) = due.filter(|d| d.at <= horizon) {
+            let k = shared.recorder.sample_of(d.t);
+            if k != sample && !counts.is_empty() {
+                shared.recorder.record_dispatch(sample, counts);
+                counts = DispatchCounts::default();
+            }
+            sample = k;
             counts.intended += 1;
             match shared.slots.clone().try_acquire_owned() {
                 Ok(permit) => {
@@ -373,7 +403,7 @@ async fn run(shared: Arc<Shared>, mut schedule: Schedule, clock: Clock) {
             if batch.is_multiple_of(YIELD_EVERY) {
                 // Catching up on a backlog: let request tasks run and
                 // observe stop, and keep the stats current.
-                shared.recorder.record_dispatch(counts);
+                shared.recorder.record_dispatch(sample, counts);
                 counts = DispatchCounts::default();
                 tokio::task::yield_now().await;
                 if shared.stopping() {
@@ -383,7 +413,7 @@ async fn run(shared: Arc<Shared>, mut schedule: Schedule, clock: Clock) {
             }
         }
         if !counts.is_empty() {
-            shared.recorder.record_dispatch(counts);
+            shared.recorder.record_dispatch(sample, counts);
         }
     }
     // Every request holds a permit until it has recorded its outcome, so
@@ -400,7 +430,9 @@ async fn send_one(shared: Arc<Shared>, due: Due, permit: OwnedSemaphorePermit) {
     // here rather than in the scheduler so that a runtime too busy to start
     // the task on time counts too.
     let started = Instant::now();
-    shared.recorder.record_send(micros(due.at, started));
+    shared
+        .recorder
+        .record_send(started, micros(due.at, started));
     let req = shared.prepared.build();
     let mut times = Times::default();
     let outcome = match tokio::time::timeout(
@@ -430,7 +462,7 @@ async fn send_one(shared: Arc<Shared>, due: Due, permit: OwnedSemaphorePermit) {
         service_us: micros(sent, done),
         ttfb_us: times.headers.map(|h| micros(sent, h)),
     };
-    shared.recorder.record_completion(c);
+    shared.recorder.record_completion(done, c);
     if let Some(raw) = &shared.raw {
         raw.finished(due.t, sent, done, &c);
     }
@@ -547,6 +579,7 @@ mod tests {
             http2: false,
             max_connections: None,
             raw_log: None,
+            sample_interval: Duration::from_secs(1),
         }
     }
 
@@ -605,7 +638,7 @@ mod tests {
         let t0 = Instant::now();
         let h = start(cfg, t0).expect("start");
         tokio::time::sleep(Duration::from_millis(250)).await;
-        let mid = h.take_interval();
+        let mid = h.take_recorded();
         assert_eq!(mid.in_flight, 10);
         assert_eq!((mid.intended, mid.sent, mid.dropped), (100, 10, 90));
         assert_eq!(mid.completed, 0);
@@ -641,19 +674,34 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn intervals_add_up_to_totals() {
+    async fn samples_hold_their_own_requests_and_add_up_to_totals() {
         let addr = ok_server().await;
-        let h = start(config(addr, constant(400.0, 1.0)), Instant::now()).expect("start");
+        let mut cfg = config(addr, constant(400.0, 1.0));
+        cfg.sample_interval = Duration::from_millis(200);
+        let t0 = Instant::now();
+        let h = start(cfg, t0).expect("start");
         let mut sum = IntervalStats::new();
-        let mut taken = 0;
-        while !h.finished() {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            sum.merge(&h.take_interval());
-            taken += 1;
+        for k in 0..5u32 {
+            // A sampler busy elsewhere reads up to 90 ms (45 %) late; that
+            // moves no request between samples.
+            tokio::time::sleep_until(
+                t0 + Duration::from_millis(200 * u64::from(k + 1) + 30 * u64::from(k % 4)),
+            )
+            .await;
+            let s = h.sample(u64::from(k)).await;
+            // Uniform spacing: 80 due per 200 ms sample; a fast server
+            // answers within the sample but near its edges.
+            assert_eq!(s.intended, 80, "sample {k}");
+            assert!(
+                s.completed.abs_diff(80) <= 4,
+                "sample {k}: {} completed",
+                s.completed
+            );
+            sum.merge(&s);
         }
-        sum.merge(&h.take_interval());
-        let t = h.join().await;
-        assert!(taken >= 4);
+        let mut h = h;
+        let t = h.finish().await.totals;
+        sum.merge(&h.take_recorded());
         assert_eq!(t.intended, 400);
         assert_eq!(
             (sum.intended, sum.sent, sum.completed, sum.status),
@@ -788,9 +836,8 @@ mod tests {
             let t0 = Instant::now() + Duration::from_millis(50);
             let h = start(cfg, t0).expect("start");
             let mut held = true;
-            for k in 1..=5u32 {
-                tokio::time::sleep_until(t0 + Duration::from_secs(k.into())).await;
-                let s = h.take_interval();
+            for k in 1..=5u64 {
+                let s = h.sample(k - 1).await;
                 let ok = (s.completed as f64 - rate).abs() <= rate * 0.01
                     && (s.sent as f64 - rate).abs() <= rate * 0.01;
                 held &= ok;

@@ -9,9 +9,11 @@
 //! - [`closed`]: Goose users ramped by a test plan; every request timed here.
 //! - `goose_env`: the logger and Ctrl-C handler, claimed before Goose does.
 //! - [`driver`]: one handle over either engine for the experiment loop.
-//! - [`stats`]: per-interval and cumulative counters and latency histograms.
+//! - [`stats`]: per-sample and cumulative counters and latency histograms.
+//! - `buckets`: the open samples, each count in the sample of its timestamp.
 //! - [`rawlog`]: the optional per-request CSV, written off the request path.
 
+mod buckets;
 pub mod closed;
 pub mod driver;
 pub mod engine;
@@ -21,6 +23,7 @@ pub mod rawlog;
 pub mod schedule;
 pub mod stats;
 
+pub use self::buckets::sample_of;
 pub use self::closed::{ClosedConfig, ClosedError, ClosedHandle, PlanStep, StepSpec};
 pub use self::driver::Engine;
 pub use self::engine::{start, Finished, LoadConfig, LoadError, LoadHandle, RequestSpec};

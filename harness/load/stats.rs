@@ -1,14 +1,15 @@
 //! Counters and latency histograms, per sample interval and cumulative.
 //!
-//! Attribution: counts about *scheduling* (`intended`, `sent`, `dropped`)
-//! go to the interval in which the scheduler processed the request, which is
-//! the interval it was due in (give or take the ~1 ms dispatch batch and any
-//! scheduler lateness). `late` and `lateness` go to the interval in which the
-//! request's task actually started, so they show *when* the generator fell
-//! behind. Counts about *outcomes* (`completed`, `status`, the response,
-//! service and TTFB histograms) go to the interval in which the request
-//! completed. So a slow request due in interval k may show up as completed in
-//! interval k+3; over the whole run everything adds up.
+//! Attribution: every count goes to the sample of its own timestamp in
+//! experiment time, not to whichever sample is open when the sampler reads:
+//! `intended`, `sent` and `dropped` to the sample the request was due in,
+//! `late` and `lateness` to the sample its task started in, and the outcome
+//! (`completed`, `status`, the response, service and TTFB histograms) to the
+//! sample it completed in. A sample is closed a short grace after its end
+//! (see [`grace`]), once the accounting of what happened in it has landed;
+//! anything recorded for it later still counts, in the first open sample.
+//! So a slow request due in sample k shows up as completed in sample k+3,
+//! and over the whole run everything adds up.
 //!
 //! Latencies are in REAL microseconds (the caller rescales by the speed):
 //! - `response_time` = completion - min(intended instant, actual dispatch).
@@ -33,14 +34,22 @@
 //! `status` only; `completed` counts every finished request whatever its
 //! outcome.
 //!
-//! Design: one `IntervalStats` behind a `std::sync::Mutex`, locked once per
-//! request start, once per completion and once per scheduler batch, for a few
-//! hundred nanoseconds. `take` swaps it for a fresh one and folds it into the
-//! totals, so memory is a fixed set of histograms regardless of run length.
+//! Design: the open samples behind one `std::sync::Mutex`, locked once per
+//! request start, once per completion and once per scheduler batch (per
+//! sample the batch touches), for a few hundred nanoseconds, as a single
+//! current interval was before. Closing a sample takes its bucket out and
+//! folds it into the totals outside that lock, and buckets for the next
+//! samples are made there too, so memory is a fixed set of histograms per
+//! open sample regardless of run length.
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use hdrhistogram::Histogram;
+use tokio::time::Instant;
+
+use super::buckets::{sample_of, Buckets};
+use crate::clock::Clock;
 
 /// Histogram range: 1 µs .. 60 s at 3 significant digits.
 const HIST_LOW_US: u64 = 1;
@@ -171,44 +180,103 @@ impl DispatchCounts {
     }
 }
 
-/// Shared recorder: the current interval plus cumulative totals of all
-/// intervals already taken.
-#[derive(Debug, Default)]
+/// The longest a sample stays open after its end, in real time: far more
+/// than a completion takes to be recorded on a busy machine (the task that
+/// read the response records it next), short enough that the timeline
+/// never waits on a stuck request.
+const MAX_GRACE: Duration = Duration::from_millis(50);
+/// Buckets kept ready beyond the ones closed: the current sample's and the
+/// next, so the request path does not allocate histograms.
+const AHEAD: usize = 2;
+
+/// How long after its end (real time) a sample of `real_interval` stays
+/// open for counts still being recorded: half a sample, at most
+/// [`MAX_GRACE`], so closing it never delays the next one.
+pub(super) fn grace(real_interval: Duration) -> Duration {
+    (real_interval / 2).min(MAX_GRACE)
+}
+
+/// Shared recorder: the open samples, and the totals of the closed ones.
+#[derive(Debug)]
 pub(super) struct Recorder {
-    current: Mutex<IntervalStats>,
-    taken: Mutex<IntervalStats>,
+    /// Experiment time of real instants.
+    clock: Clock,
+    /// Sample width in experiment seconds.
+    interval: f64,
+    open: Mutex<Buckets>,
+    closed: Mutex<IntervalStats>,
 }
 
 /// A panic elsewhere must not stop measurement; the data is plain counters.
-fn lock(m: &Mutex<IntervalStats>) -> MutexGuard<'_, IntervalStats> {
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Merges `parts` into one interval; `in_flight` is the gauge's reading.
+fn merged(parts: Vec<IntervalStats>, in_flight: u64) -> IntervalStats {
+    let mut parts = parts.into_iter();
+    let mut out = parts.next().unwrap_or_default();
+    for p in parts {
+        out.merge(&p);
+    }
+    out.in_flight = in_flight;
+    out
+}
+
 impl Recorder {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    pub fn record_dispatch(&self, c: DispatchCounts) {
-        let mut cur = lock(&self.current);
-        cur.intended += c.intended;
-        cur.sent += c.sent;
-        cur.dropped += c.dropped;
-    }
-
-    /// A request's task started `lateness_us` after its intended instant.
-    pub fn record_send(&self, lateness_us: u64) {
-        let mut cur = lock(&self.current);
-        if lateness_us > LATE_THRESHOLD_US {
-            cur.late += 1;
+    /// Samples of `interval` experiment seconds on `clock`.
+    pub fn new(clock: Clock, interval: f64) -> Self {
+        let mut open = Buckets::default();
+        open.provision(
+            AHEAD,
+            &mut (0..AHEAD).map(|_| IntervalStats::new()).collect(),
+        );
+        Self {
+            clock,
+            interval,
+            open: Mutex::new(open),
+            closed: Mutex::new(IntervalStats::new()),
         }
-        cur.lateness.saturating_record(lateness_us);
     }
 
-    pub fn record_completion(&self, c: Completion) {
-        let mut cur = lock(&self.current);
-        cur.completed += 1;
-        let st = &mut cur.status;
+    /// The sample holding experiment time `t`.
+    pub fn sample_of(&self, t: f64) -> u64 {
+        sample_of(t, self.interval)
+    }
+
+    /// The sample holding real instant `at`.
+    pub fn sample_at(&self, at: Instant) -> u64 {
+        self.sample_of(self.clock.time_of(at))
+    }
+
+    /// Scheduler counts of requests due in sample `k`.
+    pub fn record_dispatch(&self, k: u64, c: DispatchCounts) {
+        let mut open = lock(&self.open);
+        let b = open.at(k);
+        b.intended += c.intended;
+        b.sent += c.sent;
+        b.dropped += c.dropped;
+    }
+
+    /// A request's task started at `started`, `lateness_us` after its
+    /// intended instant.
+    pub fn record_send(&self, started: Instant, lateness_us: u64) {
+        let k = self.sample_at(started);
+        let mut open = lock(&self.open);
+        let b = open.at(k);
+        if lateness_us > LATE_THRESHOLD_US {
+            b.late += 1;
+        }
+        b.lateness.saturating_record(lateness_us);
+    }
+
+    /// A request finished at `done`.
+    pub fn record_completion(&self, done: Instant, c: Completion) {
+        let k = self.sample_at(done);
+        let mut open = lock(&self.open);
+        let b = open.at(k);
+        b.completed += 1;
+        let st = &mut b.status;
         match c.outcome {
             Outcome::Status(code) => match code {
                 200..=299 => st.s2xx += 1,
@@ -223,32 +291,60 @@ impl Recorder {
         }
         if matches!(c.outcome, Outcome::Status(_)) {
             // Saturating: anything beyond 60 s lands in the top bucket.
-            cur.response_time.saturating_record(c.response_us);
-            cur.service_time.saturating_record(c.service_us);
+            b.response_time.saturating_record(c.response_us);
+            b.service_time.saturating_record(c.service_us);
             if let Some(t) = c.ttfb_us {
-                cur.ttfb.saturating_record(t);
+                b.ttfb.saturating_record(t);
             }
         }
     }
 
-    /// Swaps out the current interval and folds it into the totals.
-    pub fn take(&self, in_flight: u64) -> IntervalStats {
-        // Allocate outside the locks to keep critical sections short.
-        let fresh = IntervalStats::new();
-        // Lock order everywhere: taken, then current. Holding `taken` across
-        // the swap keeps `totals()` from seeing an interval in neither place.
-        let mut taken = lock(&self.taken);
-        let mut out = std::mem::replace(&mut *lock(&self.current), fresh);
-        out.in_flight = in_flight;
-        taken.merge(&out);
+    /// The real instant after which nothing more is expected in sample `k`:
+    /// its end plus the grace.
+    pub fn closes_at(&self, k: u64) -> Instant {
+        let end = self.clock.instant((k + 1) as f64 * self.interval);
+        end + grace(self.clock.real(Duration::from_secs_f64(self.interval)))
+    }
+
+    /// Closes sample `k` (and any earlier one still open) and folds it into
+    /// the totals.
+    pub fn close(&self, k: u64, in_flight: u64) -> IntervalStats {
+        self.take(|b| b.close_through(k), in_flight)
+    }
+
+    /// Closes everything recorded so far, whatever its sample.
+    pub fn close_all(&self, in_flight: u64) -> IntervalStats {
+        self.take(Buckets::close_all, in_flight)
+    }
+
+    fn take(
+        &self,
+        how: impl FnOnce(&mut Buckets) -> Vec<IntervalStats>,
+        in_flight: u64,
+    ) -> IntervalStats {
+        // Allocate and merge outside the request path's lock.
+        let mut spare: Vec<_> = (0..AHEAD).map(|_| IntervalStats::new()).collect();
+        // Lock order everywhere: closed, then open. Holding `closed` across
+        // the move keeps `totals()` from seeing a sample in neither place.
+        let mut closed = lock(&self.closed);
+        let parts = {
+            let mut open = lock(&self.open);
+            let parts = how(&mut open);
+            open.provision(AHEAD, &mut spare);
+            parts
+        };
+        let out = merged(parts, in_flight);
+        closed.merge(&out);
         out
     }
 
-    /// Cumulative totals including the not-yet-taken current interval.
+    /// Cumulative totals including the samples still open.
     pub fn totals(&self, in_flight: u64) -> IntervalStats {
-        let taken = lock(&self.taken);
-        let mut all = taken.clone();
-        all.merge(&lock(&self.current));
+        let closed = lock(&self.closed);
+        let mut all = closed.clone();
+        for b in lock(&self.open).open() {
+            all.merge(b);
+        }
         all.in_flight = in_flight;
         all
     }
@@ -276,33 +372,46 @@ mod tests {
         }
     }
 
+    /// A recorder of 1-second samples at speed 2 (sample k is real
+    /// [k/2, (k+1)/2) s after t0), and the real instant of experiment time t.
+    fn recorder() -> (Recorder, impl Fn(f64) -> Instant) {
+        let clock = Clock::new(Instant::now(), 2.0);
+        (Recorder::new(clock, 1.0), move |t| clock.instant(t))
+    }
+
     #[test]
-    fn take_swaps_and_totals_accumulate() {
-        let r = Recorder::new();
-        r.record_dispatch(DispatchCounts {
-            intended: 3,
-            sent: 2,
-            dropped: 1,
-        });
+    fn counts_land_in_the_sample_of_their_timestamp() {
+        let (r, at) = recorder();
+        r.record_dispatch(
+            0,
+            DispatchCounts {
+                intended: 3,
+                sent: 2,
+                dropped: 1,
+            },
+        );
         // One on time, one 1.5 ms late; exactly 1 ms is not late yet.
-        r.record_send(0);
-        r.record_send(1_500);
-        r.record_send(LATE_THRESHOLD_US);
-        r.record_completion(done(Outcome::Status(200), 1_000, 500));
-        r.record_completion(done(Outcome::Status(503), 2_000, 1_500));
-        let a = r.take(0);
+        r.record_send(at(0.2), 0);
+        r.record_send(at(0.3), 1_500);
+        r.record_send(at(0.9), LATE_THRESHOLD_US);
+        r.record_completion(at(0.5), done(Outcome::Status(200), 1_000, 500));
+        // Recorded before the first sample is read, but it completed in the
+        // second: it is the second's.
+        r.record_completion(at(1.5), done(Outcome::Status(503), 2_000, 1_500));
+        let a = r.close(0, 0);
         assert_eq!((a.intended, a.sent, a.dropped, a.late), (3, 2, 1, 1));
         assert_eq!(a.lateness.len(), 3);
         assert!(a.lateness.max() >= 1_499 && a.lateness.max() <= 1_501);
-        assert_eq!(a.completed, 2);
-        assert_eq!((a.status.s2xx, a.status.s5xx), (1, 1));
-        assert_eq!(a.response_time.len(), 2);
-        assert_eq!(a.ttfb.len(), 2);
-        assert_eq!(a.ttfb.max(), 750);
+        assert_eq!(a.completed, 1);
+        assert_eq!((a.status.s2xx, a.status.s5xx), (1, 0));
+        assert_eq!(a.response_time.len(), 1);
+        assert_eq!(a.ttfb.max(), 250);
 
-        r.record_completion(done(Outcome::Timeout, 9_000, 9_000));
-        r.record_completion(done(Outcome::ConnectError, 1, 1));
-        r.record_completion(done(Outcome::Status(99), 1, 1));
+        // Sample 0 is closed: a completion of it recorded after the close
+        // counts in the first open one, once.
+        r.record_completion(at(0.99), done(Outcome::Timeout, 9_000, 9_000));
+        r.record_completion(at(1.2), done(Outcome::ConnectError, 1, 1));
+        r.record_completion(at(2.5), done(Outcome::Status(99), 1, 1));
         let t = r.totals(7);
         assert_eq!(t.completed, 5);
         assert_eq!(t.in_flight, 7);
@@ -313,12 +422,27 @@ mod tests {
         assert_eq!(t.ttfb.len(), 3);
         assert_eq!((t.late, t.lateness.len()), (1, 3));
 
-        let b = r.take(0);
-        assert_eq!(b.completed, 3);
-        assert_eq!((b.intended, b.late, b.lateness.len()), (0, 0, 0));
+        let b = r.close(1, 4);
+        assert_eq!((b.completed, b.status.s5xx, b.status.timeout), (3, 1, 1));
+        assert_eq!(
+            (b.intended, b.late, b.lateness.len(), b.in_flight),
+            (0, 0, 0, 4)
+        );
+        // The rest: sample 2's completion.
+        let rest = r.close_all(0);
+        assert_eq!((rest.completed, rest.status.other), (1, 1));
         let t2 = r.totals(0);
-        assert_eq!(t2.completed, 5);
-        assert_eq!(t2.intended, 3);
-        assert_eq!(r.take(0).completed, 0);
+        assert_eq!((t2.completed, t2.intended), (5, 3));
+        assert_eq!(r.close(3, 0).completed, 0);
+    }
+
+    #[test]
+    fn a_sample_closes_a_bounded_grace_after_its_end() {
+        let (r, at) = recorder();
+        // Half a real sample (0.25 s at speed 2) is more than the cap.
+        assert_eq!(r.closes_at(0), at(1.0) + MAX_GRACE);
+        assert_eq!(r.closes_at(4), at(5.0) + MAX_GRACE);
+        let fast = Duration::from_millis(16);
+        assert_eq!(grace(fast), Duration::from_millis(8));
     }
 }

@@ -68,6 +68,7 @@ fn closed_config(l: &Loaded, target: &LoadTarget, opts: &Options) -> ClosedConfi
         think,
         plan: l.users_plan(),
         speed: opts.speed,
+        sample_interval: l.scenario.sample_interval,
     }
 }
 
@@ -106,6 +107,7 @@ fn load_config(l: &Loaded, target: &LoadTarget, opts: &Options) -> Result<LoadCo
         http2: req.http == scenario::HttpVersion::Http2,
         max_connections: s.load.connections,
         raw_log: opts.raw_log.clone(),
+        sample_interval: s.sample_interval,
     })
 }
 

@@ -357,7 +357,7 @@ async fn record<F: Future<Output = ()>>(
         progress.message(&meta::schedule_started_line(&m));
         rec.meta_mut().schedule = Some(m);
     }
-    let engine: Option<Engine> = match &target {
+    let mut engine: Option<Engine> = match &target {
         Some(t) => Some(load_config::start_engine(&p.loaded, t, opts, &clock)?),
         None => None,
     };
@@ -366,6 +366,7 @@ async fn record<F: Future<Output = ()>>(
     let n = (s.duration.as_secs_f64() / interval).ceil() as u64;
     let mut interrupted = false;
     let mut engine_failure = None;
+    let mut finished = None;
     for k in 1..=n {
         let mut t = (k as f64 * interval).min(s.duration.as_secs_f64());
         if engine.is_some() {
@@ -379,8 +380,39 @@ async fn record<F: Future<Output = ()>>(
         } else if signal.as_mut().now_or_never().is_some() {
             interrupted = true;
         }
-        let stats = engine.as_ref().map(|e| e.take_interval());
         let mut obs = backend.observe(t);
+        if let Some(e) = engine.as_ref().and_then(|e| e.failure()) {
+            engine_failure = Some(e);
+            interrupted = true;
+        }
+        let stats = match engine.as_mut() {
+            // The last sample also holds what completes after its end, so
+            // the samples add up to the engine's totals.
+            Some(e) if interrupted || k == n => {
+                let (f, cut) = drain(
+                    e,
+                    &clock,
+                    s.load.timeout(),
+                    interrupted,
+                    &progress,
+                    signal.as_mut(),
+                    &signals,
+                )
+                .await;
+                if f.is_none() && engine_failure.is_none() {
+                    progress.message(
+                        "stopped waiting for requests in flight; they are not in the record",
+                    );
+                }
+                interrupted |= cut;
+                finished = f;
+                Some(e.take_recorded())
+            }
+            // Counts go to the sample of their own timestamp; this waits
+            // until sample k can receive nothing more.
+            Some(e) => Some(e.sample(k - 1).await),
+            None => None,
+        };
         let stats = obs.load.take().or(stats).unwrap_or_default();
         backend.client_stats(t, &stats);
         let events = std::mem::take(&mut obs.events);
@@ -395,50 +427,16 @@ async fn record<F: Future<Output = ()>>(
         }
         progress.sample(&sample, interval);
         rec.sample(sample)?;
-        if let Some(e) = engine.as_ref().and_then(|e| e.failure()) {
-            engine_failure = Some(e);
-            interrupted = true;
-        }
         if interrupted {
             break;
         }
     }
     progress.finish();
-    if let Some(engine) = engine {
-        // In-flight requests get their timeout to finish; they are not
-        // counted in samples. A signal (a first one, or the second after
-        // an interrupt) ends the wait at once; the record is still written.
-        engine.stop();
-        let wait = clock.real(s.load.timeout()) + Duration::from_secs(1);
-        let in_flight = engine.in_flight();
-        if in_flight > 0 && wait > Duration::from_secs(2) {
-            println!(
-                "waiting up to {} for {in_flight} requests in flight (Ctrl-C stops the wait)",
-                scenario::fmt_dur(wait)
-            );
-        }
-        let drain = tokio::time::timeout(wait, engine.finish());
-        let finished = if interrupted {
-            // The first signal was spent on stopping the load.
-            tokio::select! {
-                f = drain => f.ok(),
-                _ = signals() => None,
-            }
-        } else {
-            tokio::select! {
-                f = drain => f.ok(),
-                _ = &mut signal => { interrupted = true; None }
-            }
-        };
-        if finished.is_none() && engine_failure.is_none() {
-            println!("stopped waiting for requests in flight; they are not in the record");
-        }
-        if let Some(load::Finished {
-            raw_log: Some(raw), ..
-        }) = finished
-        {
-            println!("{}", load_config::raw_log_note(&raw));
-        }
+    if let Some(load::Finished {
+        raw_log: Some(raw), ..
+    }) = finished
+    {
+        println!("{}", load_config::raw_log_note(&raw));
     }
     let last_sample = rec.data().samples.last().cloned();
     for mut ev in backend.drain() {
@@ -464,6 +462,51 @@ async fn record<F: Future<Output = ()>>(
         );
     }
     Ok((run, verdict, interrupted))
+}
+
+/// Ends the load and gives the requests in flight their timeout (and a
+/// second) to finish. An interrupted run stops sending at once; otherwise
+/// the stages have ended by now (they end by `duration`), and what the
+/// scheduler has yet to send, running late, still goes out. A signal ends
+/// the wait at once: a first one, or the second after an interrupt
+/// (`interrupted`), whose first was spent on stopping the load. Returns the
+/// engine's end (None when the wait was cut short) and whether a signal cut
+/// it.
+async fn drain<F: Future<Output = ()>>(
+    engine: &mut Engine,
+    clock: &Clock,
+    timeout: Duration,
+    interrupted: bool,
+    progress: &Progress,
+    signal: std::pin::Pin<&mut F>,
+    signals: impl Fn() -> F,
+) -> (Option<load::Finished>, bool) {
+    if interrupted {
+        engine.stop();
+    }
+    let wait = clock.real(timeout) + Duration::from_secs(1);
+    let in_flight = engine.in_flight();
+    if in_flight > 0 && wait > Duration::from_secs(2) {
+        progress.message(&format!(
+            "waiting up to {} for {in_flight} requests in flight (Ctrl-C stops the wait)",
+            scenario::fmt_dur(wait)
+        ));
+    }
+    let drain = tokio::time::timeout(wait, engine.finish());
+    let end = if interrupted {
+        tokio::select! {
+            f = drain => (f.ok(), false),
+            _ = signals() => (None, false),
+        }
+    } else {
+        tokio::select! {
+            f = drain => (f.ok(), false),
+            _ = signal => (None, true),
+        }
+    };
+    // Whatever is left is not waited for.
+    engine.stop();
+    end
 }
 
 /// Ends a run that never started its load: the record keeps `events` and

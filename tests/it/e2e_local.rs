@@ -270,6 +270,77 @@ fn startup_of_whole_sync_periods_agrees_with_sim() {
     assert_agree("aligned smoke local@10 vs sim", &local, &sim_sizes(scen));
 }
 
+/// Issue 16: each request counts in the sample of its own timestamp, so
+/// the achieved rate follows the offered one however the sampler's reads
+/// fall, at speed 30 and 60, and the samples hold every request.
+#[test]
+fn achieved_follows_offered_sample_by_sample() {
+    // Timing: a busy machine moves completions across sample boundaries.
+    let _g = common::alone();
+    // tests/fixtures/timeline.yaml: 2 pods of 64 slots × 300 ms.
+    const POD_CAPACITY_QPS: f64 = 64.0 / 0.300;
+    const TOTAL: u64 = 10 * 20 + (10 + 30) / 2 * 100;
+    for speed in [30, 60] {
+        let dir = tempfile::tempdir().unwrap();
+        let o = run("tests/fixtures/timeline.yaml", speed, dir.path());
+        assert_eq!(o.status.code(), Some(0), "speed {speed}: {}", show(&o));
+        let data = load_run(dir.path()).unwrap();
+        let interval = data.samples[0].t;
+        // Nothing lost: the requests still in flight when the run ends are
+        // in its last sample.
+        let sum = |f: fn(&autoscale_harness::recorder::Sample) -> u64| -> u64 {
+            data.samples.iter().map(f).sum()
+        };
+        assert_eq!(
+            [
+                sum(|s| s.intended),
+                sum(|s| s.sent),
+                sum(|s| s.completed),
+                sum(|s| s.status.s2xx)
+            ],
+            [TOTAL; 4],
+            "speed {speed}: intended, sent, completed, 2xx over the samples"
+        );
+        let (last, rest) = data.samples.split_last().unwrap();
+        assert_eq!(last.t, 120.0);
+        for s in &data.samples {
+            // Uniform spacing: a sample holds the requests due in it, which
+            // on linear stages is the midpoint rate × interval (± 1 for the
+            // whole request straddling each edge).
+            let due = s.offered_qps * interval;
+            assert!(
+                (s.intended as f64 - due).abs() <= 1.0,
+                "speed {speed} t={}: {} intended, {due} due",
+                s.t,
+                s.intended
+            );
+        }
+        // The rising part where no pod is near saturation (offered per
+        // ready pod at most half a pod's capacity). Not the run's last
+        // sample: it also holds what completed after the end, the tail of
+        // requests sent in its last latency's worth of time.
+        let rising: Vec<_> = rest
+            .iter()
+            .filter(|s| s.stage.starts_with("ramp_to"))
+            .filter(|s| {
+                s.offered_qps / f64::from(s.replicas.ready.max(1)) <= POD_CAPACITY_QPS / 2.0
+            })
+            .collect();
+        assert_eq!(rising.len(), 9, "speed {speed}");
+        for s in rising {
+            let achieved = s.completed as f64 / interval;
+            let dev = achieved / s.offered_qps - 1.0;
+            assert!(
+                dev.abs() <= 0.03,
+                "speed {speed} t={}: achieved {achieved:.1} QPS vs offered {:.1} ({:+.1} %)",
+                s.t,
+                s.offered_qps,
+                dev * 100.0
+            );
+        }
+    }
+}
+
 #[test]
 fn failed_expectation_exits_1() {
     let _g = common::shared();

@@ -7,7 +7,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::iter::Peekable;
 
-use crate::load::{IntervalStats, Schedule};
+use crate::load::{sample_of, IntervalStats, Schedule};
 
 pub(super) struct Arrivals {
     schedule: Peekable<Schedule>,
@@ -45,10 +45,12 @@ impl Arrivals {
         }
     }
 
-    /// Sample k (0-based) covers (k·interval, (k+1)·interval].
+    /// The sample holding experiment time `t`; past the last sample, the
+    /// last (it holds what completes after the run's end, as the live
+    /// engine's last sample does).
     fn bucket(&mut self, t: f64) -> Option<&mut IntervalStats> {
-        let k = ((t / self.interval) - 1e-9).ceil() as i64 - 1;
-        let k = usize::try_from(k.max(0)).ok().filter(|_| k >= 0)?;
+        let last = self.buckets.len().checked_sub(1)?;
+        let k = usize::try_from(sample_of(t, self.interval)).map_or(last, |k| k.min(last));
         self.buckets
             .get_mut(k)
             .map(|b| b.get_or_insert_with(IntervalStats::new))
