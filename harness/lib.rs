@@ -13,6 +13,7 @@ pub mod cli;
 mod clock;
 mod cluster;
 mod cronhpa;
+mod fine_timer;
 pub mod error;
 pub mod load;
 #[doc(hidden)]

@@ -26,10 +26,13 @@ use super::rawlog::{RawLog, RawLogSummary};
 use super::schedule::{RateCurve, Schedule, Spacing};
 use super::stats::{micros, Completion, DispatchCounts, IntervalStats, Outcome, Recorder};
 use crate::clock::Clock;
+use crate::fine_timer;
 
-/// Requests due within this window after "now" go out in the current batch.
-/// The tokio timer ticks at 1 ms, so a finer sleep buys nothing, and at high
-/// rates this bounds scheduler wake-ups to ~1000/s.
+/// Requests due within this window of EXPERIMENT time after "now" go out in
+/// the current batch (real: divided by the speed). At high rates it bounds
+/// scheduler wake-ups to ~1000/s at speed 1; at `--speed 30` a send is
+/// still within 1 ms of experiment time of its due instant, which the
+/// 1-second samples need (sends on tokio's 1 ms ticks were 30 ms clumps).
 const BATCH_WINDOW: Duration = Duration::from_millis(1);
 /// Within one long catch-up batch, flush counts and yield this often so the
 /// request tasks and `stop()` are not starved.
@@ -348,6 +351,7 @@ struct Due {
 }
 
 async fn run(shared: Arc<Shared>, mut schedule: Schedule, clock: Clock) {
+    let window = clock.real(BATCH_WINDOW);
     // An instant past what `Instant` holds ends the schedule.
     let mut next_due = || {
         schedule.next().and_then(|t| {
@@ -360,12 +364,12 @@ async fn run(shared: Arc<Shared>, mut schedule: Schedule, clock: Clock) {
     let mut due = next_due();
     'schedule: while let Some(Due { at: first, .. }) = due {
         // Wake a batch window early; everything due by then goes out now.
-        let wake = first.checked_sub(BATCH_WINDOW).unwrap_or(first);
+        let wake = first.checked_sub(window).unwrap_or(first);
         if wake > Instant::now() {
             tokio::select! {
                 biased;
                 _ = shared.stop_notify.notified() => break 'schedule,
-                _ = tokio::time::sleep_until(wake) => {}
+                _ = fine_timer::sleep_until(wake) => {}
             }
         }
         if shared.stopping() {
@@ -374,7 +378,7 @@ async fn run(shared: Arc<Shared>, mut schedule: Schedule, clock: Clock) {
         let mut counts = DispatchCounts::default();
         // The sample the counts are for: a batch may span a boundary.
         let mut sample = 0;
-        let mut horizon = Instant::now() + BATCH_WINDOW;
+        let mut horizon = Instant::now() + window;
         let mut batch = 0u32;
         while let Some(d) = due.filter(|d| d.at <= horizon) {
             let k = shared.recorder.sample_of(d.t);
@@ -409,7 +413,7 @@ async fn run(shared: Arc<Shared>, mut schedule: Schedule, clock: Clock) {
                 if shared.stopping() {
                     break 'schedule;
                 }
-                horizon = Instant::now() + BATCH_WINDOW;
+                horizon = Instant::now() + window;
             }
         }
         if !counts.is_empty() {

@@ -16,6 +16,7 @@ use hyper::http::uri::{PathAndQuery, Scheme};
 use hyper::{HeaderMap, Request, Response, StatusCode, Uri, Version};
 
 use super::routes::RuleTarget;
+use crate::fine_timer;
 use super::{Inner, LbPolicy, LiveEndpoint, PodCounters, ServiceSlot};
 
 type ProxyBody = Either<CountedBody, Full<Bytes>>;
@@ -138,7 +139,7 @@ pub(super) async fn proxy(
         // The instance's own work (parsing, routing) before it forwards.
         let (_, done) = slots.reserve();
         if done > tokio::time::Instant::now() {
-            tokio::time::sleep_until(done).await;
+            fine_timer::sleep_until(done).await;
         }
     }
     let table = inner

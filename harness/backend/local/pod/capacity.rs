@@ -16,6 +16,7 @@ use tokio::time::Instant;
 
 use super::httpbin::{httpbin, text, PodBody};
 use super::PodStats;
+use crate::fine_timer;
 use crate::backend::local::slots::Slots;
 
 /// Capacity model of a built-in pod. Durations are real time (already divided
@@ -138,10 +139,10 @@ pub(super) async fn handle_builtin(
         let (start, end) = st.slots.reserve();
         if start > Instant::now() {
             let _queued = Gauge::inc(&st.queued);
-            tokio::time::sleep_until(start).await;
+            fine_timer::sleep_until(start).await;
         }
         if end > Instant::now() {
-            tokio::time::sleep_until(end).await;
+            fine_timer::sleep_until(end).await;
         }
         let resp = httpbin(&st, req, peer).await;
         let class = (resp.status().as_u16() / 100).clamp(1, 5) as usize - 1;
