@@ -131,6 +131,16 @@ pub struct KubeArgs {
     pub context: Option<String>,
 }
 
+impl Cli {
+    /// Runtime threads the command wants; None: one per core.
+    pub fn threads(&self) -> Option<usize> {
+        match &self.command {
+            Command::Bench(a) => Some(usize::from(a.threads)),
+            _ => None,
+        }
+    }
+}
+
 /// Runs the CLI and returns the process exit code.
 pub async fn run(cli: Cli) -> Result<i32> {
     match cli.command {

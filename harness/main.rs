@@ -6,7 +6,11 @@ fn main() {
     // reqwest: aws-lc), so rustls needs to be told which one TLS uses.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = autoscale_harness::cli::Cli::parse();
-    let rt = match tokio::runtime::Runtime::new() {
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = cli.threads() {
+        rt.worker_threads(n);
+    }
+    let rt = match rt.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -61,7 +61,7 @@ install_tools() {
 [ "${SKIP_INSTALL:-0}" = 1 ] || install_tools
 
 log "building the release binary"
-cargo build --release --quiet
+cargo build --release --quiet -p autoscale-harness
 HARNESS=${CARGO_TARGET_DIR:-$REPO/target}/release/autoscale-harness
 [ -x "$HARNESS" ] || { echo "no binary at $HARNESS" >&2; exit 3; }
 

@@ -363,13 +363,11 @@ async fn run(shared: Arc<Shared>, mut schedule: Schedule, clock: Clock) {
     };
     let mut due = next_due();
     'schedule: while let Some(Due { at: first, .. }) = due {
-        // Wake a batch window early; everything due by then goes out now.
-        let wake = first.checked_sub(window).unwrap_or(first);
-        if wake > Instant::now() {
+        if first > Instant::now() {
             tokio::select! {
                 biased;
                 _ = shared.stop_notify.notified() => break 'schedule,
-                _ = fine_timer::sleep_until(wake) => {}
+                _ = sleep_until(first, window) => {}
             }
         }
         if shared.stopping() {
@@ -426,6 +424,20 @@ async fn run(shared: Arc<Shared>, mut schedule: Schedule, clock: Clock) {
     let _ = shared.slots.acquire_many(shared.max_in_flight as u32).await;
     if let Some(raw) = &shared.raw {
         raw.finish().await;
+    }
+}
+
+/// Sleeps until `first` is due, give or take the batch window. tokio's
+/// timer ends a sleep on its next 1 ms tick, so with a window that long
+/// (speed 1) it wakes a window early, as the tick may add one, and costs no
+/// thread hop. Under time compression the window is shorter than a tick:
+/// the fine timer wakes on time, and what is due within the window after
+/// that goes out with the first, so wake-ups stay at most one per window.
+async fn sleep_until(first: Instant, window: Duration) {
+    if window >= Duration::from_millis(1) {
+        tokio::time::sleep_until(first.checked_sub(window).unwrap_or(first)).await;
+    } else {
+        fine_timer::sleep_until(first).await;
     }
 }
 
