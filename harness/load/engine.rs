@@ -21,10 +21,11 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::pool::{Lease, Pool, SendError, Target};
+use super::pool::{H1Conn, H2Conn, SendError, Target, Times};
 use super::rawlog::{RawLog, RawLogSummary};
 use super::schedule::{RateCurve, Schedule, Spacing};
 use super::stats::{micros, Completion, DispatchCounts, IntervalStats, Outcome, Recorder};
+use super::workers::{Mailbox, Workers};
 use crate::clock::Clock;
 use crate::fine_timer;
 
@@ -34,6 +35,11 @@ use crate::fine_timer;
 /// still within 1 ms of experiment time of its due instant, which the
 /// 1-second samples need (sends on tokio's 1 ms ticks were 30 ms clumps).
 const BATCH_WINDOW: Duration = Duration::from_millis(1);
+/// An HTTP/1.1 connection worker idle this long ends and closes its
+/// connection (hyper's pooled client keeps idle connections 90 s; shorter
+/// here because a surplus connection only costs memory and the server's
+/// attention).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Within one long catch-up batch, flush counts and yield this often so the
 /// request tasks and `stop()` are not starved.
 const YIELD_EVERY: u32 = 256;
@@ -176,9 +182,26 @@ impl Prepared {
     }
 }
 
+/// How requests reach the server.
+enum Transport {
+    /// Connection workers, one connection each, up to the connection cap.
+    Http1(Workers<Job>),
+    /// One multiplexed connection; a task per request.
+    Http2(H2Conn),
+}
+
+/// A request sent by the scheduler and not yet recorded.
+struct Job {
+    due: Due,
+    /// When the scheduler sent it (on or after `due.at`, or up to a batch
+    /// window before).
+    started: Instant,
+    permit: OwnedSemaphorePermit,
+}
+
 struct Shared {
     recorder: Recorder,
-    pool: Pool,
+    transport: Transport,
     prepared: Prepared,
     /// One permit per allowed outstanding request.
     slots: Arc<Semaphore>,
@@ -313,7 +336,11 @@ pub fn start(config: LoadConfig, t0: Instant) -> Result<LoadHandle, LoadError> {
     }
     let clock = Clock::new(t0, speed);
     let runtime = tokio::runtime::Handle::try_current().map_err(|_| LoadError::NoRuntime)?;
-    let pool = Pool::new(prepared.target.clone(), config.http2, max_connections);
+    let transport = if config.http2 {
+        Transport::Http2(H2Conn::new(prepared.target.clone()))
+    } else {
+        Transport::Http1(Workers::new(max_connections, IDLE_TIMEOUT))
+    };
     let raw = match &config.raw_log {
         Some(path) => Some(
             RawLog::create(path, t0, speed).map_err(|e| LoadError::RawLog {
@@ -326,7 +353,7 @@ pub fn start(config: LoadConfig, t0: Instant) -> Result<LoadHandle, LoadError> {
 
     let shared = Arc::new(Shared {
         recorder: Recorder::new(clock, interval.as_secs_f64()),
-        pool,
+        transport,
         prepared,
         slots: Arc::new(Semaphore::new(config.max_in_flight)),
         max_in_flight: config.max_in_flight,
@@ -390,7 +417,7 @@ async fn run(shared: Arc<Shared>, mut schedule: Schedule, clock: Clock) {
                 Ok(permit) => {
                     counts.sent += 1;
                     shared.outstanding.fetch_add(1, Ordering::Relaxed);
-                    tokio::spawn(send_one(shared.clone(), d, permit));
+                    send(&shared, d, permit);
                 }
                 // At the cap: drop, never queue (open model).
                 Err(_) => {
@@ -422,6 +449,9 @@ async fn run(shared: Arc<Shared>, mut schedule: Schedule, clock: Clock) {
     // getting all permits back means everything is accounted for. Requests
     // are bounded by their own timeout.
     let _ = shared.slots.acquire_many(shared.max_in_flight as u32).await;
+    if let Transport::Http1(workers) = &shared.transport {
+        workers.close();
+    }
     if let Some(raw) = &shared.raw {
         raw.finish().await;
     }
@@ -441,42 +471,165 @@ async fn sleep_until(first: Instant, window: Duration) {
     }
 }
 
-async fn send_one(shared: Arc<Shared>, due: Due, permit: OwnedSemaphorePermit) {
-    // The task starting is the generator's side of the send: late is judged
-    // here rather than in the scheduler so that a runtime too busy to start
-    // the task on time counts too.
+/// Sends one request: hands it to a connection worker (HTTP/1.1) or
+/// starts its task on the multiplexed connection (HTTP/2).
+fn send(shared: &Arc<Shared>, due: Due, permit: OwnedSemaphorePermit) {
+    // The generator's side of the send: how late the scheduler got to it.
     let started = Instant::now();
     shared
         .recorder
         .record_send(started, micros(due.at, started));
-    let req = shared.prepared.build();
+    let job = Job {
+        due,
+        started,
+        permit,
+    };
+    match &shared.transport {
+        Transport::Http1(workers) => {
+            if let Some(job) = workers.dispatch(job) {
+                tokio::spawn(worker(shared.clone(), job));
+            }
+        }
+        Transport::Http2(_) => {
+            tokio::spawn(send_h2(shared.clone(), job));
+        }
+    }
+}
+
+/// A connection worker: serves jobs on its own connection, dialling it
+/// when it has none, until it is idle too long or the load is over.
+async fn worker(shared: Arc<Shared>, first: Job) {
+    let Transport::Http1(workers) = &shared.transport else {
+        return;
+    };
+    let mailbox = Arc::new(Mailbox::default());
+    let mut conn: Option<H1Conn> = None;
+    let mut next = Some(first);
+    loop {
+        let job = match next.take() {
+            Some(j) => j,
+            None => match workers.next(&mailbox).await {
+                Some(j) => j,
+                None => break,
+            },
+        };
+        let deadline = job.started + shared.prepared.timeout;
+        let mut times = Times::default();
+        // A request that waited out its timeout in the queue is not sent.
+        let outcome = if Instant::now() >= deadline {
+            Outcome::Timeout
+        } else {
+            match tokio::time::timeout_at(deadline, exchange_h1(&shared, &mut conn, &mut times))
+                .await
+            {
+                Ok(o) => o,
+                Err(_) => {
+                    if times.sent.is_some() {
+                        // Cut mid-exchange: the connection's state is unknown.
+                        conn = None;
+                    }
+                    Outcome::Timeout
+                }
+            }
+        };
+        record(&shared, job, &times, outcome);
+    }
+}
+
+/// One request on the worker's connection (dialled first if there is none).
+/// A request that never left because the server had just closed the
+/// keep-alive connection is retried once on a new one, as browsers and
+/// hyper's own pooled client do.
+async fn exchange_h1(shared: &Shared, conn: &mut Option<H1Conn>, t: &mut Times) -> Outcome {
+    let mut req = shared.prepared.build();
+    for retry in [true, false] {
+        let c = match conn {
+            Some(c) => c,
+            None => match H1Conn::dial(&shared.prepared.target).await {
+                Ok(c) => conn.insert(c),
+                Err(_) => return Outcome::ConnectError,
+            },
+        };
+        match c.exchange(req, t).await {
+            Ok(code) => return Outcome::Status(code),
+            Err(back) => {
+                *conn = None;
+                match back {
+                    Some(r) if retry => req = r,
+                    _ => return Outcome::Other,
+                }
+            }
+        }
+    }
+    Outcome::Other
+}
+
+async fn send_h2(shared: Arc<Shared>, job: Job) {
+    let Transport::Http2(h2) = &shared.transport else {
+        return;
+    };
     let mut times = Times::default();
-    let outcome = match tokio::time::timeout(
-        shared.prepared.timeout,
-        exchange(&shared.pool, req, &mut times),
+    let deadline = job.started + shared.prepared.timeout;
+    let outcome = tokio::time::timeout_at(
+        deadline,
+        exchange_h2(h2, shared.prepared.build(), &mut times),
     )
     .await
-    {
-        Ok(Ok((code, lease))) => {
-            // Back to the pool before anything else, so the next request
-            // finds it idle.
-            lease.release().await;
-            Outcome::Status(code)
+    .unwrap_or(Outcome::Timeout);
+    record(&shared, job, &times, outcome);
+}
+
+/// One request on the multiplexed connection, retried once on a new one
+/// if it never left.
+async fn exchange_h2(h2: &H2Conn, mut req: Request<Full<Bytes>>, t: &mut Times) -> Outcome {
+    for retry in [true, false] {
+        let mut sender = match h2.checkout().await {
+            Ok(s) => s,
+            Err(SendError::Connect) => return Outcome::ConnectError,
+        };
+        t.sent = Some(Instant::now());
+        let resp = match sender.try_send_request(req).await {
+            Ok(resp) => resp,
+            Err(mut e) => match e.take_message() {
+                Some(back) if retry => {
+                    req = back;
+                    continue;
+                }
+                _ => return Outcome::Other,
+            },
+        };
+        t.headers = Some(Instant::now());
+        let code = resp.status().as_u16();
+        let mut body = resp.into_body();
+        while let Some(frame) = body.frame().await {
+            if frame.is_err() {
+                return Outcome::Other;
+            }
         }
-        Ok(Err(outcome)) => outcome,
-        Err(_) => Outcome::Timeout,
-    };
-    let done = times.done.unwrap_or_else(Instant::now);
-    // Service time starts when the request got a connection (a wait for one
-    // at the connection cap is the client's, not the server's); response
-    // time starts at the intended instant, or at the task start for one sent
-    // up to BATCH_WINDOW early, so it never drops below service time.
-    let sent = times.sent.unwrap_or(started);
+        t.done = Some(Instant::now());
+        return Outcome::Status(code);
+    }
+    Outcome::Other
+}
+
+/// Records a finished request and gives its in-flight slot back.
+fn record(shared: &Shared, job: Job, t: &Times, outcome: Outcome) {
+    let Job {
+        due,
+        started,
+        permit,
+    } = job;
+    let done = t.done.unwrap_or_else(Instant::now);
+    // Service time starts when the request was written (a wait for a
+    // connection at the connection cap is the client's, not the server's);
+    // response time starts at the intended instant, or at the send for one
+    // sent up to a batch window early, so it never drops below service time.
+    let sent = t.sent.unwrap_or(started);
     let c = Completion {
         outcome,
         response_us: micros(due.at.min(started), done),
         service_us: micros(sent, done),
-        ttfb_us: times.headers.map(|h| micros(sent, h)),
+        ttfb_us: t.headers.map(|h| micros(sent, h)),
     };
     shared.recorder.record_completion(done, c);
     if let Some(raw) = &shared.raw {
@@ -484,53 +637,6 @@ async fn send_one(shared: Arc<Shared>, due: Due, permit: OwnedSemaphorePermit) {
     }
     shared.outstanding.fetch_sub(1, Ordering::Relaxed);
     drop(permit);
-}
-
-/// Instants of one exchange, kept outside its future so that a timeout still
-/// knows how far it got.
-#[derive(Default)]
-struct Times {
-    /// Got a connection; the request is written next.
-    sent: Option<Instant>,
-    /// Response head received.
-    headers: Option<Instant>,
-    /// Body read to the end.
-    done: Option<Instant>,
-}
-
-/// Sends one request and reads the whole response body (discarding it). A
-/// request that never left because its keep-alive connection had just been
-/// closed by the server is retried once on another connection, as browsers
-/// and hyper's own pooled client do.
-async fn exchange<'p>(
-    pool: &'p Pool,
-    mut req: Request<Full<Bytes>>,
-    t: &mut Times,
-) -> Result<(u16, Lease<'p>), Outcome> {
-    for retry in [true, false] {
-        let mut lease = pool.checkout().await.map_err(|e| match e {
-            SendError::Connect => Outcome::ConnectError,
-            SendError::Other => Outcome::Other,
-        })?;
-        t.sent = Some(Instant::now());
-        let resp = match lease.send(req).await {
-            Ok(resp) => resp,
-            Err(Some(back)) if retry => {
-                req = back;
-                continue;
-            }
-            Err(_) => return Err(Outcome::Other),
-        };
-        t.headers = Some(Instant::now());
-        let code = resp.status().as_u16();
-        let mut body = resp.into_body();
-        while let Some(frame) = body.frame().await {
-            frame.map_err(|_| Outcome::Other)?;
-        }
-        t.done = Some(Instant::now());
-        return Ok((code, lease));
-    }
-    Err(Outcome::Other)
 }
 
 #[cfg(test)]

@@ -5,7 +5,9 @@
 //!
 //! - [`schedule`]: the rate curve and intended request instants (pure).
 //! - [`engine`]: sends requests at those instants, drops at the in-flight cap.
-//! - `pool`: capped keep-alive HTTP/1.1 connections, or one HTTP/2 one.
+//! - `workers`: due requests handed to HTTP/1.1 connection workers, capped.
+//! - `pool`: one HTTP/1.1 connection driven in its worker's task, or one
+//!   multiplexed HTTP/2 one.
 //! - [`closed`]: Goose users ramped by a test plan; every request timed here.
 //! - `goose_env`: the logger and Ctrl-C handler, claimed before Goose does.
 //! - [`driver`]: one handle over either engine for the experiment loop.
@@ -22,6 +24,7 @@ mod pool;
 pub mod rawlog;
 pub mod schedule;
 pub mod stats;
+mod workers;
 
 pub use self::buckets::sample_of;
 pub use self::closed::{ClosedConfig, ClosedError, ClosedHandle, PlanStep, StepSpec};
