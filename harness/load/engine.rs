@@ -504,6 +504,9 @@ async fn worker(shared: Arc<Shared>, first: Job) {
     };
     let mailbox = Arc::new(Mailbox::default());
     let mut conn: Option<H1Conn> = None;
+    // Until its first dial ends, this worker counts against the dialling
+    // limit.
+    let mut dialling = true;
     let mut next = Some(first);
     loop {
         let job = match next.take() {
@@ -519,9 +522,8 @@ async fn worker(shared: Arc<Shared>, first: Job) {
         let outcome = if Instant::now() >= deadline {
             Outcome::Timeout
         } else {
-            match tokio::time::timeout_at(deadline, exchange_h1(&shared, &mut conn, &mut times))
-                .await
-            {
+            let exchange = exchange_h1(&shared, &mut conn, &mut dialling, &mut times);
+            match tokio::time::timeout_at(deadline, exchange).await {
                 Ok(o) => o,
                 Err(_) => {
                     if times.sent.is_some() {
@@ -532,6 +534,10 @@ async fn worker(shared: Arc<Shared>, first: Job) {
                 }
             }
         };
+        if std::mem::take(&mut dialling) {
+            // Timed out before its dial ended.
+            dialled(&shared);
+        }
         record(&shared, job, &times, outcome);
     }
 }
@@ -540,15 +546,37 @@ async fn worker(shared: Arc<Shared>, first: Job) {
 /// A request that never left because the server had just closed the
 /// keep-alive connection is retried once on a new one, as browsers and
 /// hyper's own pooled client do.
-async fn exchange_h1(shared: &Shared, conn: &mut Option<H1Conn>, t: &mut Times) -> Outcome {
+/// A new worker's first dial ended: a request still waiting may start the
+/// next worker.
+fn dialled(shared: &Arc<Shared>) {
+    if let Transport::Http1(workers) = &shared.transport {
+        if let Some(job) = workers.dialled() {
+            tokio::spawn(worker(shared.clone(), job));
+        }
+    }
+}
+
+/// `first_dial` is set while the worker's first dial has not ended.
+async fn exchange_h1(
+    shared: &Arc<Shared>,
+    conn: &mut Option<H1Conn>,
+    first_dial: &mut bool,
+    t: &mut Times,
+) -> Outcome {
     let mut req = shared.prepared.build();
     for retry in [true, false] {
         let c = match conn {
             Some(c) => c,
-            None => match H1Conn::dial(&shared.prepared.target).await {
-                Ok(c) => conn.insert(c),
-                Err(_) => return Outcome::ConnectError,
-            },
+            None => {
+                let conn_or_err = H1Conn::dial(&shared.prepared.target).await;
+                if std::mem::take(first_dial) {
+                    dialled(shared);
+                }
+                match conn_or_err {
+                    Ok(c) => conn.insert(c),
+                    Err(_) => return Outcome::ConnectError,
+                }
+            }
         };
         match c.exchange(req, t).await {
             Ok(code) => return Outcome::Status(code),

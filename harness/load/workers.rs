@@ -3,8 +3,15 @@
 //! pre-allocated VUs, wrk2's per-connection schedule).
 //!
 //! A due request goes to the worker that went idle last (its connection is
-//! the warmest), else starts a new worker if fewer than `cap` are alive,
-//! else waits in a FIFO queue for the next worker to finish. The wait is
+//! the warmest), else starts a new worker if fewer than `cap` are alive and
+//! fewer than [`MAX_DIALING`] are still dialling, else waits in a FIFO queue
+//! for the next worker to be free. The dialling limit is what keeps the
+//! connection count (and memory) flat: after the generator itself stalled
+//! for a few milliseconds, its backlog is all due at once, and opening a
+//! connection for each (hundreds at 5,000 req/s) would cost far more than
+//! the microseconds the open connections need to serve it; a slow server
+//! still gets a new connection per arrival, since a dial ends long before
+//! the next arrival. The wait is
 //! the request's, part of its response time, and it holds its in-flight
 //! permit meanwhile, so nothing is hidden: the open model still drops at
 //! the in-flight cap, it just stops opening connections at the connection
@@ -19,6 +26,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::Notify;
+
+/// New connections being dialled at once, at most.
+const MAX_DIALING: usize = 4;
 
 /// An idle worker's slot: a job is put here, then the worker is woken.
 pub(super) struct Mailbox<J> {
@@ -49,6 +59,8 @@ struct State<J> {
     idle: Vec<Arc<Mailbox<J>>>,
     /// Workers started and not ended.
     alive: usize,
+    /// Workers started and not yet through their first dial.
+    dialing: usize,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -65,13 +77,15 @@ impl<J> Workers<J> {
                 queue: VecDeque::new(),
                 idle: Vec::new(),
                 alive: 0,
+                dialing: 0,
             }),
             closed: AtomicBool::new(false),
         }
     }
 
     /// Gives `job` to an idle worker or queues it; `Some(job)` when the
-    /// caller is to start a new worker with it (counted alive already).
+    /// caller is to start a new worker with it (counted alive and dialling
+    /// already; it calls [`Workers::dialled`] after its first dial).
     pub fn dispatch(&self, job: J) -> Option<J> {
         let mut st = lock(&self.state);
         if let Some(mb) = st.idle.pop() {
@@ -82,8 +96,9 @@ impl<J> Workers<J> {
             mb.wake.notify_one();
             return None;
         }
-        if st.alive < self.cap {
+        if st.alive < self.cap && st.dialing < MAX_DIALING {
             st.alive += 1;
+            st.dialing += 1;
             return Some(job);
         }
         st.queue.push_back(job);
@@ -136,6 +151,22 @@ impl<J> Workers<J> {
         }
     }
 
+    /// A new worker's first dial ended (connected or not). If requests
+    /// still wait, the oldest may start a worker of its own (returned, for
+    /// the caller to start as with [`Workers::dispatch`]): the queue then
+    /// gets connections as fast as dials end, not only on new arrivals.
+    pub fn dialled(&self) -> Option<J> {
+        let mut st = lock(&self.state);
+        st.dialing = st.dialing.saturating_sub(1);
+        if st.alive < self.cap && !self.closed.load(Ordering::Acquire) {
+            let job = st.queue.pop_front()?;
+            st.alive += 1;
+            st.dialing += 1;
+            return Some(job);
+        }
+        None
+    }
+
     /// Ends idle workers now and busy ones when they finish (the load is
     /// over); queued jobs are still served first.
     pub fn close(&self) {
@@ -163,6 +194,8 @@ mod tests {
         let w = Workers::new(2, Duration::from_secs(30));
         assert_eq!(w.dispatch(1), Some(1), "no worker yet: start one");
         assert_eq!(w.dispatch(2), Some(2), "below the cap: start another");
+        assert_eq!(w.dialled(), None);
+        assert_eq!(w.dialled(), None);
         assert_eq!(w.dispatch(3), None, "at the cap: queued");
         assert_eq!(w.dispatch(4), None);
         let mb = Arc::new(Mailbox::default());
@@ -179,11 +212,29 @@ mod tests {
         assert_eq!(w.alive(), 2);
     }
 
+    #[test]
+    fn no_more_than_a_few_connections_are_dialled_at_once() {
+        let w = Workers::new(100, Duration::from_secs(30));
+        let started = (0..10).filter_map(|j| w.dispatch(j)).count();
+        assert_eq!(started, MAX_DIALING, "the rest wait for a free worker");
+        // A dial ended: the oldest waiting request starts the next one.
+        assert_eq!(w.dialled(), Some(MAX_DIALING));
+        assert_eq!(w.dispatch(10), None);
+        assert_eq!(lock(&w.state).queue.len(), 6);
+        // Nothing waits: a dial ending starts none.
+        for _ in 0..20 {
+            while w.dialled().is_some() {}
+        }
+        assert_eq!(w.dispatch(11), Some(11));
+    }
+
     #[tokio::test]
     async fn an_idle_worker_ends_after_the_timeout_and_on_close() {
         let w = Arc::new(Workers::new(4, Duration::from_millis(50)));
         assert_eq!(w.dispatch(()), Some(()));
         assert_eq!(w.dispatch(()), Some(()));
+        assert_eq!(w.dialled(), None);
+        assert_eq!(w.dialled(), None);
         let mb = Arc::new(Mailbox::default());
         assert_eq!(w.next(&mb).await, None, "idle past the timeout");
         assert_eq!(w.alive(), 1);
