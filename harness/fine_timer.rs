@@ -189,15 +189,13 @@ impl Timer {
                 continue;
             }
             h = match h.due.peek().map(|Reverse(d)| d.0 - now) {
-                Some(wait) => self
-                    .changed
-                    .wait_timeout(h, wait)
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .0,
-                None => self
-                    .changed
-                    .wait(h)
-                    .unwrap_or_else(PoisonError::into_inner),
+                Some(wait) => {
+                    self.changed
+                        .wait_timeout(h, wait)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0
+                }
+                None => self.changed.wait(h).unwrap_or_else(PoisonError::into_inner),
             };
         }
     }

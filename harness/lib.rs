@@ -13,8 +13,8 @@ pub mod cli;
 mod clock;
 mod cluster;
 mod cronhpa;
-mod fine_timer;
 pub mod error;
+mod fine_timer;
 pub mod load;
 #[doc(hidden)]
 pub mod lua;

@@ -16,8 +16,8 @@ use hyper::http::uri::{PathAndQuery, Scheme};
 use hyper::{HeaderMap, Request, Response, StatusCode, Uri, Version};
 
 use super::routes::RuleTarget;
-use crate::fine_timer;
 use super::{Inner, LbPolicy, LiveEndpoint, PodCounters, ServiceSlot};
+use crate::fine_timer;
 
 type ProxyBody = Either<CountedBody, Full<Bytes>>;
 

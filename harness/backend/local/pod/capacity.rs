@@ -16,8 +16,8 @@ use tokio::time::Instant;
 
 use super::httpbin::{httpbin, text, PodBody};
 use super::PodStats;
-use crate::fine_timer;
 use crate::backend::local::slots::Slots;
+use crate::fine_timer;
 
 /// Capacity model of a built-in pod. Durations are real time (already divided
 /// by the experiment's speed factor by the caller).
