@@ -31,7 +31,8 @@
 # (c)), RSS_SECS (60, the shorter run in (d)), NGINX_WORKERS (1: nginx on one
 # core, the load tool on the other), SKIP_INSTALL (0), ONLY (empty; `e`:
 # only section (e)), GW_RATE (5000), GW_SECS (A_SECS), GW_ROUNDS (2), GW_PODS
-# (2), GW_PATH (/get). (e) uses ports PORT+100.. (pods), PORT+200 (gateway)
+# (2), GW_PATH (/get), GW_THREADS (empty: the gateway on the harness's
+# runtime, one worker thread per CPU as in a run; N: N workers). (e) uses ports PORT+100.. (pods), PORT+200 (gateway)
 # and PORT+201 (nginx as proxy).
 #
 # Everything targets 127.0.0.1 only. Installs nginx, wrk, hey and jq with
@@ -54,6 +55,7 @@ GW_SECS=${GW_SECS:-$A_SECS}
 GW_ROUNDS=${GW_ROUNDS:-2}
 GW_PODS=${GW_PODS:-2}
 GW_PATH=${GW_PATH:-/get}
+GW_THREADS=${GW_THREADS:-}
 export PATH="$HOME/.cargo/bin:$PATH"
 
 log() { printf '\n== %s\n' "$*" >&2; }
@@ -196,7 +198,9 @@ section_e() {
     "$HARNESS" serve pods --count "$GW_PODS" --port "$pod_port" > "$WORK/pods.log" 2>&1 &
     GW_PIDS+=($!)
     wait_up "http://127.0.0.1:$pod_port$GW_PATH" "$WORK/pods.log"
-    "$HARNESS" serve gateway --port "$gw_port" "${upstreams[@]}" > "$WORK/gateway.log" 2>&1 &
+    local threads=()
+    [ -z "$GW_THREADS" ] || threads=(--threads "$GW_THREADS")
+    "$HARNESS" serve gateway --port "$gw_port" "${upstreams[@]}" ${threads[@]+"${threads[@]}"} > "$WORK/gateway.log" 2>&1 &
     local gw_pid=$!
     GW_PIDS+=("$gw_pid")
     wait_up "http://127.0.0.1:$gw_port$GW_PATH" "$WORK/gateway.log"
@@ -271,6 +275,9 @@ NGINX
     local -A add50=() add99=() cpu=()
     local what r d50=() d99=() a50 a99 c rounds
     for r in $(seq 1 "$GW_ROUNDS"); do d50+=("${p50[direct-$r]}"); d99+=("${p99[direct-$r]}"); done
+    local gw_threads="$GW_THREADS"
+    [ -n "$gw_threads" ] || gw_threads="$(nproc) (the harness's runtime, one per CPU)"
+    row "(e) gateway worker threads" "$gw_threads; nginx workers: $NGINX_WORKERS"
     row "(e) direct to $GW_PODS pods @$GW_RATE/s" "p50 $(avg "${d50[@]}") ms, p99 $(avg "${d99[@]}") ms (GET $GW_PATH, zero service time; mean of $GW_ROUNDS run(s) of $GW_SECS s)"
     for what in gateway nginx; do
         a50=() a99=() c=() rounds=""

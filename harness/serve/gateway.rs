@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 
 use anyhow::{Context as _, Result};
 use gateway_api::apis::standard::httproutes::HttpRoute;
+use tokio::sync::oneshot;
 
 use crate::backend::local::gateway::{Endpoint, Gateway, GatewayOptions};
 use crate::error::InfraError;
@@ -33,7 +34,7 @@ spec:
 /// completes, then drains as the local backend's gateway does.
 pub(super) async fn serve(
     port: u16,
-    upstreams: &[SocketAddr],
+    upstreams: Vec<SocketAddr>,
     stop: impl Future<Output = ()>,
 ) -> Result<()> {
     let route: HttpRoute = serde_norway::from_str(ROUTE).context("the built-in route")?;
@@ -57,4 +58,38 @@ pub(super) async fn serve(
     stop.await;
     gw.shutdown().await;
     Ok(())
+}
+
+/// [`serve`] on a runtime of its own with `threads` workers, on a thread
+/// of its own; `stop` (a signal) is awaited on the caller's runtime.
+pub(super) async fn serve_on_own_runtime(
+    threads: usize,
+    port: u16,
+    upstreams: Vec<SocketAddr>,
+    stop: impl Future<Output = ()>,
+) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .thread_name("gateway")
+        .enable_all()
+        .build()
+        .map_err(|e| InfraError(format!("cannot start the gateway's runtime: {e}")))?;
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let (done_tx, mut done_rx) = oneshot::channel();
+    std::thread::Builder::new()
+        .name("gateway-main".into())
+        .spawn(move || {
+            let r = rt.block_on(serve(port, upstreams, async {
+                let _ = stop_rx.await;
+            }));
+            let _ = done_tx.send(r);
+        })
+        .map_err(|e| InfraError(format!("cannot start the gateway's thread: {e}")))?;
+    let gone = || InfraError("the gateway's thread ended without a word".into());
+    tokio::select! {
+        r = &mut done_rx => return r.map_err(|_| gone())?,
+        () = stop => {}
+    }
+    let _ = stop_tx.send(());
+    done_rx.await.map_err(|_| gone())?
 }

@@ -17,6 +17,8 @@ use crate::error::{exit, UsageError};
 
 /// At most this many pods in one `serve pods`.
 const MAX_PODS: usize = 256;
+/// At most this many worker threads for `serve gateway --threads`.
+const MAX_THREADS: usize = 256;
 
 #[derive(Debug, Clone, Subcommand)]
 pub enum ServeCommand {
@@ -46,6 +48,11 @@ pub struct GatewayArgs {
     /// An endpoint of the route's Service, 127.0.0.1:PORT; repeat for more.
     #[arg(long = "upstream", value_name = "ADDR", required = true)]
     pub upstreams: Vec<String>,
+    /// Run the gateway on a runtime of its own with N worker threads (as
+    /// nginx's `worker_processes`); default: the harness's runtime, one
+    /// worker per CPU, as in a run.
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
 }
 
 /// Runs until Ctrl-C or SIGTERM, then stops its servers; exit code 0 (the
@@ -58,7 +65,18 @@ pub async fn run(cmd: ServeCommand) -> Result<i32> {
         }
         ServeCommand::Gateway(a) => {
             let upstreams = upstreams(&a.upstreams)?;
-            gateway::serve(a.port, &upstreams, crate::signal::shutdown_signal()).await?
+            if a.threads.is_some_and(|n| !(1..=MAX_THREADS).contains(&n)) {
+                return Err(UsageError(format!(
+                    "--threads {}: must be in 1..={MAX_THREADS}",
+                    a.threads.unwrap_or(0)
+                ))
+                .into());
+            }
+            let stop = crate::signal::shutdown_signal();
+            match a.threads {
+                None => gateway::serve(a.port, upstreams, stop).await?,
+                Some(n) => gateway::serve_on_own_runtime(n, a.port, upstreams, stop).await?,
+            }
         }
     }
     Ok(exit::PASSED)

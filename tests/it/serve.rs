@@ -95,8 +95,9 @@ fn the_gateway_alone_balances_over_pods_of_another_process() {
     assert_eq!(get(b, "/get").1.as_deref(), Some("httpbin-1"));
 
     let (ua, ub) = (a.to_string(), b.to_string());
-    let gw = Served::start(
-        &[
+    // On the harness's runtime, then on one of its own with one worker.
+    for threads in [&[][..], &["--threads", "1"]] {
+        let mut args = vec![
             "gateway",
             "--port",
             "0",
@@ -104,24 +105,22 @@ fn the_gateway_alone_balances_over_pods_of_another_process() {
             &ua,
             "--upstream",
             &ub,
-        ],
-        1,
-    );
-    let seen: Vec<String> = (0..6)
-        .map(|_| {
-            let (status, pod) = get(gw.addrs[0], "/status/200");
-            assert!(status.starts_with("HTTP/1.1 200"), "{status}");
-            pod.expect("the pod's x-pod header came through")
-        })
-        .collect();
-    // Round robin: every other request to each pod.
-    assert!(
-        seen.iter().all(|p| p == "httpbin-0" || p == "httpbin-1"),
-        "{seen:?}"
-    );
-    assert!(seen.windows(2).all(|w| w[0] != w[1]), "{seen:?}");
-
-    assert_eq!(gw.stop(), Some(0));
+        ];
+        args.extend_from_slice(threads);
+        let gw = Served::start(&args, 1);
+        let seen: Vec<String> = (0..6)
+            .map(|_| {
+                let (status, pod) = get(gw.addrs[0], "/status/200");
+                assert!(status.starts_with("HTTP/1.1 200"), "{args:?}: {status}");
+                pod.expect("the pod's x-pod header came through")
+            })
+            .collect();
+        // Round robin: every other request to each pod.
+        let pods_only = seen.iter().all(|p| p == "httpbin-0" || p == "httpbin-1");
+        assert!(pods_only, "{args:?}: {seen:?}");
+        assert!(seen.windows(2).all(|w| w[0] != w[1]), "{args:?}: {seen:?}");
+        assert_eq!(gw.stop(), Some(0), "{args:?}");
+    }
     assert_eq!(pods.stop(), Some(0));
 }
 
@@ -140,6 +139,18 @@ fn bad_serve_flags_exit_2_and_a_port_in_use_exits_3() {
         (
             &["gateway", "--port", "0", "--upstream", "localhost"],
             "expected an address",
+        ),
+        (
+            &[
+                "gateway",
+                "--port",
+                "0",
+                "--upstream",
+                "127.0.0.1:9",
+                "--threads",
+                "0",
+            ],
+            "--threads 0",
         ),
         (&["nope"], "unrecognized subcommand"),
     ] {
