@@ -1,4 +1,5 @@
-//! Command line: `experiment`, `sweep`, `cleanup`, `validate`, `report`, `bench`.
+//! Command line: `experiment`, `sweep`, `cleanup`, `validate`, `report`,
+//! `bench`, `serve`.
 
 use std::path::PathBuf;
 
@@ -118,6 +119,12 @@ pub enum Command {
     Report { run_dir: PathBuf },
     /// Drive the load engine alone at one URL (constant rate or ramp) and report what it held.
     Bench(crate::bench::BenchArgs),
+    /// Run built-in pods or the embedded gateway alone until Ctrl-C or
+    /// SIGTERM (to measure the gateway next to another proxy).
+    Serve {
+        #[command(subcommand)]
+        what: crate::serve::ServeCommand,
+    },
 }
 
 /// Which cluster the kube backend talks to.
@@ -273,5 +280,6 @@ pub async fn run(cli: Cli) -> Result<i32> {
             })
         }
         Command::Bench(args) => crate::bench::run(args).await,
+        Command::Serve { what } => crate::serve::run(what).await,
     }
 }

@@ -25,6 +25,7 @@ pub mod recorder;
 mod report;
 mod run;
 mod scenario;
+mod serve;
 mod signal;
 mod sweep;
 mod yaml;

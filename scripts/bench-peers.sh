@@ -12,14 +12,28 @@
 #   (c) CPU (user+sys) per 1,000 requests at 5000 req/s against
 #       `oha -q 5000 -z 30s --no-tui`, whose CPU is measured by /usr/bin/time
 #       and whose request count is nginx's access log;
-#   (d) peak RSS after 1 min at 5000 req/s, and after 10 min with LONG=1.
+#   (d) peak RSS after 1 min at 5000 req/s, and after 10 min with LONG=1;
+#   (e) the embedded gateway alone vs nginx as a reverse proxy: built-in pods
+#       with zero service time (`autoscale-harness serve pods`, a process of
+#       their own), the gateway in another (`serve gateway`) and nginx
+#       (`proxy_pass` to an upstream of the same pods, keep-alive) in front
+#       of them; at GW_RATE req/s for GW_SECS s each, `bench` direct to the
+#       pods, through the gateway and through nginx, in the order direct,
+#       gateway, nginx, then (GW_ROUNDS=2) nginx, gateway, direct. Prints
+#       the p50 and p99 response time each proxy adds to direct, its CPU
+#       (utime+stime of its processes in /proc) per 1,000 proxied requests,
+#       and gateway / nginx for each figure (goal: at most 1).
 # Prints a summary table (also written to $OUT/summary.txt with every run's
 # JSON beside it) and exits 1 if a check in (a) failed.
 #
 # Environment: PORT (18080), OUT (target/bench-peers), LONG (0), STEP_SECS (5,
 # length of each run in (b)), A_SECS (30, each run in (a) and oha's run in
 # (c)), RSS_SECS (60, the shorter run in (d)), NGINX_WORKERS (1: nginx on one
-# core, the load tool on the other), SKIP_INSTALL (0).
+# core, the load tool on the other), SKIP_INSTALL (0), ONLY (empty; `e`:
+# only section (e)), GW_RATE (5000), GW_SECS (A_SECS), GW_ROUNDS (2), GW_PODS
+# (2), GW_PATH (/get), GW_THREADS (empty: the gateway on the harness's
+# runtime, one worker thread per CPU as in a run; N: N workers). (e) uses ports PORT+100.. (pods), PORT+200 (gateway)
+# and PORT+201 (nginx as proxy).
 #
 # Everything targets 127.0.0.1 only. Installs nginx, wrk, hey and jq with
 # apt-get and oha with `cargo install oha --locked` when they are missing.
@@ -35,6 +49,13 @@ A_SECS=${A_SECS:-30}
 RSS_SECS=${RSS_SECS:-60}
 NGINX_WORKERS=${NGINX_WORKERS:-1}
 URL="http://127.0.0.1:$PORT/small.txt"
+ONLY=${ONLY:-}
+GW_RATE=${GW_RATE:-5000}
+GW_SECS=${GW_SECS:-$A_SECS}
+GW_ROUNDS=${GW_ROUNDS:-2}
+GW_PODS=${GW_PODS:-2}
+GW_PATH=${GW_PATH:-/get}
+GW_THREADS=${GW_THREADS:-}
 export PATH="$HOME/.cargo/bin:$PATH"
 
 log() { printf '\n== %s\n' "$*" >&2; }
@@ -97,11 +118,16 @@ http {
 }
 EOF
 
+# Section (e)'s processes, stopped with the rest.
+GW_PIDS=()
 stop_nginx() {
-    if [ -f "$WORK/nginx.pid" ]; then
-        kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
-        for _ in $(seq 50); do [ -f "$WORK/nginx.pid" ] || break; sleep 0.1; done
-    fi
+    for pid in ${GW_PIDS[@]+"${GW_PIDS[@]}"}; do kill "$pid" 2>/dev/null || true; done
+    for pidfile in "$WORK/nginx.pid" "$WORK/proxy.pid"; do
+        if [ -f "$pidfile" ]; then
+            kill "$(cat "$pidfile")" 2>/dev/null || true
+            for _ in $(seq 50); do [ -f "$pidfile" ] || break; sleep 0.1; done
+        fi
+    done
     rm -rf "$WORK"
 }
 trap stop_nginx EXIT
@@ -139,6 +165,145 @@ FAILED=0
 # Other work on the machine shows up in every figure; say how busy it was.
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 row "machine" "$(nproc) CPUs, load average $(loadavg) at start; nginx workers: $NGINX_WORKERS"
+
+# ------------------------------------- (e) gateway alone vs nginx as proxy
+# CPU time (user + sys, seconds) the processes PIDS... have used so far.
+cpu_s() {
+    local ticks=0 pid t
+    for pid in "$@"; do
+        # Fields after "pid (comm) ": utime and stime are the 12th and 13th.
+        t=$(sed 's/^.*) //' "/proc/$pid/stat" | awk '{ print $12 + $13 }')
+        ticks=$(( ticks + t ))
+    done
+    awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.3f", t / hz }'
+}
+# wait_up URL LOG: until URL answers; exits 3 showing LOG if not within 5 s.
+wait_up() {
+    for _ in $(seq 50); do curl -sf "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done
+    echo "nothing answers on $1" >&2; cat "$2" >&2; exit 3
+}
+# ratio A B -> A / B with 2 decimals; n/a unless B > 0.
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "n/a" }'; }
+# avg X... -> their mean, 3 decimals (5 with AVG_DP=5).
+avg() { printf '%s\n' "$@" | awk -v dp="${AVG_DP:-3}" '{ s += $1 } END { printf "%.*f", dp, s / NR }'; }
+
+section_e() {
+    log "(e) gateway alone vs nginx reverse proxy: $GW_RATE req/s for $GW_SECS s each, $GW_ROUNDS round(s)"
+    local pod_port=$((PORT + 100)) gw_port=$((PORT + 200)) ngx_port=$((PORT + 201))
+    local upstreams=() servers="" i
+    for i in $(seq 0 $((GW_PODS - 1))); do
+        upstreams+=(--upstream "127.0.0.1:$((pod_port + i))")
+        servers+="        server 127.0.0.1:$((pod_port + i));"$'\n'
+    done
+    "$HARNESS" serve pods --count "$GW_PODS" --port "$pod_port" > "$WORK/pods.log" 2>&1 &
+    GW_PIDS+=($!)
+    wait_up "http://127.0.0.1:$pod_port$GW_PATH" "$WORK/pods.log"
+    local threads=()
+    [ -z "$GW_THREADS" ] || threads=(--threads "$GW_THREADS")
+    "$HARNESS" serve gateway --port "$gw_port" "${upstreams[@]}" ${threads[@]+"${threads[@]}"} > "$WORK/gateway.log" 2>&1 &
+    local gw_pid=$!
+    GW_PIDS+=("$gw_pid")
+    wait_up "http://127.0.0.1:$gw_port$GW_PATH" "$WORK/gateway.log"
+    # The gateway's work: HTTP/1.1 keep-alive to the pods, the client's Host
+    # kept, X-Forwarded-For and -Proto added; no access log.
+    cat > "$WORK/proxy.conf" <<NGINX
+worker_processes $NGINX_WORKERS;
+worker_rlimit_nofile 65536;
+pid $WORK/proxy.pid;
+error_log $WORK/proxy-error.log warn;
+events { worker_connections 20000; }
+http {
+    access_log off;
+    keepalive_requests 100000000;
+    keepalive_timeout 300s;
+    client_body_temp_path $WORK/body;
+    proxy_temp_path $WORK/proxy;
+    fastcgi_temp_path $WORK/fastcgi;
+    uwsgi_temp_path $WORK/uwsgi;
+    scgi_temp_path $WORK/scgi;
+    upstream pods {
+$servers        keepalive 64;
+        keepalive_requests 100000000;
+    }
+    server {
+        listen 127.0.0.1:$ngx_port;
+        location / {
+            proxy_pass http://pods;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host \$host;
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto \$scheme;
+        }
+    }
+}
+NGINX
+    nginx -c "$WORK/proxy.conf" -e "$WORK/proxy-error.log"
+    wait_up "http://127.0.0.1:$ngx_port$GW_PATH" "$WORK/proxy-error.log"
+    local master ngx_pids
+    master=$(cat "$WORK/proxy.pid")
+    ngx_pids="$master $(ps -o pid= --ppid "$master" | tr '\n' ' ')"
+
+    # Each run: bench at the fixed rate after a 1 s warm-up (not in its
+    # latency figures), the proxy's CPU read around it. The warm-up's
+    # requests went through the proxy too: they count in its CPU per request.
+    local -A port=([direct]=$pod_port [gateway]=$gw_port [nginx]=$ngx_port)
+    local -A pids=([direct]="" [gateway]="$gw_pid" [nginx]="$ngx_pids")
+    local -A p50=() p99=() cpu1k=()
+    local round order who name before after n
+    for round in $(seq 1 "$GW_ROUNDS"); do
+        order="direct gateway nginx"
+        [ $((round % 2)) = 0 ] && order="nginx gateway direct"
+        for who in $order; do
+            name="e-$who-$round"
+            # shellcheck disable=SC2086 # a list of pids
+            before=$(if [ -n "${pids[$who]}" ]; then cpu_s ${pids[$who]}; else echo 0; fi)
+            "$HARNESS" bench --url "http://127.0.0.1:${port[$who]}$GW_PATH" --json \
+                --rate "$GW_RATE" --duration "${GW_SECS}s" --warmup 1s > "$OUT/$name.json"
+            # shellcheck disable=SC2086
+            after=$(if [ -n "${pids[$who]}" ]; then cpu_s ${pids[$who]}; else echo 0; fi)
+            n=$(( $(j "$name" '.requests.completed') + GW_RATE ))
+            p50[$who-$round]=$(j "$name" '.response_time_ms.p50')
+            p99[$who-$round]=$(j "$name" '.response_time_ms.p99')
+            cpu1k[$who-$round]=$(awk -v a="$before" -v b="$after" -v n="$n" 'BEGIN { printf "%.5f", (b - a) / n * 1000 }')
+            held "$name" || echo "  $name did not hold $GW_RATE req/s (dropped $(j "$name" '.requests.dropped'), errors $(j "$name" '.requests.errors'))" >&2
+            echo "  round $round $who: p50 ${p50[$who-$round]} ms, p99 ${p99[$who-$round]} ms, CPU ${cpu1k[$who-$round]} s per 1k, load $(loadavg)" >&2
+        done
+    done
+
+    # Per proxy, the mean over the rounds of (proxied - direct in that round).
+    local -A add50=() add99=() cpu=()
+    local what r d50=() d99=() a50 a99 c rounds
+    for r in $(seq 1 "$GW_ROUNDS"); do d50+=("${p50[direct-$r]}"); d99+=("${p99[direct-$r]}"); done
+    local gw_threads="$GW_THREADS"
+    [ -n "$gw_threads" ] || gw_threads="$(nproc) (the harness's runtime, one per CPU)"
+    row "(e) gateway worker threads" "$gw_threads; nginx workers: $NGINX_WORKERS"
+    row "(e) direct to $GW_PODS pods @$GW_RATE/s" "p50 $(avg "${d50[@]}") ms, p99 $(avg "${d99[@]}") ms (GET $GW_PATH, zero service time; mean of $GW_ROUNDS run(s) of $GW_SECS s)"
+    for what in gateway nginx; do
+        a50=() a99=() c=() rounds=""
+        for r in $(seq 1 "$GW_ROUNDS"); do
+            a50+=("$(awk -v a="${p50[$what-$r]}" -v d="${p50[direct-$r]}" 'BEGIN { print a - d }')")
+            a99+=("$(awk -v a="${p99[$what-$r]}" -v d="${p99[direct-$r]}" 'BEGIN { print a - d }')")
+            c+=("${cpu1k[$what-$r]}")
+            rounds+="${rounds:+; }p50 ${p50[$what-$r]} p99 ${p99[$what-$r]} ms, ${cpu1k[$what-$r]} s"
+        done
+        add50[$what]=$(avg "${a50[@]}")
+        add99[$what]=$(avg "${a99[@]}")
+        cpu[$what]=$(AVG_DP=5 avg "${c[@]}")
+        row "(e) $what: added p50, p99; CPU per 1k" "${add50[$what]} ms, ${add99[$what]} ms; ${cpu[$what]} s (runs: $rounds)"
+    done
+    row "(e) gateway / nginx: added p50" "$(ratio "${add50[gateway]}" "${add50[nginx]}")"
+    row "(e) gateway / nginx: added p99" "$(ratio "${add99[gateway]}" "${add99[nginx]}")"
+    row "(e) gateway / nginx: CPU per 1k" "$(ratio "${cpu[gateway]}" "${cpu[nginx]}")"
+}
+
+if [ "$ONLY" = e ]; then
+    section_e
+    row "machine" "load average $(loadavg) at the end"
+    log "summary (also in $SUMMARY)"
+    cat "$SUMMARY"
+    exit 0
+fi
 
 # ------------------------------------------------------ (a) rates held, log
 log "(a) 1000, 5000, 20000 req/s for $A_SECS s each"
@@ -223,6 +388,8 @@ if [ "$LONG" = 1 ]; then
     rss10=$(j rss-10m '.peak_rss_bytes')
     row "(d) peak RSS after 10 min @5000/s" "$(( rss10 / 1024 )) KiB (x$(awk -v a="$rss10" -v b="$rss1" 'BEGIN { printf "%.2f", a / b }') of 1 min; held: $(held rss-10m && echo yes || echo no))"
 fi
+
+section_e
 
 row "machine" "load average $(loadavg) at the end"
 log "summary (also in $SUMMARY)"

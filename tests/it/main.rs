@@ -18,4 +18,5 @@ mod load_engine;
 mod lua;
 mod manifests_apply;
 mod scenario_errors;
+mod serve;
 mod sim_baseline;

@@ -172,11 +172,21 @@ impl Gateway {
     /// Validate `routes`, then listen on 127.0.0.1:0 (traffic) and another
     /// 127.0.0.1:0 (admin: `/metrics`, `/healthz`).
     pub async fn start(routes: &[HttpRoute], opts: GatewayOptions) -> anyhow::Result<Self> {
+        Self::start_on(routes, opts, 0).await
+    }
+
+    /// [`Gateway::start`] with its traffic listener on 127.0.0.1:`port`
+    /// (0: any free port); the admin listener still takes any free port.
+    pub async fn start_on(
+        routes: &[HttpRoute],
+        opts: GatewayOptions,
+        port: u16,
+    ) -> anyhow::Result<Self> {
         let inner = Arc::new(Inner::new(opts));
         inner.set_routes(routes)?;
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port))
             .await
-            .context("gateway: bind 127.0.0.1:0")?;
+            .with_context(|| format!("gateway: bind 127.0.0.1:{port}"))?;
         let admin_listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .await
             .context("gateway admin: bind 127.0.0.1:0")?;

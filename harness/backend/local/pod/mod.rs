@@ -174,29 +174,7 @@ impl PodHandle {
             1.0
         };
         match kind {
-            PodSpecKind::Builtin(model) => {
-                // The queue keeps one heap entry per slot: bound it.
-                if !(1..=1_000_000).contains(&model.concurrency) {
-                    bail!(
-                        "pod {name}: model concurrency must be in 1..=1000000, got {}",
-                        model.concurrency
-                    );
-                }
-                let state = Arc::new(Builtin::new(name, model.clone(), time_scale)?);
-                let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-                    .await
-                    .with_context(|| format!("pod {name}: bind 127.0.0.1:0"))?;
-                let addr = listener.local_addr()?;
-                let st = state.clone();
-                let server = spawn_server(listener, move |req, peer| {
-                    handle_builtin(st.clone(), req, peer)
-                });
-                Ok(Self {
-                    name: name.to_owned(),
-                    addr,
-                    kind: Kind::Builtin { state, server },
-                })
-            }
+            PodSpecKind::Builtin(model) => Self::start_builtin(name, model, time_scale, 0).await,
             PodSpecKind::Gateway { routes, options } => {
                 let gw = Gateway::start(routes, options.clone())
                     .await
@@ -216,6 +194,41 @@ impl PodHandle {
                 })
             }
         }
+    }
+
+    /// A built-in pod on 127.0.0.1:`port` (0: any free port), at real
+    /// time: `serve pods`, which the gateway's benchmark puts behind a proxy.
+    pub async fn start_builtin_on(name: &str, model: &PodModel, port: u16) -> anyhow::Result<Self> {
+        Self::start_builtin(name, model, 1.0, port).await
+    }
+
+    async fn start_builtin(
+        name: &str,
+        model: &PodModel,
+        time_scale: f64,
+        port: u16,
+    ) -> anyhow::Result<Self> {
+        // The queue keeps one heap entry per slot: bound it.
+        if !(1..=1_000_000).contains(&model.concurrency) {
+            bail!(
+                "pod {name}: model concurrency must be in 1..=1000000, got {}",
+                model.concurrency
+            );
+        }
+        let state = Arc::new(Builtin::new(name, model.clone(), time_scale)?);
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port))
+            .await
+            .with_context(|| format!("pod {name}: bind 127.0.0.1:{port}"))?;
+        let addr = listener.local_addr()?;
+        let st = state.clone();
+        let server = spawn_server(listener, move |req, peer| {
+            handle_builtin(st.clone(), req, peer)
+        });
+        Ok(Self {
+            name: name.to_owned(),
+            addr,
+            kind: Kind::Builtin { state, server },
+        })
     }
 
     pub fn name(&self) -> &str {
