@@ -94,6 +94,15 @@ printf 'ok\n' > "$WORK/small.txt"
 chmod 644 "$WORK/small.txt"
 ACCESS_LOG=$WORK/access.log
 NGINX_CONF=$WORK/nginx.conf
+# The http settings both nginx configurations share: long keep-alive, temp
+# files in $WORK.
+NGINX_HTTP_COMMON="    keepalive_requests 100000000;
+    keepalive_timeout 300s;
+    client_body_temp_path $WORK/body;
+    proxy_temp_path $WORK/proxy;
+    fastcgi_temp_path $WORK/fastcgi;
+    uwsgi_temp_path $WORK/uwsgi;
+    scgi_temp_path $WORK/scgi;"
 cat > "$NGINX_CONF" <<EOF
 worker_processes $NGINX_WORKERS;
 worker_rlimit_nofile 65536;
@@ -104,13 +113,7 @@ http {
     # Buffered, flushed every second: one write per request would make nginx
     # pay for the bookkeeping the benchmark relies on.
     access_log $ACCESS_LOG combined buffer=256k flush=1s;
-    keepalive_requests 100000000;
-    keepalive_timeout 300s;
-    client_body_temp_path $WORK/body;
-    proxy_temp_path $WORK/proxy;
-    fastcgi_temp_path $WORK/fastcgi;
-    uwsgi_temp_path $WORK/uwsgi;
-    scgi_temp_path $WORK/scgi;
+$NGINX_HTTP_COMMON
     server {
         listen 127.0.0.1:$PORT;
         location / { root $WORK; }
@@ -214,13 +217,7 @@ error_log $WORK/proxy-error.log warn;
 events { worker_connections 20000; }
 http {
     access_log off;
-    keepalive_requests 100000000;
-    keepalive_timeout 300s;
-    client_body_temp_path $WORK/body;
-    proxy_temp_path $WORK/proxy;
-    fastcgi_temp_path $WORK/fastcgi;
-    uwsgi_temp_path $WORK/uwsgi;
-    scgi_temp_path $WORK/scgi;
+$NGINX_HTTP_COMMON
     upstream pods {
 $servers        keepalive 64;
         keepalive_requests 100000000;

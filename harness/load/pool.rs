@@ -80,31 +80,6 @@ impl H1Conn {
         })
     }
 
-    /// Polls `fut` and the connection's I/O together until `fut` ends; None
-    /// when the connection ended first and `fut` could not finish without it.
-    async fn drive<F: Future>(&mut self, fut: F) -> Option<F::Output> {
-        let mut fut = pin!(fut);
-        let (conn, closed) = (&mut self.conn, &mut self.closed);
-        poll_fn(|cx| {
-            if let Poll::Ready(v) = fut.as_mut().poll(cx) {
-                return Poll::Ready(Some(v));
-            }
-            if !*closed && conn.as_mut().poll(cx).is_ready() {
-                *closed = true;
-                // What the connection finished may have completed `fut`.
-                return Poll::Ready(match fut.as_mut().poll(cx) {
-                    Poll::Ready(v) => Some(v),
-                    Poll::Pending => None,
-                });
-            }
-            if *closed {
-                return Poll::Ready(None);
-            }
-            Poll::Pending
-        })
-        .await
-    }
-
     /// One exchange: sends `req` once the connection can take it and reads
     /// the whole response body (discarding it); the status code. `Err(Some)`
     /// gives the request back when it never left (the server had closed the
@@ -115,13 +90,18 @@ impl H1Conn {
         req: Request<Body>,
         t: &mut Times,
     ) -> Result<u16, Option<Request<Body>>> {
-        match poll_ready(self).await {
-            Some(Ok(())) => {}
-            _ => return Err(Some(req)),
+        let Self {
+            sender,
+            conn,
+            closed,
+        } = self;
+        let ready = poll_fn(|cx| sender.poll_ready(cx));
+        if !matches!(drive(conn, closed, ready).await, Some(Ok(()))) {
+            return Err(Some(req));
         }
         t.sent = Some(Instant::now());
-        let send = self.sender.try_send_request(req);
-        let resp: Response<Incoming> = match self.drive(send).await {
+        let send = sender.try_send_request(req);
+        let resp: Response<Incoming> = match drive(conn, closed, send).await {
             Some(Ok(resp)) => resp,
             Some(Err(mut e)) => return Err(e.take_message()),
             None => return Err(None),
@@ -130,7 +110,7 @@ impl H1Conn {
         let code = resp.status().as_u16();
         let mut body = resp.into_body();
         loop {
-            match self.drive(body.frame()).await {
+            match drive(conn, closed, body.frame()).await {
                 Some(Some(Ok(_))) => {}
                 Some(None) => break,
                 Some(Some(Err(_))) | None => return Err(None),
@@ -141,19 +121,27 @@ impl H1Conn {
     }
 }
 
-/// Waits until the connection can take a request.
-async fn poll_ready(c: &mut H1Conn) -> Option<Result<(), hyper::Error>> {
-    let H1Conn { sender, .. } = c;
-    // `ready` borrows the sender; drive it through a raw poll so the
-    // connection is polled beside it.
-    let mut sender_ready = pin!(poll_fn(|cx| sender.poll_ready(cx)));
-    let (conn, closed) = (&mut c.conn, &mut c.closed);
+/// Polls `fut` and the connection's I/O together until `fut` ends; None
+/// when the connection ended first and `fut` could not finish without it.
+async fn drive<F: Future>(
+    conn: &mut Pin<Box<http1::Connection<TokioIo<TcpStream>, Body>>>,
+    closed: &mut bool,
+    fut: F,
+) -> Option<F::Output> {
+    let mut fut = pin!(fut);
     poll_fn(|cx| {
-        if let Poll::Ready(v) = sender_ready.as_mut().poll(cx) {
+        if let Poll::Ready(v) = fut.as_mut().poll(cx) {
             return Poll::Ready(Some(v));
         }
-        if *closed || conn.as_mut().poll(cx).is_ready() {
+        if !*closed && conn.as_mut().poll(cx).is_ready() {
             *closed = true;
+            // What the connection finished may have completed `fut`.
+            return Poll::Ready(match fut.as_mut().poll(cx) {
+                Poll::Ready(v) => Some(v),
+                Poll::Pending => None,
+            });
+        }
+        if *closed {
             return Poll::Ready(None);
         }
         Poll::Pending
@@ -204,8 +192,9 @@ mod tests {
     use hyper::service::service_fn;
     use tokio::net::TcpListener;
 
-    /// An HTTP/1.1 server on 127.0.0.1 answering "ok"; counts connections.
-    async fn server() -> (Target, Arc<AtomicUsize>) {
+    /// An HTTP/1.1 server on 127.0.0.1 answering "ok" (and closing the
+    /// connection after each answer if `close`); counts connections.
+    async fn server_closing(close: bool) -> (Target, Arc<AtomicUsize>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let accepted = Arc::new(AtomicUsize::new(0));
@@ -213,8 +202,13 @@ mod tests {
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 count.fetch_add(1, Ordering::Relaxed);
-                let svc = service_fn(|_req| async {
-                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
+                let svc = service_fn(move |_req| async move {
+                    let mut r = Response::new(Full::new(Bytes::from_static(b"ok")));
+                    if close {
+                        r.headers_mut()
+                            .insert("connection", "close".parse().expect("value"));
+                    }
+                    Ok::<_, Infallible>(r)
                 });
                 tokio::spawn(
                     hyper::server::conn::http1::Builder::new()
@@ -235,7 +229,7 @@ mod tests {
 
     #[tokio::test]
     async fn one_connection_serves_request_after_request() {
-        let (target, accepted) = server().await;
+        let (target, accepted) = server_closing(false).await;
         let mut c = H1Conn::dial(&target).await.expect("dial");
         for _ in 0..3 {
             let mut t = Times::default();
@@ -247,27 +241,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_connection_the_server_closed_gives_the_request_back() {
-        // Answers one request, then closes the connection.
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let svc = service_fn(|_req| async {
-                    let mut r = Response::new(Full::new(Bytes::from_static(b"ok")));
-                    r.headers_mut()
-                        .insert("connection", "close".parse().expect("value"));
-                    Ok::<_, Infallible>(r)
-                });
-                tokio::spawn(
-                    hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc),
-                );
-            }
-        });
-        let target = Target {
-            host: "127.0.0.1".into(),
-            port,
-        };
+        let (target, _) = server_closing(true).await;
         let mut c = H1Conn::dial(&target).await.expect("dial");
         let mut t = Times::default();
         assert_eq!(c.exchange(get(), &mut t).await.ok(), Some(200));
