@@ -15,6 +15,7 @@ mod cluster;
 mod cronhpa;
 pub mod error;
 mod fine_timer;
+mod http1_conn;
 pub mod load;
 #[doc(hidden)]
 pub mod lua;

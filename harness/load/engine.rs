@@ -21,7 +21,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::pool::{H1Conn, H2Conn, SendError, Target, Times};
+use super::pool::{dial_h1, exchange, H1Conn, H2Conn, SendError, Target, Times};
 use super::rawlog::{RawLog, RawLogSummary};
 use super::schedule::{RateCurve, Schedule, Spacing};
 use super::stats::{micros, Completion, DispatchCounts, IntervalStats, Outcome, Recorder};
@@ -503,7 +503,7 @@ async fn worker(shared: Arc<Shared>, first: Job) {
         return;
     };
     let mailbox = Arc::new(Mailbox::default());
-    let mut conn: Option<H1Conn> = None;
+    let mut conn: Option<H1Conn<Full<Bytes>>> = None;
     // Until its first dial ends, this worker counts against the dialling
     // limit.
     let mut dialling = true;
@@ -542,10 +542,6 @@ async fn worker(shared: Arc<Shared>, first: Job) {
     }
 }
 
-/// One request on the worker's connection (dialled first if there is none).
-/// A request that never left because the server had just closed the
-/// keep-alive connection is retried once on a new one, as browsers and
-/// hyper's own pooled client do.
 /// A new worker's first dial ended: a request still waiting may start the
 /// next worker.
 fn dialled(shared: &Arc<Shared>) {
@@ -556,10 +552,14 @@ fn dialled(shared: &Arc<Shared>) {
     }
 }
 
-/// `first_dial` is set while the worker's first dial has not ended.
+/// One request on the worker's connection (dialled first if there is none).
+/// A request that never left because the server had just closed the
+/// keep-alive connection is retried once on a new one, as browsers and
+/// hyper's own pooled client do. `first_dial` is set while the worker's
+/// first dial has not ended.
 async fn exchange_h1(
     shared: &Arc<Shared>,
-    conn: &mut Option<H1Conn>,
+    conn: &mut Option<H1Conn<Full<Bytes>>>,
     first_dial: &mut bool,
     t: &mut Times,
 ) -> Outcome {
@@ -568,7 +568,7 @@ async fn exchange_h1(
         let c = match conn {
             Some(c) => c,
             None => {
-                let conn_or_err = H1Conn::dial(&shared.prepared.target).await;
+                let conn_or_err = dial_h1(&shared.prepared.target).await;
                 if std::mem::take(first_dial) {
                     dialled(shared);
                 }
@@ -578,7 +578,7 @@ async fn exchange_h1(
                 }
             }
         };
-        match c.exchange(req, t).await {
+        match exchange(c, req, t).await {
             Ok(code) => return Outcome::Status(code),
             Err(back) => {
                 *conn = None;

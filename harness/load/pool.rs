@@ -1,25 +1,19 @@
 //! The engine's HTTP connections.
 //!
-//! - HTTP/1.1: [`H1Conn`], one connection owned by one connection worker
-//!   (`workers`), which drives it in its own task: the request, the
-//!   response and the connection's I/O are polled together, so an exchange
-//!   costs no hand-off between tasks (hyper's usual split puts the
-//!   connection in a task of its own and wakes it for every request).
+//! - HTTP/1.1: an [`H1Conn`], one connection owned by one connection worker
+//!   (`workers`), which drives it in its own task.
 //! - HTTP/2 (prior knowledge): one connection, multiplexed; re-dialled by the
 //!   next request after it closes.
 
-use std::future::{poll_fn, Future};
-use std::pin::{pin, Pin};
-use std::task::Poll;
-
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::client::conn::{http1, http2};
-use hyper::{Request, Response};
+use hyper::client::conn::http2;
+use hyper::Request;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
+
+pub(super) use crate::http1_conn::H1Conn;
 
 type Body = Full<Bytes>;
 
@@ -48,15 +42,6 @@ async fn dial(target: &Target) -> Result<TokioIo<TcpStream>, SendError> {
 
 // ------------------------------------------------------------------ HTTP/1.1
 
-/// An HTTP/1.1 connection and its I/O, driven by whoever awaits its
-/// methods; nothing runs while nobody does (an idle worker's connection).
-pub(super) struct H1Conn {
-    sender: http1::SendRequest<Body>,
-    conn: Pin<Box<http1::Connection<TokioIo<TcpStream>, Body>>>,
-    /// The connection future ended (closed by the peer, or failed).
-    closed: bool,
-}
-
 /// Instants of one exchange, kept outside its future so that a timeout still
 /// knows how far it got.
 #[derive(Default)]
@@ -69,84 +54,42 @@ pub(super) struct Times {
     pub done: Option<Instant>,
 }
 
-impl H1Conn {
-    pub async fn dial(target: &Target) -> Result<Self, SendError> {
-        let io = dial(target).await?;
-        let (sender, conn) = http1::handshake(io).await.map_err(|_| SendError::Connect)?;
-        Ok(Self {
-            sender,
-            conn: Box::pin(conn),
-            closed: false,
-        })
-    }
-
-    /// One exchange: sends `req` once the connection can take it and reads
-    /// the whole response body (discarding it); the status code. `Err(Some)`
-    /// gives the request back when it never left (the server had closed the
-    /// keep-alive connection), so it can be retried on another one. After
-    /// any error the connection is unusable.
-    pub async fn exchange(
-        &mut self,
-        req: Request<Body>,
-        t: &mut Times,
-    ) -> Result<u16, Option<Request<Body>>> {
-        let Self {
-            sender,
-            conn,
-            closed,
-        } = self;
-        let ready = poll_fn(|cx| sender.poll_ready(cx));
-        if !matches!(drive(conn, closed, ready).await, Some(Ok(()))) {
-            return Err(Some(req));
-        }
-        t.sent = Some(Instant::now());
-        let send = sender.try_send_request(req);
-        let resp: Response<Incoming> = match drive(conn, closed, send).await {
-            Some(Ok(resp)) => resp,
-            Some(Err(mut e)) => return Err(e.take_message()),
-            None => return Err(None),
-        };
-        t.headers = Some(Instant::now());
-        let code = resp.status().as_u16();
-        let mut body = resp.into_body();
-        loop {
-            match drive(conn, closed, body.frame()).await {
-                Some(Some(Ok(_))) => {}
-                Some(None) => break,
-                Some(Some(Err(_))) | None => return Err(None),
-            }
-        }
-        t.done = Some(Instant::now());
-        Ok(code)
-    }
+pub(super) async fn dial_h1(target: &Target) -> Result<H1Conn<Body>, SendError> {
+    let stream = TcpStream::connect((target.host.as_str(), target.port))
+        .await
+        .map_err(|_| SendError::Connect)?;
+    H1Conn::handshake(stream)
+        .await
+        .map_err(|_| SendError::Connect)
 }
 
-/// Polls `fut` and the connection's I/O together until `fut` ends; None
-/// when the connection ended first and `fut` could not finish without it.
-async fn drive<F: Future>(
-    conn: &mut Pin<Box<http1::Connection<TokioIo<TcpStream>, Body>>>,
-    closed: &mut bool,
-    fut: F,
-) -> Option<F::Output> {
-    let mut fut = pin!(fut);
-    poll_fn(|cx| {
-        if let Poll::Ready(v) = fut.as_mut().poll(cx) {
-            return Poll::Ready(Some(v));
+/// One exchange on a worker's connection: sends `req` once the connection
+/// can take it and reads the whole response body (discarding it); the
+/// status code. `Err(Some)` gives the request back when it never left (the
+/// server had closed the keep-alive connection), so it can be retried on
+/// another one. After any error the connection is unusable.
+pub(super) async fn exchange(
+    c: &mut H1Conn<Body>,
+    req: Request<Body>,
+    t: &mut Times,
+) -> Result<u16, Option<Request<Body>>> {
+    if !c.ready().await {
+        return Err(Some(req));
+    }
+    t.sent = Some(Instant::now());
+    let resp = c.send(req).await?;
+    t.headers = Some(Instant::now());
+    let code = resp.status().as_u16();
+    let mut body = resp.into_body();
+    loop {
+        match c.drive(body.frame()).await {
+            Some(Some(Ok(_))) => {}
+            Some(None) => break,
+            Some(Some(Err(_))) | None => return Err(None),
         }
-        if !*closed && conn.as_mut().poll(cx).is_ready() {
-            *closed = true;
-            // What the connection finished may have completed `fut`.
-            return Poll::Ready(match fut.as_mut().poll(cx) {
-                Poll::Ready(v) => Some(v),
-                Poll::Pending => None,
-            });
-        }
-        if *closed {
-            return Poll::Ready(None);
-        }
-        Poll::Pending
-    })
-    .await
+    }
+    t.done = Some(Instant::now());
+    Ok(code)
 }
 
 // -------------------------------------------------------------------- HTTP/2
@@ -190,6 +133,7 @@ mod tests {
     use std::sync::Arc;
 
     use hyper::service::service_fn;
+    use hyper::Response;
     use tokio::net::TcpListener;
 
     /// An HTTP/1.1 server on 127.0.0.1 answering "ok" (and closing the
@@ -230,10 +174,10 @@ mod tests {
     #[tokio::test]
     async fn one_connection_serves_request_after_request() {
         let (target, accepted) = server_closing(false).await;
-        let mut c = H1Conn::dial(&target).await.expect("dial");
+        let mut c = dial_h1(&target).await.expect("dial");
         for _ in 0..3 {
             let mut t = Times::default();
-            assert_eq!(c.exchange(get(), &mut t).await.ok(), Some(200));
+            assert_eq!(exchange(&mut c, get(), &mut t).await.ok(), Some(200));
             assert!(t.sent <= t.headers && t.headers <= t.done && t.done.is_some());
         }
         assert_eq!(accepted.load(Ordering::Relaxed), 1, "kept alive");
@@ -242,10 +186,10 @@ mod tests {
     #[tokio::test]
     async fn a_connection_the_server_closed_gives_the_request_back() {
         let (target, _) = server_closing(true).await;
-        let mut c = H1Conn::dial(&target).await.expect("dial");
+        let mut c = dial_h1(&target).await.expect("dial");
         let mut t = Times::default();
-        assert_eq!(c.exchange(get(), &mut t).await.ok(), Some(200));
-        let back = c.exchange(get(), &mut Times::default()).await;
+        assert_eq!(exchange(&mut c, get(), &mut t).await.ok(), Some(200));
+        let back = exchange(&mut c, get(), &mut Times::default()).await;
         assert!(matches!(back, Err(Some(_))), "never sent: handed back");
     }
 }

@@ -18,6 +18,7 @@
 mod admin;
 mod proxy;
 mod routes;
+mod upstream;
 
 pub use routes::RouteError;
 
@@ -29,17 +30,13 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use gateway_api::apis::standard::httproutes::HttpRoute;
-use hyper::body::Incoming;
-use hyper::http::uri::Authority;
 use hyper::StatusCode;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use tokio::net::TcpListener;
 
 use super::pod::http::{spawn_server, ServerHandle};
 use super::slots::Slots;
 use routes::{compile, RouteTable};
+use upstream::Upstream;
 
 /// Gateway settings. Durations are real time.
 #[derive(Debug, Clone, PartialEq)]
@@ -240,20 +237,23 @@ impl Gateway {
                 bad.addr
             );
         }
-        let live = endpoints
-            .iter()
-            .map(|e| {
-                Ok(LiveEndpoint {
-                    authority: Authority::try_from(e.addr.to_string())
-                        .with_context(|| format!("endpoint address {}", e.addr))?,
-                    counters: self.inner.pod_counters(&e.pod),
-                })
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
         let slot = self
             .inner
             .service_slot(&service_key(service, "default", port));
-        *slot.endpoints.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(live);
+        let mut eps = slot.endpoints.write().unwrap_or_else(|e| e.into_inner());
+        // Endpoints that stay keep their idle connections.
+        let live = endpoints
+            .iter()
+            .map(|e| LiveEndpoint {
+                upstream: eps
+                    .iter()
+                    .find(|old| old.upstream.addr() == e.addr)
+                    .map(|old| old.upstream.clone())
+                    .unwrap_or_else(|| Arc::new(Upstream::new(e.addr))),
+                counters: self.inner.pod_counters(&e.pod),
+            })
+            .collect();
+        *eps = Arc::new(live);
         Ok(())
     }
 
@@ -300,7 +300,6 @@ struct Inner {
     route_counters: Mutex<Vec<Arc<RouteCounters>>>,
     /// Counters of every pod ever seen (cumulative), in first-seen order.
     pods: Mutex<Vec<Arc<PodCounters>>>,
-    client: Client<HttpConnector, Incoming>,
     requests_total: AtomicU64,
     no_route: AtomicU64,
     upstream_errors: AtomicU64,
@@ -319,7 +318,7 @@ struct ServiceSlot {
 }
 
 struct LiveEndpoint {
-    authority: Authority,
+    upstream: Arc<Upstream>,
     counters: Arc<PodCounters>,
 }
 
@@ -404,14 +403,6 @@ impl Inner {
             services: Mutex::new(HashMap::new()),
             route_counters: Mutex::new(Vec::new()),
             pods: Mutex::new(Vec::new()),
-            client: {
-                let mut conn = HttpConnector::new();
-                conn.set_nodelay(true);
-                conn.set_connect_timeout(Some(Duration::from_secs(2)));
-                Client::builder(TokioExecutor::new())
-                    .pool_idle_timeout(Duration::from_secs(30))
-                    .build(conn)
-            },
             requests_total: AtomicU64::new(0),
             no_route: AtomicU64::new(0),
             upstream_errors: AtomicU64::new(0),

@@ -15,10 +15,11 @@ use hyper::header::{
     HeaderName, HeaderValue, CONNECTION, CONTENT_TYPE, HOST, PROXY_AUTHENTICATE,
     PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
 };
-use hyper::http::uri::{PathAndQuery, Scheme};
+use hyper::http::uri::PathAndQuery;
 use hyper::{HeaderMap, Request, Response, StatusCode, Uri, Version};
 
 use super::routes::RuleTarget;
+use super::upstream::UpstreamBody;
 use super::{Inner, LbPolicy, LiveEndpoint, PodCounters, ServiceSlot};
 use crate::fine_timer;
 
@@ -56,7 +57,7 @@ impl Drop for Gauge<'_> {
 
 /// Upstream body streamed through, holding the in-flight guard.
 pub(super) struct CountedBody {
-    inner: Incoming,
+    inner: UpstreamBody,
     _guard: InFlight,
 }
 
@@ -207,19 +208,20 @@ async fn forward(
             parts.headers.insert(HOST, v);
         }
     }
-    let pq = parts
-        .uri
-        .path_and_query()
-        .cloned()
-        .unwrap_or_else(|| PathAndQuery::from_static("/"));
-    let mut up = hyper::http::uri::Parts::default();
-    up.scheme = Some(Scheme::HTTP);
-    up.authority = Some(ep.authority.clone());
-    up.path_and_query = Some(pq);
-    let Ok(uri) = Uri::from_parts(up) else {
-        return local_reply(StatusCode::BAD_REQUEST, "bad request target");
-    };
-    parts.uri = uri;
+    if !parts.headers.contains_key(HOST) {
+        // An HTTP/1.0 request without one: the endpoint's, as a client would.
+        if let Ok(v) = HeaderValue::try_from(ep.upstream.addr().to_string()) {
+            parts.headers.insert(HOST, v);
+        }
+    }
+    // Origin form: the connection is to the endpoint already.
+    parts.uri = Uri::from(
+        parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/")),
+    );
     parts.version = Version::HTTP_11;
     strip_hop_by_hop(&mut parts.headers);
     let xff = match parts
@@ -238,16 +240,14 @@ async fn forward(
         .insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
 
     let pc = ep.counters.clone();
+    let upstream = ep.upstream.clone();
     drop(eps);
     pc.requests.fetch_add(1, Ordering::Relaxed);
     pc.in_flight.fetch_add(1, Ordering::Relaxed);
     let guard = InFlight(pc);
     let timeout = target.timeout.unwrap_or(inner.opts.upstream_timeout);
-    let result = tokio::time::timeout(
-        timeout,
-        inner.client.request(Request::from_parts(parts, body)),
-    )
-    .await;
+    let result =
+        tokio::time::timeout(timeout, upstream.send(Request::from_parts(parts, body))).await;
     match result {
         Ok(Ok(resp)) => {
             let (mut parts, body) = resp.into_parts();

@@ -1,0 +1,313 @@
+//! The gateway's connections to one endpoint: idle keep-alive connections
+//! kept most-recently-used first, each driven by the request that holds it
+//! (the proxied request's own task), and the response body that gives its
+//! connection back when it has been read to the end (Envoy's and nginx's
+//! upstream keepalive, without hyper's pooled client, whose channel to a
+//! connection task and pool lock were most of the gateway's own CPU).
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::{Request, Response};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use crate::http1_conn::H1Conn;
+
+/// An idle connection unused this long is closed (as hyper's pooled client
+/// did here, and near Envoy's 1 h / nginx's 60 s defaults for loopback).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+type Conn = H1Conn<Incoming>;
+
+/// Why a request got no response head from the endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum UpstreamError {
+    /// Connect failed or the connection was reset before the head.
+    Reset,
+}
+
+pub(super) struct Upstream {
+    addr: SocketAddr,
+    idle: Mutex<IdleList<Conn>>,
+}
+
+/// Idle connections with the instant each went idle, oldest first.
+struct IdleList<T>(Vec<(Instant, T)>);
+
+impl<T> IdleList<T> {
+    /// The most recently idle one (its socket is the warmest); those idle
+    /// longer than [`IDLE_TIMEOUT`] at `now` are dropped on the way.
+    fn pop(&mut self, now: Instant) -> Option<T> {
+        let (_, c) = self.0.pop()?;
+        let stale = self
+            .0
+            .partition_point(|(t, _)| now.duration_since(*t) >= IDLE_TIMEOUT);
+        self.0.drain(..stale);
+        Some(c)
+    }
+
+    fn push(&mut self, now: Instant, c: T) {
+        self.0.push((now, c));
+    }
+}
+
+impl Upstream {
+    pub fn new(addr: SocketAddr) -> Self {
+        Self {
+            addr,
+            idle: Mutex::new(IdleList(Vec::new())),
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    fn idle(&self) -> std::sync::MutexGuard<'_, IdleList<Conn>> {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn dial(&self) -> Result<Conn, UpstreamError> {
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(self.addr))
+            .await
+            .map_err(|_| UpstreamError::Reset)?
+            .map_err(|_| UpstreamError::Reset)?;
+        H1Conn::handshake(stream)
+            .await
+            .map_err(|_| UpstreamError::Reset)
+    }
+
+    /// Sends `req` on an idle connection, or a new one, and waits for the
+    /// response head. A request that never left because the endpoint had
+    /// closed an idle connection is sent again on the next one, as hyper's
+    /// pooled client and Envoy do; a new connection is not retried.
+    pub async fn send(
+        self: &Arc<Self>,
+        mut req: Request<Incoming>,
+    ) -> Result<Response<UpstreamBody>, UpstreamError> {
+        loop {
+            let idle = self.idle().pop(Instant::now());
+            let (mut c, fresh) = match idle {
+                Some(c) => (c, false),
+                None => (self.dial().await?, true),
+            };
+            let sent = if c.ready().await {
+                c.send(req).await
+            } else {
+                Err(Some(req))
+            };
+            match sent {
+                Ok(resp) => {
+                    return Ok(resp.map(|body| UpstreamBody {
+                        body,
+                        conn: Some(c),
+                        upstream: self.clone(),
+                        done: false,
+                    }))
+                }
+                Err(Some(back)) if !fresh => req = back,
+                Err(_) => return Err(UpstreamError::Reset),
+            }
+        }
+    }
+}
+
+/// A response body streamed from the endpoint. Polling it drives its
+/// connection; once read to the end, the connection goes back to the idle
+/// list (a body dropped before its end takes its connection with it, since
+/// the rest of the response would still be on the wire).
+pub(super) struct UpstreamBody {
+    body: Incoming,
+    conn: Option<Conn>,
+    upstream: Arc<Upstream>,
+    /// Read to the end (a chunked body's `is_end_stream` never says so).
+    done: bool,
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        let mut frame = Pin::new(&mut this.body).poll_frame(cx);
+        if frame.is_pending() {
+            if let Some(c) = &mut this.conn {
+                if !c.poll_io(cx) {
+                    // What the connection finished may have ended the body.
+                    frame = Pin::new(&mut this.body).poll_frame(cx);
+                }
+            }
+        }
+        match frame {
+            Poll::Ready(None) => this.done = true,
+            Poll::Ready(Some(Err(_))) => this.conn = None,
+            _ => {}
+        }
+        frame
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for UpstreamBody {
+    fn drop(&mut self) {
+        if let Some(c) = self.conn.take() {
+            if c.is_open() && (self.done || self.body.is_end_stream()) {
+                self.upstream.idle().push(Instant::now(), c);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::super::tests::{route, T};
+    use super::super::{Endpoint, Gateway, GatewayOptions};
+    use crate::backend::local::pod::http::http_get;
+
+    use super::*;
+
+    const CATCH_ALL: &str = r#"
+metadata: { name: all, namespace: default }
+spec:
+  rules:
+    - backendRefs: [{ name: up, port: 80 }]
+"#;
+
+    /// How the test endpoint answers each request on a connection.
+    #[derive(Clone, Copy)]
+    enum Answer {
+        /// `Content-Length`, connection kept open.
+        Sized,
+        /// Chunked, connection kept open.
+        Chunked,
+        /// Sized, then the endpoint closes the connection a moment later
+        /// without having said so (a keep-alive timeout on its side).
+        SizedThenDrop,
+    }
+
+    /// An HTTP/1.1 endpoint on 127.0.0.1 written by hand, so that its
+    /// framing and closes are exactly the test's; counts connections.
+    async fn endpoint(answer: Answer) -> (SocketAddr, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::Relaxed);
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 1024];
+                    loop {
+                        // GET requests: a head, no body.
+                        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                            match s.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            }
+                        }
+                        buf.clear();
+                        let resp: &[u8] = match answer {
+                            Answer::Sized | Answer::SizedThenDrop => {
+                                b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+                            }
+                            Answer::Chunked => {
+                                b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"
+                            }
+                        };
+                        if s.write_all(resp).await.is_err() {
+                            return;
+                        }
+                        if let Answer::SizedThenDrop = answer {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (addr, accepted)
+    }
+
+    async fn gateway_to(addr: SocketAddr) -> Gateway {
+        let gw = Gateway::start(&[route(CATCH_ALL)], GatewayOptions::default())
+            .await
+            .unwrap();
+        let ep = Endpoint {
+            pod: "up-0".into(),
+            addr,
+        };
+        gw.set_endpoints("up", 80, vec![ep]).unwrap();
+        gw
+    }
+
+    async fn get_ok(gw: &Gateway) {
+        let (s, _, body) = http_get(gw.addr(), "/", None, T).await.unwrap();
+        assert_eq!((s.as_u16(), &body[..]), (200, &b"ok"[..]));
+    }
+
+    #[tokio::test]
+    async fn a_connection_read_to_the_end_serves_the_next_request() {
+        for answer in [Answer::Sized, Answer::Chunked] {
+            let (addr, accepted) = endpoint(answer).await;
+            let gw = gateway_to(addr).await;
+            for _ in 0..3 {
+                get_ok(&gw).await;
+            }
+            assert_eq!(accepted.load(Ordering::Relaxed), 1, "kept alive");
+            gw.shutdown().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn an_idle_connection_the_endpoint_closed_is_replaced_unseen() {
+        let (addr, accepted) = endpoint(Answer::SizedThenDrop).await;
+        let gw = gateway_to(addr).await;
+        for _ in 0..3 {
+            get_ok(&gw).await;
+            // The endpoint drops the idle connection meanwhile.
+            tokio::time::sleep(Duration::from_millis(60)).await;
+        }
+        assert_eq!(accepted.load(Ordering::Relaxed), 3);
+        assert_eq!(gw.stats().upstream_errors, 0);
+        gw.shutdown().await;
+    }
+
+    #[test]
+    fn idle_connections_past_the_idle_timeout_are_closed() {
+        let t0 = Instant::now();
+        let mut idle = IdleList(Vec::new());
+        for i in 0..3 {
+            idle.push(t0 + Duration::from_secs(i), i);
+        }
+        let later = t0 + IDLE_TIMEOUT + Duration::from_secs(1);
+        idle.push(later, 3);
+        // The newest is taken; the two idle for the timeout are dropped.
+        assert_eq!(idle.pop(later), Some(3));
+        assert_eq!(idle.pop(later), Some(2));
+        assert_eq!(idle.pop(later), None);
+    }
+}
