@@ -225,6 +225,7 @@ impl Plan {
             max_in_flight: a.max_in_flight,
             max_connections: connections,
             timeout_s: a.timeout.as_secs_f64(),
+            threads: a.threads,
         };
         Ok(Self { config, setup })
     }

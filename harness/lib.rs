@@ -13,6 +13,7 @@ pub mod cli;
 mod clock;
 mod cluster;
 mod cronhpa;
+mod deadline;
 pub mod error;
 mod fine_timer;
 mod http1_conn;

@@ -31,8 +31,10 @@
 # (c)), RSS_SECS (60, the shorter run in (d)), NGINX_WORKERS (1: nginx on one
 # core, the load tool on the other), SKIP_INSTALL (0), ONLY (empty; `e`:
 # only section (e)), GW_RATE (5000), GW_SECS (A_SECS), GW_ROUNDS (2), GW_PODS
-# (2), GW_PATH (/get), GW_THREADS (empty: the gateway on the harness's
-# runtime, one worker thread per CPU as in a run; N: N workers). (e) uses ports PORT+100.. (pods), PORT+200 (gateway)
+# (2), GW_PATH (/get), GW_THREADS (NGINX_WORKERS: the gateway on as many
+# runtime threads as nginx has workers, one being tokio's single-threaded
+# scheduler; empty: on the harness's own runtime, one worker per CPU, as in
+# a run). (e) uses ports PORT+100.. (pods), PORT+200 (gateway)
 # and PORT+201 (nginx as proxy).
 #
 # Everything targets 127.0.0.1 only. Installs nginx, wrk, hey and jq with
@@ -55,7 +57,7 @@ GW_SECS=${GW_SECS:-$A_SECS}
 GW_ROUNDS=${GW_ROUNDS:-2}
 GW_PODS=${GW_PODS:-2}
 GW_PATH=${GW_PATH:-/get}
-GW_THREADS=${GW_THREADS:-}
+GW_THREADS=${GW_THREADS-$NGINX_WORKERS}
 export PATH="$HOME/.cargo/bin:$PATH"
 
 log() { printf '\n== %s\n' "$*" >&2; }

@@ -148,6 +148,8 @@ pub struct Setup {
     /// Cap on open HTTP/1.1 connections.
     pub max_connections: usize,
     pub timeout_s: f64,
+    /// Runtime threads generating the load (`--threads`).
+    pub threads: u16,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -329,8 +331,12 @@ pub fn render_text(s: &Summary) -> String {
     );
     let _ = writeln!(
         o,
-        "  in-flight cap {}, connections ≤ {}, timeout {}s",
-        st.max_in_flight, st.max_connections, st.timeout_s
+        "  in-flight cap {}, connections ≤ {}, timeout {}s, {} runtime thread{}",
+        st.max_in_flight,
+        st.max_connections,
+        st.timeout_s,
+        st.threads,
+        if st.threads == 1 { "" } else { "s" }
     );
     if let Some(at) = s.interrupted_after_s {
         let _ = writeln!(
@@ -553,6 +559,7 @@ mod tests {
                 max_in_flight: 1000,
                 max_connections: 64,
                 timeout_s: 5.0,
+                threads: 1,
             },
             &Measured {
                 curve: &curve,

@@ -27,6 +27,7 @@ use super::schedule::{RateCurve, Schedule, Spacing};
 use super::stats::{micros, Completion, DispatchCounts, IntervalStats, Outcome, Recorder};
 use super::workers::{Mailbox, Workers};
 use crate::clock::Clock;
+use crate::deadline::Deadline;
 use crate::fine_timer;
 
 /// Requests due within this window of EXPERIMENT time after "now" go out in
@@ -503,6 +504,7 @@ async fn worker(shared: Arc<Shared>, first: Job) {
         return;
     };
     let mailbox = Arc::new(Mailbox::default());
+    let (mut idle, mut timeout) = (Deadline::default(), Deadline::default());
     let mut conn: Option<H1Conn<Full<Bytes>>> = None;
     // Until its first dial ends, this worker counts against the dialling
     // limit.
@@ -511,7 +513,7 @@ async fn worker(shared: Arc<Shared>, first: Job) {
     loop {
         let job = match next.take() {
             Some(j) => j,
-            None => match workers.next(&mailbox).await {
+            None => match workers.next(&mailbox, &mut idle).await {
                 Some(j) => j,
                 None => break,
             },
@@ -522,10 +524,12 @@ async fn worker(shared: Arc<Shared>, first: Job) {
         let outcome = if Instant::now() >= deadline {
             Outcome::Timeout
         } else {
+            timeout.set(deadline);
             let exchange = exchange_h1(&shared, &mut conn, &mut dialling, &mut times);
-            match tokio::time::timeout_at(deadline, exchange).await {
-                Ok(o) => o,
-                Err(_) => {
+            tokio::select! {
+                biased;
+                o = exchange => o,
+                () = timeout.reached() => {
                     if times.sent.is_some() {
                         // Cut mid-exchange: the connection's state is unknown.
                         conn = None;

@@ -27,6 +27,8 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
+use crate::deadline::Deadline;
+
 /// New connections being dialled at once, at most.
 const MAX_DIALING: usize = 4;
 
@@ -105,9 +107,10 @@ impl<J> Workers<J> {
         None
     }
 
-    /// The worker's next job, waiting up to the idle timeout; None: the
-    /// worker is to end (it is no longer counted alive).
-    pub async fn next(&self, mb: &Arc<Mailbox<J>>) -> Option<J> {
+    /// The worker's next job, waiting up to the idle timeout (on `idle`,
+    /// the worker's own timer); None: the worker is to end (it is no
+    /// longer counted alive).
+    pub async fn next(&self, mb: &Arc<Mailbox<J>>, idle: &mut Deadline) -> Option<J> {
         {
             let mut st = lock(&self.state);
             if let Some(j) = st.queue.pop_front() {
@@ -119,11 +122,11 @@ impl<J> Workers<J> {
             }
             st.idle.push(mb.clone());
         }
-        let deadline = tokio::time::Instant::now() + self.idle_timeout;
+        idle.set(tokio::time::Instant::now() + self.idle_timeout);
         loop {
             let woken = tokio::select! {
                 _ = mb.wake.notified() => true,
-                _ = tokio::time::sleep_until(deadline) => false,
+                _ = idle.reached() => false,
             };
             if let Some(j) = lock(&mb.job).take() {
                 return Some(j);
@@ -199,10 +202,15 @@ mod tests {
         assert_eq!(w.dispatch(3), None, "at the cap: queued");
         assert_eq!(w.dispatch(4), None);
         let mb = Arc::new(Mailbox::default());
-        assert_eq!(w.next(&mb).await, Some(3), "oldest queued first");
-        assert_eq!(w.next(&mb).await, Some(4));
+        assert_eq!(
+            w.next(&mb, &mut Deadline::default()).await,
+            Some(3),
+            "oldest queued first"
+        );
+        assert_eq!(w.next(&mb, &mut Deadline::default()).await, Some(4));
         // Queue empty: the worker goes idle and the next job is handed to it.
-        let wait = w.next(&mb);
+        let mut idle = Deadline::default();
+        let wait = w.next(&mb, &mut idle);
         tokio::pin!(wait);
         assert!(tokio::time::timeout(Duration::from_millis(20), &mut wait)
             .await
@@ -236,13 +244,17 @@ mod tests {
         assert_eq!(w.dialled(), None);
         assert_eq!(w.dialled(), None);
         let mb = Arc::new(Mailbox::default());
-        assert_eq!(w.next(&mb).await, None, "idle past the timeout");
+        assert_eq!(
+            w.next(&mb, &mut Deadline::default()).await,
+            None,
+            "idle past the timeout"
+        );
         assert_eq!(w.alive(), 1);
         // A second worker waiting is ended by close.
         let w2 = w.clone();
         let waiting = tokio::spawn(async move {
             let mb = Arc::new(Mailbox::default());
-            w2.next(&mb).await
+            w2.next(&mb, &mut Deadline::default()).await
         });
         tokio::time::sleep(Duration::from_millis(10)).await;
         w.close();

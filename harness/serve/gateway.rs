@@ -68,8 +68,16 @@ pub(super) async fn serve_on_own_runtime(
     upstreams: Vec<SocketAddr>,
     stop: impl Future<Output = ()>,
 ) -> Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
+    // One thread: the single-threaded scheduler, as nginx's one worker
+    // process (no work-stealing queues, no wake-ups of other workers).
+    let mut builder = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(threads);
+        b
+    };
+    let rt = builder
         .thread_name("gateway")
         .enable_all()
         .build()

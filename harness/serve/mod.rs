@@ -49,8 +49,8 @@ pub struct GatewayArgs {
     #[arg(long = "upstream", value_name = "ADDR", required = true)]
     pub upstreams: Vec<String>,
     /// Run the gateway on a runtime of its own with N worker threads (as
-    /// nginx's `worker_processes`); default: the harness's runtime, one
-    /// worker per CPU, as in a run.
+    /// nginx's `worker_processes`; 1 is tokio's single-threaded scheduler);
+    /// default: the harness's runtime, one worker per CPU, as in a run.
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
 }

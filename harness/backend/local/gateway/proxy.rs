@@ -19,7 +19,7 @@ use hyper::http::uri::PathAndQuery;
 use hyper::{HeaderMap, Request, Response, StatusCode, Uri, Version};
 
 use super::routes::RuleTarget;
-use super::upstream::UpstreamBody;
+use super::upstream::{UpstreamBody, UpstreamError};
 use super::{Inner, LbPolicy, LiveEndpoint, PodCounters, ServiceSlot};
 use crate::fine_timer;
 
@@ -246,10 +246,11 @@ async fn forward(
     pc.in_flight.fetch_add(1, Ordering::Relaxed);
     let guard = InFlight(pc);
     let timeout = target.timeout.unwrap_or(inner.opts.upstream_timeout);
-    let result =
-        tokio::time::timeout(timeout, upstream.send(Request::from_parts(parts, body))).await;
-    match result {
-        Ok(Ok(resp)) => {
+    match upstream
+        .send(Request::from_parts(parts, body), timeout)
+        .await
+    {
+        Ok(resp) => {
             let (mut parts, body) = resp.into_parts();
             strip_hop_by_hop(&mut parts.headers);
             Response::from_parts(
@@ -260,7 +261,7 @@ async fn forward(
                 }),
             )
         }
-        Ok(Err(_)) => {
+        Err(UpstreamError::Reset) => {
             guard.0.errors.fetch_add(1, Ordering::Relaxed);
             inner.upstream_errors.fetch_add(1, Ordering::Relaxed);
             local_reply(
@@ -268,7 +269,7 @@ async fn forward(
                 "upstream connect error or disconnect/reset before headers",
             )
         }
-        Err(_) => {
+        Err(UpstreamError::Timeout) => {
             guard.0.errors.fetch_add(1, Ordering::Relaxed);
             inner.upstream_timeouts.fetch_add(1, Ordering::Relaxed);
             local_reply(StatusCode::GATEWAY_TIMEOUT, "upstream request timeout")

@@ -17,6 +17,7 @@ use hyper::{Request, Response};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use crate::deadline::Deadline;
 use crate::http1_conn::H1Conn;
 
 /// An idle connection unused this long is closed (as hyper's pooled client
@@ -24,13 +25,19 @@ use crate::http1_conn::H1Conn;
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
-type Conn = H1Conn<Incoming>;
+/// A connection and its request timeout, which lives as long as it does.
+struct Conn {
+    io: H1Conn<Incoming>,
+    timeout: Deadline,
+}
 
 /// Why a request got no response head from the endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum UpstreamError {
     /// Connect failed or the connection was reset before the head.
     Reset,
+    /// No response head within the route's timeout.
+    Timeout,
 }
 
 pub(super) struct Upstream {
@@ -74,34 +81,54 @@ impl Upstream {
         self.idle.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    async fn dial(&self) -> Result<Conn, UpstreamError> {
-        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(self.addr))
+    async fn dial(&self, deadline: Instant) -> Result<Conn, UpstreamError> {
+        let limit = deadline.min(Instant::now() + CONNECT_TIMEOUT);
+        let stream = match tokio::time::timeout_at(limit, TcpStream::connect(self.addr)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(_)) => return Err(UpstreamError::Reset),
+            Err(_) if limit == deadline => return Err(UpstreamError::Timeout),
+            Err(_) => return Err(UpstreamError::Reset),
+        };
+        let io = H1Conn::handshake(stream)
             .await
-            .map_err(|_| UpstreamError::Reset)?
             .map_err(|_| UpstreamError::Reset)?;
-        H1Conn::handshake(stream)
-            .await
-            .map_err(|_| UpstreamError::Reset)
+        Ok(Conn {
+            io,
+            timeout: Deadline::default(),
+        })
     }
 
     /// Sends `req` on an idle connection, or a new one, and waits for the
-    /// response head. A request that never left because the endpoint had
-    /// closed an idle connection is sent again on the next one, as hyper's
-    /// pooled client and Envoy do; a new connection is not retried.
+    /// response head, up to `timeout` in all. A request that never left
+    /// because the endpoint had closed an idle connection is sent again on
+    /// the next one, as hyper's pooled client and Envoy do; a new
+    /// connection is not retried.
     pub async fn send(
         self: &Arc<Self>,
         mut req: Request<Incoming>,
+        timeout: Duration,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
+        let now = Instant::now();
+        let deadline = now + timeout;
         loop {
-            let idle = self.idle().pop(Instant::now());
+            let idle = self.idle().pop(now);
             let (mut c, fresh) = match idle {
                 Some(c) => (c, false),
-                None => (self.dial().await?, true),
+                None => (self.dial(deadline).await?, true),
             };
-            let sent = if c.ready().await {
-                c.send(req).await
-            } else {
-                Err(Some(req))
+            c.timeout.set(deadline);
+            let Conn { io, timeout } = &mut c;
+            let exchange = async {
+                if io.ready().await {
+                    io.send(req).await
+                } else {
+                    Err(Some(req))
+                }
+            };
+            let sent = tokio::select! {
+                biased;
+                r = exchange => r,
+                () = timeout.reached() => return Err(UpstreamError::Timeout),
             };
             match sent {
                 Ok(resp) => {
@@ -143,7 +170,7 @@ impl Body for UpstreamBody {
         let mut frame = Pin::new(&mut this.body).poll_frame(cx);
         if frame.is_pending() {
             if let Some(c) = &mut this.conn {
-                if !c.poll_io(cx) {
+                if !c.io.poll_io(cx) {
                     // What the connection finished may have ended the body.
                     frame = Pin::new(&mut this.body).poll_frame(cx);
                 }
@@ -169,7 +196,7 @@ impl Body for UpstreamBody {
 impl Drop for UpstreamBody {
     fn drop(&mut self) {
         if let Some(c) = self.conn.take() {
-            if c.is_open() && (self.done || self.body.is_end_stream()) {
+            if c.io.is_open() && (self.done || self.body.is_end_stream()) {
                 self.upstream.idle().push(Instant::now(), c);
             }
         }
