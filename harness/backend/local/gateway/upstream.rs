@@ -3,7 +3,7 @@
 //! (the proxied request's own task), and the response body that gives its
 //! connection back when it has been read to the end (Envoy's and nginx's
 //! upstream keepalive, without hyper's pooled client, whose channel to a
-//! connection task and pool lock were most of the gateway's own CPU).
+//! connection task of its own cost about 4 µs of user time per request).
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -21,7 +21,7 @@ use crate::deadline::Deadline;
 use crate::http1_conn::H1Conn;
 
 /// An idle connection unused this long is closed (as hyper's pooled client
-/// did here, and near Envoy's 1 h / nginx's 60 s defaults for loopback).
+/// did here; nginx's upstream default is 60 s).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -49,15 +49,14 @@ pub(super) struct Upstream {
 struct IdleList<T>(Vec<(Instant, T)>);
 
 impl<T> IdleList<T> {
-    /// The most recently idle one (its socket is the warmest); those idle
-    /// longer than [`IDLE_TIMEOUT`] at `now` are dropped on the way.
+    /// The most recently idle one (its socket is the warmest), after
+    /// dropping those idle for [`IDLE_TIMEOUT`] at `now`.
     fn pop(&mut self, now: Instant) -> Option<T> {
-        let (_, c) = self.0.pop()?;
         let stale = self
             .0
             .partition_point(|(t, _)| now.duration_since(*t) >= IDLE_TIMEOUT);
         self.0.drain(..stale);
-        Some(c)
+        self.0.pop().map(|(_, c)| c)
     }
 
     fn push(&mut self, now: Instant, c: T) {
