@@ -20,7 +20,7 @@ pub(crate) struct Deadline {
 }
 
 impl Deadline {
-    pub fn set(&mut self, at: Instant) {
+    fn set(&mut self, at: Instant) {
         self.at = Some(at);
         match &mut self.timer {
             Some(t) if t.deadline() <= at => {}
@@ -29,8 +29,23 @@ impl Deadline {
         }
     }
 
+    /// Runs `fut` until it ends (Some) or the deadline, moved to `at`,
+    /// passes first (None, `fut` dropped).
+    pub async fn within<F: std::future::Future>(
+        &mut self,
+        at: Instant,
+        fut: F,
+    ) -> Option<F::Output> {
+        self.set(at);
+        tokio::select! {
+            biased;
+            v = fut => Some(v),
+            () = self.reached() => None,
+        }
+    }
+
     /// Resolves once the deadline last set has passed; never without one.
-    pub async fn reached(&mut self) {
+    async fn reached(&mut self) {
         let (Some(timer), Some(at)) = (&mut self.timer, self.at) else {
             return std::future::pending().await;
         };

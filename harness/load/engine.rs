@@ -524,12 +524,10 @@ async fn worker(shared: Arc<Shared>, first: Job) {
         let outcome = if Instant::now() >= deadline {
             Outcome::Timeout
         } else {
-            timeout.set(deadline);
             let exchange = exchange_h1(&shared, &mut conn, &mut dialling, &mut times);
-            tokio::select! {
-                biased;
-                o = exchange => o,
-                () = timeout.reached() => {
+            match timeout.within(deadline, exchange).await {
+                Some(o) => o,
+                None => {
                     if times.sent.is_some() {
                         // Cut mid-exchange: the connection's state is unknown.
                         conn = None;

@@ -31,13 +31,10 @@ pub(super) struct Target {
     pub port: u16,
 }
 
-async fn dial(target: &Target) -> Result<TokioIo<TcpStream>, SendError> {
-    let stream = TcpStream::connect((target.host.as_str(), target.port))
+async fn connect(target: &Target) -> Result<TcpStream, SendError> {
+    TcpStream::connect((target.host.as_str(), target.port))
         .await
-        .map_err(|_| SendError::Connect)?;
-    // Small requests; Nagle would delay every write.
-    stream.set_nodelay(true).map_err(|_| SendError::Connect)?;
-    Ok(TokioIo::new(stream))
+        .map_err(|_| SendError::Connect)
 }
 
 // ------------------------------------------------------------------ HTTP/1.1
@@ -55,10 +52,7 @@ pub(super) struct Times {
 }
 
 pub(super) async fn dial_h1(target: &Target) -> Result<H1Conn<Body>, SendError> {
-    let stream = TcpStream::connect((target.host.as_str(), target.port))
-        .await
-        .map_err(|_| SendError::Connect)?;
-    H1Conn::handshake(stream)
+    H1Conn::handshake(connect(target).await?)
         .await
         .map_err(|_| SendError::Connect)
 }
@@ -115,7 +109,10 @@ impl H2Conn {
             return Ok(s.clone());
         }
         *slot = None;
-        let io = dial(&self.target).await?;
+        let stream = connect(&self.target).await?;
+        // Small requests; Nagle would delay every write.
+        stream.set_nodelay(true).map_err(|_| SendError::Connect)?;
+        let io = TokioIo::new(stream);
         let (sender, conn) = http2::handshake(TokioExecutor::new(), io)
             .await
             .map_err(|_| SendError::Connect)?;

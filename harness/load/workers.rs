@@ -122,12 +122,9 @@ impl<J> Workers<J> {
             }
             st.idle.push(mb.clone());
         }
-        idle.set(tokio::time::Instant::now() + self.idle_timeout);
+        let deadline = tokio::time::Instant::now() + self.idle_timeout;
         loop {
-            let woken = tokio::select! {
-                _ = mb.wake.notified() => true,
-                _ = idle.reached() => false,
-            };
+            let woken = idle.within(deadline, mb.wake.notified()).await.is_some();
             if let Some(j) = lock(&mb.job).take() {
                 return Some(j);
             }

@@ -115,7 +115,6 @@ impl Upstream {
                 Some(c) => (c, false),
                 None => (self.dial(deadline).await?, true),
             };
-            c.timeout.set(deadline);
             let Conn { io, timeout } = &mut c;
             let exchange = async {
                 if io.ready().await {
@@ -124,10 +123,8 @@ impl Upstream {
                     Err(Some(req))
                 }
             };
-            let sent = tokio::select! {
-                biased;
-                r = exchange => r,
-                () = timeout.reached() => return Err(UpstreamError::Timeout),
+            let Some(sent) = timeout.within(deadline, exchange).await else {
+                return Err(UpstreamError::Timeout);
             };
             match sent {
                 Ok(resp) => {
