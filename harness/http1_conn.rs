@@ -140,14 +140,16 @@ where
         if let Poll::Ready(v) = fut.as_mut().poll(cx) {
             return Poll::Ready(Some(v));
         }
-        if poll_conn(conn, closed, cx) {
-            return Poll::Pending;
+        let open = poll_conn(conn, closed, cx);
+        // What the connection just read (a response head, a body frame)
+        // may have completed `fut`: taking it now, in this poll, spares it
+        // a trip to the back of the scheduler's queue (the wake-up the
+        // connection sent this task finds nothing left to do).
+        match fut.as_mut().poll(cx) {
+            Poll::Ready(v) => Poll::Ready(Some(v)),
+            Poll::Pending if open => Poll::Pending,
+            Poll::Pending => Poll::Ready(None),
         }
-        // What the connection finished may have completed `fut`.
-        Poll::Ready(match fut.as_mut().poll(cx) {
-            Poll::Ready(v) => Some(v),
-            Poll::Pending => None,
-        })
     })
     .await
 }

@@ -166,10 +166,10 @@ impl Body for UpstreamBody {
         let mut frame = Pin::new(&mut this.body).poll_frame(cx);
         if frame.is_pending() {
             if let Some(c) = &mut this.conn {
-                if !c.io.poll_io(cx) {
-                    // What the connection finished may have ended the body.
-                    frame = Pin::new(&mut this.body).poll_frame(cx);
-                }
+                // What the connection reads now (or its end) shows in the
+                // body at once, not after a round through the scheduler.
+                c.io.poll_io(cx);
+                frame = Pin::new(&mut this.body).poll_frame(cx);
             }
         }
         match frame {
