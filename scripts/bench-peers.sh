@@ -7,8 +7,9 @@
 #   (b) the highest rate the engine holds within ±1 % (step up, then bisect,
 #       short runs after a 1 s warm-up, as wrk connects before it counts) on
 #       64 connections like wrk (`--connections 64`, in-flight cap 10000 so a
-#       ~100 ms hiccup is absorbed rather than dropped), against
-#       `wrk -t1 -c64 -d10s` throughput (and hey's, for context);
+#       ~100 ms hiccup is absorbed rather than dropped; a rate missed is
+#       run once more before it counts as not held), against the best of
+#       two `wrk -t1 -c64 -d10s` runs' throughput (and hey's, for context);
 #   (c) CPU (user+sys) per 1,000 requests at 5000 req/s against
 #       `oha -q 5000 -z 30s --no-tui`, whose CPU is measured by /usr/bin/time
 #       and whose request count is nginx's access log;
@@ -323,17 +324,28 @@ done
 
 # ------------------------------------------------- (b) highest held vs wrk
 log "(b) highest rate held within ±1 % ($STEP_SECS s runs)"
-try_rate() { # RATE -> success if held
-    local r=$1
-    bench "step-$r" --rate "$r" --duration "${STEP_SECS}s" --warmup 1s \
-        --connections 64 --max-in-flight 10000
-    local e
-    e=$(j "step-$r" '(.rate.per_second_error.max_abs_pct // 999) * 1000 | round / 1000')
-    if held "step-$r"; then
-        echo "  $r req/s: held (max error $e %)" >&2
-        return 0
-    fi
-    echo "  $r req/s: NOT held (max error $e %, dropped $(j "step-$r" '.requests.dropped'), late $(j "step-$r" '.requests.late'), errors $(j "step-$r" '.requests.errors'))" >&2
+# try_rate RATE -> success if held. A miss is run again before it counts:
+# near saturation a 5 s step fails on one 50-100 ms episode in which the
+# round trip on all 64 connections doubles (2.2 ms instead of about 1.1,
+# seen in raw logs at 40,000 req/s; wrk's own p99 round trip there is
+# 1.9-2.3 ms against a 1.2 ms mean, so it meets them too, but a closed loop
+# only goes slower for a moment) and the backlog then takes most of a
+# second to drain. Such an episode is not the rate; a second miss is. wrk gets
+# the same best of two below.
+RETRIED=0
+try_rate() {
+    local r=$1 try e
+    for try in 1 2; do
+        bench "step-$r-$try" --rate "$r" --duration "${STEP_SECS}s" --warmup 1s \
+            --connections 64 --max-in-flight 10000
+        e=$(j "step-$r-$try" '(.rate.per_second_error.max_abs_pct // 999) * 1000 | round / 1000')
+        if held "step-$r-$try"; then
+            echo "  $r req/s: held (max error $e %, try $try)" >&2
+            return 0
+        fi
+        echo "  $r req/s: NOT held, try $try (max error $e %, dropped $(j "step-$r-$try" '.requests.dropped'), late $(j "step-$r-$try" '.requests.late'), errors $(j "step-$r-$try" '.requests.errors'))" >&2
+        [ "$try" = 2 ] || RETRIED=$((RETRIED + 1))
+    done
     return 1
 }
 # From the highest rate (a) held, step up by 25 % until a rate is not held,
@@ -353,13 +365,19 @@ for _ in 1 2 3 4 5 6; do
     mid=$(( (lo + hi) / 2 ))
     if try_rate "$mid"; then lo=$mid; else hi=$mid; fi
 done
-wrk -t1 -c64 -d10s "$URL" > "$OUT/wrk.txt"
-wrk_rps=$(awk '/^Requests\/sec:/ { print $2 }' "$OUT/wrk.txt")
+# Best of two, as the engine's steps get a second try.
+wrk_rps=0
+for try in 1 2; do
+    wrk -t1 -c64 -d10s "$URL" > "$OUT/wrk-$try.txt"
+    w=$(awk '/^Requests\/sec:/ { print $2 }' "$OUT/wrk-$try.txt")
+    echo "  wrk run $try: $w req/s" >&2
+    wrk_rps=$(awk -v a="$wrk_rps" -v b="$w" 'BEGIN { print (b > a ? b : a) }')
+done
 hey -z 10s -c 64 "$URL" > "$OUT/hey.txt"
 hey_rps=$(awk '/Requests\/sec:/ { print $2 }' "$OUT/hey.txt")
 ratio=$(awk -v a="$lo" -v b="$wrk_rps" 'BEGIN { printf "%.2f", a / b }')
-row "(b) highest rate held (±1 %, no drops)" "$lo req/s (lowest not held: $hi; ${STEP_SECS} s runs after 1 s warm-up, 64 connections, in-flight cap 10000)"
-row "(b) wrk -t1 -c64 -d10s throughput" "$wrk_rps req/s (closed loop, as fast as possible)"
+row "(b) highest rate held (±1 %, no drops)" "$lo req/s (lowest not held: $hi; ${STEP_SECS} s runs after 1 s warm-up, 64 connections, in-flight cap 10000; a miss counts after a second try, $RETRIED rate(s) needed one)"
+row "(b) wrk -t1 -c64 -d10s throughput" "$wrk_rps req/s (best of 2; closed loop, as fast as possible)"
 row "(b) hey -z 10s -c 64 throughput" "$hey_rps req/s (for context)"
 row "(b) harness held / wrk" "$ratio"
 
