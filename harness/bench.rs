@@ -286,6 +286,13 @@ pub async fn measure<F: std::future::Future<Output = ()>>(
         start_s = since_t0(Instant::now());
         before = usage_at()?;
     }
+    // Read once a second: the anonymous part of the RSS is what grows.
+    let mut peak_anon = rusage::anon_rss_bytes();
+    let mut read_anon = || {
+        if let Some(now) = rusage::anon_rss_bytes() {
+            peak_anon = Some(peak_anon.map_or(now, |p| p.max(now)));
+        }
+    };
     let full_seconds = duration.floor() as u64;
     let mut windows = Vec::with_capacity(usize::try_from(full_seconds).unwrap_or(0));
     let mut measured = load::IntervalStats::new();
@@ -302,6 +309,7 @@ pub async fn measure<F: std::future::Future<Output = ()>>(
         let stats = handle.take_recorded();
         let end_s = since_t0(Instant::now());
         windows.push(Window::new(start_s, end_s, &stats));
+        read_anon();
         measured.merge(&stats);
         start_s = end_s;
     }
@@ -332,6 +340,7 @@ pub async fn measure<F: std::future::Future<Output = ()>>(
         handle.finish().await.raw_log
     };
     let usage = usage_at()?.since(&before);
+    read_anon();
     Ok(summary::summarize(
         plan.setup,
         &Measured {
@@ -341,6 +350,7 @@ pub async fn measure<F: std::future::Future<Output = ()>>(
             user_s: usage.user.as_secs_f64(),
             sys_s: usage.sys.as_secs_f64(),
             peak_rss_bytes: usage.max_rss_bytes,
+            peak_anon_rss_bytes: peak_anon,
             raw_log: raw_log.as_ref(),
             interrupted_after_s: interrupted_at.map(|at| (since_t0(at) - warmup).max(0.0)),
         },

@@ -13,7 +13,8 @@
 #   (c) CPU (user+sys) per 1,000 requests at 5000 req/s against
 #       `oha -q 5000 -z 30s --no-tui`, whose CPU is measured by /usr/bin/time
 #       and whose request count is nginx's access log;
-#   (d) peak RSS after 1 min at 5000 req/s, and after 10 min with LONG=1;
+#   (d) peak RSS after 1 min at 5000 req/s, and after 10 min with LONG=1,
+#       with its anonymous part (heap and stacks), which is what grows;
 #   (e) the embedded gateway alone vs nginx as a reverse proxy: built-in pods
 #       with zero service time (`autoscale-harness serve pods`, a process of
 #       their own), the gateway in another (`serve gateway`) and nginx
@@ -397,13 +398,15 @@ row "(c) harness / oha CPU" "$cpu_ratio"
 # ------------------------------------------------------------ (d) RSS
 log "(d) peak RSS at 5000 req/s: 1 min$([ "$LONG" = 1 ] && echo ' and 10 min' || echo ' (LONG=1 adds 10 min)')"
 bench rss-1m --rate 5000 --duration "${RSS_SECS}s"
-rss1=$(j rss-1m '.peak_rss_bytes')
-row "(d) peak RSS after $A_SECS s @5000/s" "$(( $(j rate-5000 '.peak_rss_bytes') / 1024 )) KiB"
-row "(d) peak RSS after $RSS_SECS s @5000/s" "$(( rss1 / 1024 )) KiB"
+# KiB of a run's peak RSS and of its anonymous part (heap and stacks; the
+# rest is the binary's own pages, as many as the page cache lent it).
+rss_kib() { echo "$(( $(j "$1" '.peak_rss_bytes') / 1024 )) KiB (anonymous $(( $(j "$1" '.peak_anon_rss_bytes // 0') / 1024 )) KiB)"; }
+x_of() { awk -v a="$(j "$1" "$3")" -v b="$(j "$2" "$3")" 'BEGIN { if (b > 0) printf "x%.2f", a / b; else printf "n/a" }'; }
+row "(d) peak RSS after $A_SECS s @5000/s" "$(rss_kib rate-5000)"
+row "(d) peak RSS after $RSS_SECS s @5000/s" "$(rss_kib rss-1m)"
 if [ "$LONG" = 1 ]; then
     bench rss-10m --rate 5000 --duration 600s
-    rss10=$(j rss-10m '.peak_rss_bytes')
-    row "(d) peak RSS after 10 min @5000/s" "$(( rss10 / 1024 )) KiB (x$(awk -v a="$rss10" -v b="$rss1" 'BEGIN { printf "%.2f", a / b }') of 1 min; held: $(held rss-10m && echo yes || echo no))"
+    row "(d) peak RSS after 10 min @5000/s" "$(rss_kib rss-10m): $(x_of rss-10m rss-1m .peak_rss_bytes) of 1 min, anonymous $(x_of rss-10m rss-1m '.peak_anon_rss_bytes // 0'); held: $(held rss-10m && echo yes || echo no)"
 fi
 
 section_e

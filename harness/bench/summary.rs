@@ -232,6 +232,9 @@ pub struct Summary {
     pub cpu: Cpu,
     /// Peak resident set size of the whole process, bytes.
     pub peak_rss_bytes: u64,
+    /// The highest anonymous part of it (heap, stacks) read once a second
+    /// and at the end, bytes; None where /proc does not say.
+    pub peak_anon_rss_bytes: Option<u64>,
     pub raw_log: Option<RawLogReport>,
     pub per_second: Vec<Second>,
     /// Seconds into the measured part (after the warm-up) at which Ctrl-C
@@ -247,6 +250,7 @@ pub struct Measured<'a> {
     pub user_s: f64,
     pub sys_s: f64,
     pub peak_rss_bytes: u64,
+    pub peak_anon_rss_bytes: Option<u64>,
     pub raw_log: Option<&'a RawLogSummary>,
     pub interrupted_after_s: Option<f64>,
 }
@@ -285,6 +289,7 @@ pub fn summarize(setup: Setup, m: &Measured<'_>) -> Summary {
             per_1000_requests_s: cpu_per_1k(m.user_s + m.sys_s, t.completed),
         },
         peak_rss_bytes: m.peak_rss_bytes,
+        peak_anon_rss_bytes: m.peak_anon_rss_bytes,
         raw_log: m.raw_log.map(RawLogReport::from),
         per_second,
         interrupted_after_s: m.interrupted_after_s,
@@ -401,11 +406,12 @@ pub fn render_text(s: &Summary) -> String {
         "cpu       user {:.2} s  sys {:.2} s  = {per_1k} per 1,000 requests (this process, over the run)",
         c.user_s, c.sys_s
     );
-    let _ = writeln!(
-        o,
-        "memory    peak RSS {:.1} MiB",
-        s.peak_rss_bytes as f64 / (1024.0 * 1024.0)
-    );
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    let _ = write!(o, "memory    peak RSS {:.1} MiB", mib(s.peak_rss_bytes));
+    if let Some(anon) = s.peak_anon_rss_bytes {
+        let _ = write!(o, " (anonymous {:.1} MiB: heap and stacks)", mib(anon));
+    }
+    let _ = writeln!(o);
     if let Some(raw) = &s.raw_log {
         let _ = write!(o, "raw log   {} rows in {}", raw.rows, raw.path);
         if raw.lost > 0 {
@@ -508,6 +514,7 @@ mod tests {
                 user_s: 0.0,
                 sys_s: 0.0,
                 peak_rss_bytes: 0,
+                peak_anon_rss_bytes: None,
                 raw_log: None,
                 interrupted_after_s: None,
             },
@@ -568,6 +575,7 @@ mod tests {
                 user_s: 0.25,
                 sys_s: 0.05,
                 peak_rss_bytes: 12 << 20,
+                peak_anon_rss_bytes: Some(5 << 20),
                 raw_log: Some(&raw),
                 interrupted_after_s: None,
             },

@@ -539,7 +539,10 @@ fn bench_command_prints_json_and_rejects_bad_flags() {
     assert!(j["cpu"]["per_1000_requests_s"]
         .as_f64()
         .is_some_and(|c| c > 0.0));
-    assert!(j["peak_rss_bytes"].as_u64().is_some_and(|b| b > 1 << 20));
+    let peak = j["peak_rss_bytes"].as_u64().unwrap_or(0);
+    assert!(peak > 1 << 20, "{peak}");
+    let anon = j["peak_anon_rss_bytes"].as_u64().unwrap_or(0);
+    assert!(anon > 1 << 20 && anon <= peak, "{anon} of {peak}");
     assert_eq!(j["response_time_ms"]["count"], completed);
 
     for bad in [
