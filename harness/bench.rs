@@ -287,12 +287,9 @@ pub async fn measure<F: std::future::Future<Output = ()>>(
         before = usage_at()?;
     }
     // Read once a second: the anonymous part of the RSS is what grows.
+    // (None < Some: a failed read keeps the peak.)
     let mut peak_anon = rusage::anon_rss_bytes();
-    let mut read_anon = || {
-        if let Some(now) = rusage::anon_rss_bytes() {
-            peak_anon = Some(peak_anon.map_or(now, |p| p.max(now)));
-        }
-    };
+    let mut read_anon = || peak_anon = peak_anon.max(rusage::anon_rss_bytes());
     let full_seconds = duration.floor() as u64;
     let mut windows = Vec::with_capacity(usize::try_from(full_seconds).unwrap_or(0));
     let mut measured = load::IntervalStats::new();
