@@ -487,7 +487,8 @@ fn send(shared: &Arc<Shared>, due: Due, permit: OwnedSemaphorePermit) {
     };
     match &shared.transport {
         Transport::Http1(workers) => {
-            if let Some(job) = workers.dispatch(job) {
+            let due = job.due.at;
+            if let Some(job) = workers.dispatch(job, due, started) {
                 tokio::spawn(worker(shared.clone(), job));
             }
         }
@@ -518,6 +519,7 @@ async fn worker(shared: Arc<Shared>, first: Job) {
                 None => break,
             },
         };
+        let taken = Instant::now();
         let deadline = job.started + shared.prepared.timeout;
         let mut times = Times::default();
         // A request that waited out its timeout in the queue is not sent.
@@ -541,6 +543,8 @@ async fn worker(shared: Arc<Shared>, first: Job) {
             dialled(&shared);
         }
         record(&shared, job, &times, outcome);
+        let now = Instant::now();
+        workers.served(now - taken, now);
     }
 }
 
@@ -548,7 +552,7 @@ async fn worker(shared: Arc<Shared>, first: Job) {
 /// next worker.
 fn dialled(shared: &Arc<Shared>) {
     if let Transport::Http1(workers) = &shared.transport {
-        if let Some(job) = workers.dialled() {
+        if let Some(job) = workers.dialled(Instant::now()) {
             tokio::spawn(worker(shared.clone(), job));
         }
     }

@@ -3,29 +3,37 @@
 //! pre-allocated VUs, wrk2's per-connection schedule).
 //!
 //! A due request goes to the worker that went idle last (its connection is
-//! the warmest), else starts a new worker if fewer than `cap` are alive and
-//! fewer than [`MAX_DIALING`] are still dialling, else waits in a FIFO queue
-//! for the next worker to be free. The dialling limit is what keeps the
-//! connection count (and memory) flat: after the generator itself stalled
-//! for a few milliseconds, its backlog is all due at once, and opening a
-//! connection for each (hundreds at 5,000 req/s) would cost far more than
-//! the microseconds the open connections need to serve it; a slow server
-//! still gets a new connection per arrival, since a dial ends long before
-//! the next arrival. The wait is
-//! the request's, part of its response time, and it holds its in-flight
-//! permit meanwhile, so nothing is hidden: the open model still drops at
-//! the in-flight cap, it just stops opening connections at the connection
-//! cap. A worker idle for `idle_timeout` ends and closes its connection, so
-//! the workers follow the current concurrency rather than the highest a
-//! long run ever reached (memory is per worker). A queued request is a few
-//! dozen bytes, not a task.
+//! the warmest), else starts a new worker if fewer than `cap` are alive,
+//! fewer than [`MAX_DIALING`] are still dialling and a connection is worth
+//! it (below), else waits in a FIFO queue for the next worker to be free.
+//!
+//! The dialling limit and the worth test are what keep the connection count
+//! (and memory) flat. After the generator itself stalled for a few
+//! milliseconds, its backlog is all due at once; opening a connection for
+//! each (a hundred after 20 ms at 5,000 req/s) costs memory for as long as
+//! the run (freed memory stays mapped), while the busy connections to a
+//! fast server serve that backlog within a fraction of a millisecond. A new
+//! connection serves the oldest request waiting, so it is opened unless that
+//! request, already late by L, is expected to get one of the busy workers
+//! within L/4 (their mean time per request over their number). A request on
+//! time still opens one whenever none is idle and none waits, and a late
+//! one to a slow server does too, whose workers take long.
+//!
+//! The wait is the request's, part of its response time, and it holds its
+//! in-flight permit meanwhile, so nothing is hidden: the open model still
+//! drops at the in-flight cap, it just stops opening connections at the
+//! connection cap. A worker idle for `idle_timeout` ends and closes its
+//! connection, so the workers follow the current concurrency rather than
+//! the highest a long run ever reached (memory is per worker). A queued
+//! request is a few dozen bytes, not a task.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 use crate::deadline::Deadline;
 
@@ -52,11 +60,19 @@ pub(super) struct Workers<J> {
     idle_timeout: Duration,
     state: Mutex<State<J>>,
     closed: AtomicBool,
+    /// Mean time a worker spends on a job (nanoseconds, moving average; 0
+    /// until one is done).
+    per_job_ns: AtomicU64,
+    /// When a worker last finished a job or an idle one was handed one
+    /// (nanoseconds since `origin`): busy workers older than that by a
+    /// whole mean job time are stuck, not about to be free.
+    fresh_ns: AtomicU64,
+    origin: Instant,
 }
 
 struct State<J> {
-    /// Jobs no worker has taken yet, oldest first.
-    queue: VecDeque<J>,
+    /// Jobs no worker has taken yet, oldest first, with when each was due.
+    queue: VecDeque<(J, Instant)>,
     /// Workers waiting for a job, the most recently idle last.
     idle: Vec<Arc<Mailbox<J>>>,
     /// Workers started and not ended.
@@ -82,15 +98,61 @@ impl<J> Workers<J> {
                 dialing: 0,
             }),
             closed: AtomicBool::new(false),
+            per_job_ns: AtomicU64::new(0),
+            fresh_ns: AtomicU64::new(0),
+            origin: Instant::now(),
         }
     }
 
-    /// Gives `job` to an idle worker or queues it; `Some(job)` when the
-    /// caller is to start a new worker with it (counted alive and dialling
-    /// already; it calls [`Workers::dialled`] after its first dial).
-    pub fn dispatch(&self, job: J) -> Option<J> {
+    fn refresh(&self, now: Instant) {
+        let ns = now.saturating_duration_since(self.origin).as_nanos();
+        self.fresh_ns
+            .fetch_max(u64::try_from(ns).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// A worker spent `took` on a job (waiting for its connection, sending,
+    /// reading the response), done at `now`.
+    pub fn served(&self, took: Duration, now: Instant) {
+        self.refresh(now);
+        let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        let old = self.per_job_ns.load(Ordering::Relaxed);
+        // Weight 1/16: follows a change of the server's pace within a few
+        // dozen requests. Concurrent updates may lose one; it is a mean.
+        let new = if old == 0 {
+            ns
+        } else {
+            old - old / 16 + ns / 16
+        };
+        self.per_job_ns.store(new.max(1), Ordering::Relaxed);
+    }
+
+    /// Whether a new connection is worth it at `now` for the job it would
+    /// serve, the oldest waiting (due at `due`); see the module's
+    /// documentation.
+    fn worth_a_connection(&self, st: &State<J>, due: Instant, now: Instant) -> bool {
+        let late = now.saturating_duration_since(due);
+        let per_job = Duration::from_nanos(self.per_job_ns.load(Ordering::Relaxed));
+        if late.is_zero() || per_job.is_zero() {
+            return true;
+        }
+        // A server that stopped answering: the mean says nothing of when.
+        let fresh = self.origin + Duration::from_nanos(self.fresh_ns.load(Ordering::Relaxed));
+        if now.saturating_duration_since(fresh) > per_job {
+            return true;
+        }
+        // The next of the busy workers to be free.
+        let wait = per_job / u32::try_from(st.alive.max(1)).unwrap_or(u32::MAX);
+        wait * 4 > late
+    }
+
+    /// Gives `job`, due at `due`, to an idle worker or queues it;
+    /// `Some(job)` when the caller is to start a new worker with it
+    /// (counted alive and dialling already; it calls [`Workers::dialled`]
+    /// after its first dial).
+    pub fn dispatch(&self, job: J, due: Instant, now: Instant) -> Option<J> {
         let mut st = lock(&self.state);
         if let Some(mb) = st.idle.pop() {
+            self.refresh(now);
             // Stored under the state lock: a worker no longer in `idle`
             // always finds its job (see `next`).
             *lock(&mb.job) = Some(job);
@@ -98,12 +160,24 @@ impl<J> Workers<J> {
             mb.wake.notify_one();
             return None;
         }
-        if st.alive < self.cap && st.dialing < MAX_DIALING {
+        let oldest_due = st.queue.front().map_or(due, |&(_, d)| d);
+        if st.alive < self.cap
+            && st.dialing < MAX_DIALING
+            && self.worth_a_connection(&st, oldest_due, now)
+        {
             st.alive += 1;
             st.dialing += 1;
-            return Some(job);
+            // The oldest waiting goes first, so a request queued behind a
+            // server that stopped answering is not overtaken for good.
+            return Some(match st.queue.pop_front() {
+                Some((oldest, _)) => {
+                    st.queue.push_back((job, due));
+                    oldest
+                }
+                None => job,
+            });
         }
-        st.queue.push_back(job);
+        st.queue.push_back((job, due));
         None
     }
 
@@ -113,7 +187,7 @@ impl<J> Workers<J> {
     pub async fn next(&self, mb: &Arc<Mailbox<J>>, idle: &mut Deadline) -> Option<J> {
         {
             let mut st = lock(&self.state);
-            if let Some(j) = st.queue.pop_front() {
+            if let Some((j, _)) = st.queue.pop_front() {
                 return Some(j);
             }
             if self.closed.load(Ordering::Acquire) {
@@ -151,15 +225,20 @@ impl<J> Workers<J> {
         }
     }
 
-    /// A new worker's first dial ended (connected or not). If requests
-    /// still wait, the oldest may start a worker of its own (returned, for
-    /// the caller to start as with [`Workers::dispatch`]): the queue then
-    /// gets connections as fast as dials end, not only on new arrivals.
-    pub fn dialled(&self) -> Option<J> {
+    /// A new worker's first dial ended (connected or not) at `now`. If
+    /// requests still wait, the oldest may start a worker of its own
+    /// (returned, for the caller to start as with [`Workers::dispatch`]):
+    /// the queue then gets connections as fast as dials end, not only on
+    /// new arrivals, where they are worth it.
+    pub fn dialled(&self, now: Instant) -> Option<J> {
         let mut st = lock(&self.state);
         st.dialing = st.dialing.saturating_sub(1);
         if st.alive < self.cap && !self.closed.load(Ordering::Acquire) {
-            let job = st.queue.pop_front()?;
+            let &(_, due) = st.queue.front()?;
+            if !self.worth_a_connection(&st, due, now) {
+                return None;
+            }
+            let (job, _) = st.queue.pop_front()?;
             st.alive += 1;
             st.dialing += 1;
             return Some(job);
@@ -189,15 +268,27 @@ impl<J> Workers<J> {
 mod tests {
     use super::*;
 
+    fn now() -> Instant {
+        Instant::now()
+    }
+
     #[tokio::test]
     async fn jobs_go_to_idle_workers_then_new_ones_then_the_queue() {
         let w = Workers::new(2, Duration::from_secs(30));
-        assert_eq!(w.dispatch(1), Some(1), "no worker yet: start one");
-        assert_eq!(w.dispatch(2), Some(2), "below the cap: start another");
-        assert_eq!(w.dialled(), None);
-        assert_eq!(w.dialled(), None);
-        assert_eq!(w.dispatch(3), None, "at the cap: queued");
-        assert_eq!(w.dispatch(4), None);
+        assert_eq!(
+            w.dispatch(1, now(), now()),
+            Some(1),
+            "no worker yet: start one"
+        );
+        assert_eq!(
+            w.dispatch(2, now(), now()),
+            Some(2),
+            "below the cap: start another"
+        );
+        assert_eq!(w.dialled(now()), None);
+        assert_eq!(w.dialled(now()), None);
+        assert_eq!(w.dispatch(3, now(), now()), None, "at the cap: queued");
+        assert_eq!(w.dispatch(4, now(), now()), None);
         let mb = Arc::new(Mailbox::default());
         assert_eq!(
             w.next(&mb, &mut Deadline::default()).await,
@@ -212,7 +303,11 @@ mod tests {
         assert!(tokio::time::timeout(Duration::from_millis(20), &mut wait)
             .await
             .is_err());
-        assert_eq!(w.dispatch(5), None, "handed to the idle worker");
+        assert_eq!(
+            w.dispatch(5, now(), now()),
+            None,
+            "handed to the idle worker"
+        );
         assert_eq!(wait.await, Some(5));
         assert_eq!(w.alive(), 2);
     }
@@ -220,26 +315,26 @@ mod tests {
     #[test]
     fn no_more_than_a_few_connections_are_dialled_at_once() {
         let w = Workers::new(100, Duration::from_secs(30));
-        let started = (0..10).filter_map(|j| w.dispatch(j)).count();
+        let started = (0..10).filter_map(|j| w.dispatch(j, now(), now())).count();
         assert_eq!(started, MAX_DIALING, "the rest wait for a free worker");
         // A dial ended: the oldest waiting request starts the next one.
-        assert_eq!(w.dialled(), Some(MAX_DIALING));
-        assert_eq!(w.dispatch(10), None);
+        assert_eq!(w.dialled(now()), Some(MAX_DIALING));
+        assert_eq!(w.dispatch(10, now(), now()), None);
         assert_eq!(lock(&w.state).queue.len(), 6);
         // Nothing waits: a dial ending starts none.
         for _ in 0..20 {
-            while w.dialled().is_some() {}
+            while w.dialled(now()).is_some() {}
         }
-        assert_eq!(w.dispatch(11), Some(11));
+        assert_eq!(w.dispatch(11, now(), now()), Some(11));
     }
 
     #[tokio::test]
     async fn an_idle_worker_ends_after_the_timeout_and_on_close() {
         let w = Arc::new(Workers::new(4, Duration::from_millis(50)));
-        assert_eq!(w.dispatch(()), Some(()));
-        assert_eq!(w.dispatch(()), Some(()));
-        assert_eq!(w.dialled(), None);
-        assert_eq!(w.dialled(), None);
+        assert_eq!(w.dispatch((), now(), now()), Some(()));
+        assert_eq!(w.dispatch((), now(), now()), Some(()));
+        assert_eq!(w.dialled(now()), None);
+        assert_eq!(w.dialled(now()), None);
         let mb = Arc::new(Mailbox::default());
         assert_eq!(
             w.next(&mb, &mut Deadline::default()).await,
@@ -257,5 +352,51 @@ mod tests {
         w.close();
         assert_eq!(waiting.await.expect("join"), None);
         assert_eq!(w.alive(), 0);
+    }
+
+    #[test]
+    fn a_late_request_opens_a_connection_only_if_the_busy_ones_are_slow() {
+        let ms = Duration::from_millis;
+        let t0 = Instant::now();
+        // 30 workers busy on a fast server: 200 µs per request.
+        let w = Workers::new(100, Duration::from_secs(30));
+        for j in 0..30 {
+            assert_eq!(w.dispatch(j, t0, t0), Some(j));
+            w.dialled(t0);
+        }
+        // A backlog 20 ms late after a generator stall, the busy workers
+        // just handed theirs: one of them is free within 7 µs (< 20/4 ms),
+        // so none opens a connection, nor does a dial that ends, nor a
+        // request on time behind them (a connection serves the oldest).
+        let now = t0 + ms(20);
+        w.served(Duration::from_micros(200), now);
+        for j in 100..160 {
+            assert_eq!(w.dispatch(j, t0, now), None);
+        }
+        assert_eq!(w.dialled(now), None);
+        assert_eq!(w.dispatch(200, now, now), None);
+        assert_eq!(w.alive(), 30);
+        // But if none of them is done within a mean job time, the server
+        // has stalled: the oldest waiting gets a connection.
+        let later = now + Duration::from_micros(300);
+        assert_eq!(w.dispatch(201, later, later), Some(100));
+        assert_eq!(w.dialled(later), Some(101));
+        // With the backlog served, one on time opens one when none is idle.
+        lock(&w.state).queue.clear();
+        assert_eq!(w.dispatch(202, later, later), Some(202));
+
+        // The same backlog to a slow server (1 s per request): worth it.
+        let w = Workers::new(100, Duration::from_secs(30));
+        for j in 0..30 {
+            assert_eq!(w.dispatch(j, t0, t0), Some(j));
+            w.dialled(t0);
+        }
+        w.served(Duration::from_secs(1), t0);
+        assert_eq!(w.dispatch(100, t0, now), Some(100));
+        // Dials still go at most MAX_DIALING at once, each for the oldest
+        // waiting; a dial that ends starts the next.
+        let queued: Vec<_> = (101..110).filter_map(|j| w.dispatch(j, t0, now)).collect();
+        assert_eq!(queued, [101, 102, 103]);
+        assert_eq!(w.dialled(now), Some(104));
     }
 }
