@@ -81,6 +81,19 @@ struct State<J> {
     dialing: usize,
 }
 
+impl<J> State<J> {
+    /// Counts a new worker (alive, dialling) and gives it the oldest job
+    /// waiting, after `arriving` joins the queue: a request queued behind
+    /// a server that stopped answering is not overtaken for good.
+    fn start_worker(&mut self, arriving: Option<(J, Instant)>) -> Option<J> {
+        self.queue.extend(arriving);
+        let (job, _) = self.queue.pop_front()?;
+        self.alive += 1;
+        self.dialing += 1;
+        Some(job)
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // Plain bookkeeping: a panic elsewhere leaves it consistent enough.
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -165,17 +178,7 @@ impl<J> Workers<J> {
             && st.dialing < MAX_DIALING
             && self.worth_a_connection(&st, oldest_due, now)
         {
-            st.alive += 1;
-            st.dialing += 1;
-            // The oldest waiting goes first, so a request queued behind a
-            // server that stopped answering is not overtaken for good.
-            return Some(match st.queue.pop_front() {
-                Some((oldest, _)) => {
-                    st.queue.push_back((job, due));
-                    oldest
-                }
-                None => job,
-            });
+            return st.start_worker(Some((job, due)));
         }
         st.queue.push_back((job, due));
         None
@@ -238,10 +241,7 @@ impl<J> Workers<J> {
             if !self.worth_a_connection(&st, due, now) {
                 return None;
             }
-            let (job, _) = st.queue.pop_front()?;
-            st.alive += 1;
-            st.dialing += 1;
-            return Some(job);
+            return st.start_worker(None);
         }
         None
     }
@@ -268,27 +268,16 @@ impl<J> Workers<J> {
 mod tests {
     use super::*;
 
-    fn now() -> Instant {
-        Instant::now()
-    }
-
     #[tokio::test]
     async fn jobs_go_to_idle_workers_then_new_ones_then_the_queue() {
+        let t = Instant::now();
         let w = Workers::new(2, Duration::from_secs(30));
-        assert_eq!(
-            w.dispatch(1, now(), now()),
-            Some(1),
-            "no worker yet: start one"
-        );
-        assert_eq!(
-            w.dispatch(2, now(), now()),
-            Some(2),
-            "below the cap: start another"
-        );
-        assert_eq!(w.dialled(now()), None);
-        assert_eq!(w.dialled(now()), None);
-        assert_eq!(w.dispatch(3, now(), now()), None, "at the cap: queued");
-        assert_eq!(w.dispatch(4, now(), now()), None);
+        assert_eq!(w.dispatch(1, t, t), Some(1), "no worker yet: start one");
+        assert_eq!(w.dispatch(2, t, t), Some(2), "below the cap: start another");
+        assert_eq!(w.dialled(t), None);
+        assert_eq!(w.dialled(t), None);
+        assert_eq!(w.dispatch(3, t, t), None, "at the cap: queued");
+        assert_eq!(w.dispatch(4, t, t), None);
         let mb = Arc::new(Mailbox::default());
         assert_eq!(
             w.next(&mb, &mut Deadline::default()).await,
@@ -303,38 +292,36 @@ mod tests {
         assert!(tokio::time::timeout(Duration::from_millis(20), &mut wait)
             .await
             .is_err());
-        assert_eq!(
-            w.dispatch(5, now(), now()),
-            None,
-            "handed to the idle worker"
-        );
+        assert_eq!(w.dispatch(5, t, t), None, "handed to the idle worker");
         assert_eq!(wait.await, Some(5));
         assert_eq!(w.alive(), 2);
     }
 
     #[test]
     fn no_more_than_a_few_connections_are_dialled_at_once() {
+        let t = Instant::now();
         let w = Workers::new(100, Duration::from_secs(30));
-        let started = (0..10).filter_map(|j| w.dispatch(j, now(), now())).count();
+        let started = (0..10).filter_map(|j| w.dispatch(j, t, t)).count();
         assert_eq!(started, MAX_DIALING, "the rest wait for a free worker");
         // A dial ended: the oldest waiting request starts the next one.
-        assert_eq!(w.dialled(now()), Some(MAX_DIALING));
-        assert_eq!(w.dispatch(10, now(), now()), None);
+        assert_eq!(w.dialled(t), Some(MAX_DIALING));
+        assert_eq!(w.dispatch(10, t, t), None);
         assert_eq!(lock(&w.state).queue.len(), 6);
         // Nothing waits: a dial ending starts none.
         for _ in 0..20 {
-            while w.dialled(now()).is_some() {}
+            while w.dialled(t).is_some() {}
         }
-        assert_eq!(w.dispatch(11, now(), now()), Some(11));
+        assert_eq!(w.dispatch(11, t, t), Some(11));
     }
 
     #[tokio::test]
     async fn an_idle_worker_ends_after_the_timeout_and_on_close() {
+        let t = Instant::now();
         let w = Arc::new(Workers::new(4, Duration::from_millis(50)));
-        assert_eq!(w.dispatch((), now(), now()), Some(()));
-        assert_eq!(w.dispatch((), now(), now()), Some(()));
-        assert_eq!(w.dialled(now()), None);
-        assert_eq!(w.dialled(now()), None);
+        assert_eq!(w.dispatch((), t, t), Some(()));
+        assert_eq!(w.dispatch((), t, t), Some(()));
+        assert_eq!(w.dialled(t), None);
+        assert_eq!(w.dialled(t), None);
         let mb = Arc::new(Mailbox::default());
         assert_eq!(
             w.next(&mb, &mut Deadline::default()).await,
