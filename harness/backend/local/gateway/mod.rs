@@ -16,6 +16,7 @@
 //! listener and its Prometheus text in `admin`.
 
 mod admin;
+mod plain;
 mod proxy;
 mod routes;
 mod upstream;
@@ -33,7 +34,7 @@ use gateway_api::apis::standard::httproutes::HttpRoute;
 use hyper::StatusCode;
 use tokio::net::TcpListener;
 
-use super::pod::http::{spawn_server, ServerHandle};
+use super::pod::http::{spawn_conn_server, spawn_server, ServerHandle};
 use super::slots::Slots;
 use routes::{compile, RouteTable};
 use upstream::Upstream;
@@ -190,8 +191,8 @@ impl Gateway {
         let addr = listener.local_addr()?;
         let admin_addr = admin_listener.local_addr()?;
         let i = inner.clone();
-        let server = spawn_server(listener, move |req, peer| {
-            proxy::proxy(i.clone(), req, peer)
+        let server = spawn_conn_server(listener, move |stream, peer, drain| {
+            plain::serve(i.clone(), stream, peer, drain)
         });
         let i = inner.clone();
         let admin = spawn_server(admin_listener, move |req, _| {

@@ -38,7 +38,7 @@ fn local_reply(status: StatusCode, body: &'static str) -> Response<ProxyBody> {
 }
 
 /// Keeps the pod's in-flight count up until the response body is done.
-struct InFlight(Arc<PodCounters>);
+pub(super) struct InFlight(pub(super) Arc<PodCounters>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
@@ -47,7 +47,7 @@ impl Drop for InFlight {
 }
 
 /// Takes one off a gauge when the request is answered, however it ends.
-struct Gauge<'a>(&'a std::sync::atomic::AtomicU64);
+pub(super) struct Gauge<'a>(pub(super) &'a std::sync::atomic::AtomicU64);
 
 impl Drop for Gauge<'_> {
     fn drop(&mut self) {
@@ -125,7 +125,7 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
     }
 }
 
-fn pick_endpoint(eps: &[LiveEndpoint], slot: &ServiceSlot, policy: LbPolicy) -> usize {
+pub(super) fn pick_endpoint(eps: &[LiveEndpoint], slot: &ServiceSlot, policy: LbPolicy) -> usize {
     let n = slot.next.fetch_add(1, Ordering::Relaxed);
     let len = eps.len() as u64;
     match policy {

@@ -364,15 +364,46 @@ fn method_of(m: &HttpRouteRulesMatchesMethod) -> Method {
     }
 }
 
-/// Host of a request without port: the URI authority (HTTP/2, absolute
-/// form) or the Host header.
-fn request_host<B>(req: &Request<B>) -> &str {
-    let raw = req
-        .uri()
-        .authority()
-        .map(|a| a.as_str())
-        .or_else(|| req.headers().get(HOST).and_then(|v| v.to_str().ok()))
-        .unwrap_or("");
+/// What routing reads of a request: hyper's, or the head the gateway's
+/// plain HTTP/1.1 path parsed itself.
+pub(super) trait RequestHead {
+    fn method(&self) -> &Method;
+    fn path(&self) -> &str;
+    fn query(&self) -> Option<&str>;
+    /// The URI authority (HTTP/2, absolute form) or the Host header.
+    fn authority(&self) -> Option<&str>;
+    /// The first value of header `name`.
+    fn header(&self, name: &HeaderName) -> Option<&[u8]>;
+}
+
+impl<B> RequestHead for Request<B> {
+    fn method(&self) -> &Method {
+        self.method()
+    }
+
+    fn path(&self) -> &str {
+        self.uri().path()
+    }
+
+    fn query(&self) -> Option<&str> {
+        self.uri().query()
+    }
+
+    fn authority(&self) -> Option<&str> {
+        self.uri()
+            .authority()
+            .map(|a| a.as_str())
+            .or_else(|| self.headers().get(HOST).and_then(|v| v.to_str().ok()))
+    }
+
+    fn header(&self, name: &HeaderName) -> Option<&[u8]> {
+        self.headers().get(name).map(HeaderValue::as_bytes)
+    }
+}
+
+/// Host of a request without port or user info.
+fn request_host(req: &impl RequestHead) -> &str {
+    let raw = req.authority().unwrap_or("");
     let raw = raw.rsplit_once('@').map_or(raw, |(_, h)| h);
     // Strip ":port", leaving IPv6 literals like "[::1]" intact.
     match raw.rfind(':') {
@@ -406,7 +437,7 @@ fn host_score(route: &RouteInfo, host: &str) -> Option<(u8, usize)> {
 }
 
 impl MatchEntry {
-    fn matches<B>(&self, req: &Request<B>, path: &str) -> bool {
+    fn matches(&self, req: &impl RequestHead, path: &str) -> bool {
         let path_ok = match &self.path {
             PathMatch::Exact(p) => path == p,
             // Element-wise prefix: "/foo" matches "/foo" and "/foo/x", not "/foobar".
@@ -426,13 +457,12 @@ impl MatchEntry {
         if !self
             .headers
             .iter()
-            .all(|(n, v)| req.headers().get(n) == Some(v))
+            .all(|(n, v)| req.header(n) == Some(v.as_bytes()))
         {
             return false;
         }
         self.query.iter().all(|(n, v)| {
-            req.uri()
-                .query()
+            req.query()
                 .unwrap_or("")
                 .split('&')
                 .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
@@ -445,9 +475,9 @@ impl MatchEntry {
 impl RouteTable {
     /// Best entry for the request: most specific hostname first, then the
     /// (pre-sorted) match precedence.
-    pub(super) fn find<B>(&self, req: &Request<B>) -> Option<&MatchEntry> {
+    pub(super) fn find(&self, req: &impl RequestHead) -> Option<&MatchEntry> {
         let host = request_host(req);
-        let path = req.uri().path();
+        let path = req.path();
         let mut best: Option<((u8, usize), &MatchEntry)> = None;
         for e in &self.entries {
             let Some(hs) = host_score(&self.routes[e.route], host) else {

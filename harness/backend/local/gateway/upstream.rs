@@ -17,6 +17,7 @@ use hyper::{Request, Response};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use super::plain::RawConn;
 use crate::deadline::Deadline;
 use crate::http1_conn::H1Conn;
 
@@ -43,6 +44,8 @@ pub(super) enum UpstreamError {
 pub(super) struct Upstream {
     addr: SocketAddr,
     idle: Mutex<IdleList<Conn>>,
+    /// The plain path's connections (its own framing, not hyper's).
+    raw_idle: Mutex<IdleList<RawConn>>,
 }
 
 /// Idle connections with the instant each went idle, oldest first.
@@ -69,6 +72,7 @@ impl Upstream {
         Self {
             addr,
             idle: Mutex::new(IdleList(Vec::new())),
+            raw_idle: Mutex::new(IdleList(Vec::new())),
         }
     }
 
@@ -80,14 +84,22 @@ impl Upstream {
         self.idle.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    async fn dial(&self, deadline: Instant) -> Result<Conn, UpstreamError> {
+    /// Connects within `deadline` (and [`CONNECT_TIMEOUT`]), Nagle off.
+    pub async fn connect(&self, deadline: Instant) -> Result<TcpStream, UpstreamError> {
         let limit = deadline.min(Instant::now() + CONNECT_TIMEOUT);
-        let stream = match tokio::time::timeout_at(limit, TcpStream::connect(self.addr)).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(_)) => return Err(UpstreamError::Reset),
-            Err(_) if limit == deadline => return Err(UpstreamError::Timeout),
-            Err(_) => return Err(UpstreamError::Reset),
-        };
+        match tokio::time::timeout_at(limit, TcpStream::connect(self.addr)).await {
+            Ok(Ok(s)) => {
+                let _ = s.set_nodelay(true);
+                Ok(s)
+            }
+            Ok(Err(_)) => Err(UpstreamError::Reset),
+            Err(_) if limit == deadline => Err(UpstreamError::Timeout),
+            Err(_) => Err(UpstreamError::Reset),
+        }
+    }
+
+    async fn dial(&self, deadline: Instant) -> Result<Conn, UpstreamError> {
+        let stream = self.connect(deadline).await?;
         let io = H1Conn::handshake(stream)
             .await
             .map_err(|_| UpstreamError::Reset)?;
@@ -95,6 +107,22 @@ impl Upstream {
             io,
             timeout: Deadline::default(),
         })
+    }
+
+    /// The plain path's most recently idle connection, if any.
+    pub fn take_raw(&self, now: Instant) -> Option<RawConn> {
+        self.raw_idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop(now)
+    }
+
+    /// Gives a connection read to the end of its response back.
+    pub fn put_raw(&self, now: Instant, c: RawConn) {
+        self.raw_idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(now, c);
     }
 
     /// Sends `req` on an idle connection, or a new one, and waits for the

@@ -17,6 +17,7 @@ use hyper::service::service_fn;
 use hyper::{HeaderMap, Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
@@ -61,34 +62,46 @@ where
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    let handler = Arc::new(handler);
+    spawn_conn_server(listener, move |stream, peer, drain| {
+        serve_http(stream, peer, handler.clone(), drain)
+    })
+}
+
+/// Accepts connections on `listener` and runs `serve` on each, with the
+/// drain signal: true once the server is shutting down, when a connection
+/// is to close as soon as it is idle.
+pub(in crate::backend::local) fn spawn_conn_server<C, Fut>(
+    listener: TcpListener,
+    serve: C,
+) -> ServerHandle
+where
+    C: Fn(TcpStream, SocketAddr, watch::Receiver<bool>) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let (stop_tx, stop_rx) = oneshot::channel();
-    let task = tokio::spawn(accept_loop(listener, Arc::new(handler), stop_rx));
+    let task = tokio::spawn(accept_loop(listener, serve, stop_rx));
     ServerHandle {
         stop: Some(stop_tx),
         task: Some(task),
     }
 }
 
-async fn accept_loop<H, Fut, B>(
+async fn accept_loop<C, Fut>(
     listener: TcpListener,
-    handler: Arc<H>,
+    serve: C,
     mut stop_rx: oneshot::Receiver<Duration>,
 ) where
-    H: Fn(Request<Incoming>, SocketAddr) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Response<B>> + Send + 'static,
-    B: hyper::body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    C: Fn(TcpStream, SocketAddr, watch::Receiver<bool>) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
 {
     // Graceful drain by hand (hyper-util's `server-graceful` feature is not
     // enabled in the main crate): every connection watches this channel and
-    // calls hyper's `graceful_shutdown` when it fires, which closes idle
-    // keep-alive connections now and busy ones after their response.
+    // closes when idle once it fires.
     let (drain_tx, drain_rx) = watch::channel(false);
     // Connection tasks live in a JoinSet so that dropping/aborting this loop
     // also aborts every connection (no server outlives its handle).
     let mut conns = JoinSet::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
     let grace = loop {
         tokio::select! {
             biased;
@@ -97,22 +110,7 @@ async fn accept_loop<H, Fut, B>(
             r = listener.accept() => match r {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    let h = handler.clone();
-                    let svc = service_fn(move |req| {
-                        let fut = (*h)(req, peer);
-                        async move { Ok::<_, Infallible>(fut.await) }
-                    });
-                    let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
-                    let mut drain = drain_rx.clone();
-                    conns.spawn(async move {
-                        tokio::pin!(conn);
-                        tokio::select! {
-                            _ = conn.as_mut() => return,
-                            _ = drain.wait_for(|d| *d) => {}
-                        }
-                        conn.as_mut().graceful_shutdown();
-                        let _ = conn.await;
-                    });
+                    conns.spawn(serve(stream, peer, drain_rx.clone()));
                 }
                 // Typically EMFILE: back off instead of spinning.
                 Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
@@ -125,6 +123,37 @@ async fn accept_loop<H, Fut, B>(
     let _ = tokio::time::timeout(grace, async { while conns.join_next().await.is_some() {} }).await;
     conns.abort_all();
     while conns.join_next().await.is_some() {}
+}
+
+/// Serves HTTP/1.1 and h2c on one connection with hyper until it ends, or
+/// until `drain` fires, when hyper's `graceful_shutdown` closes it idle now
+/// and busy after its response.
+pub(in crate::backend::local) async fn serve_http<IO, H, Fut, B>(
+    io: IO,
+    peer: SocketAddr,
+    handler: Arc<H>,
+    mut drain: watch::Receiver<bool>,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    H: Fn(Request<Incoming>, SocketAddr) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Response<B>> + Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let svc = service_fn(move |req| {
+        let fut = (*handler)(req, peer);
+        async move { Ok::<_, Infallible>(fut.await) }
+    });
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let conn = builder.serve_connection(TokioIo::new(io), svc);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => return,
+        _ = drain.wait_for(|d| *d) => {}
+    }
+    conn.as_mut().graceful_shutdown();
+    let _ = conn.await;
 }
 
 /// One HTTP/1.1 GET over a fresh connection (probes, tests). Returns status,
