@@ -741,9 +741,6 @@ impl ChunkScan {
             };
             i += 1;
         }
-        if self.state == Chunk::Done {
-            return data.len().min(i);
-        }
         i
     }
 }
