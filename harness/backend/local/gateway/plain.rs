@@ -32,7 +32,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::proxy::{pick_endpoint, proxy, Gauge, InFlight};
+use super::proxy::{choose_endpoint, proxy, Gauge};
 use super::routes::{RequestHead, RuleTarget};
 use super::upstream::{Upstream, UpstreamError};
 use super::Inner;
@@ -357,30 +357,13 @@ impl Exchange<'_> {
     /// response; false when the client's connection is to close.
     async fn forward(&mut self, inner: &Inner, target: &RuleTarget) -> bool {
         let rc = &target.counters;
-        // Spec: a rule whose backends are all invalid/zero-weight answers 500.
-        let Some(slot) = target.pick() else {
-            rc.record(StatusCode::INTERNAL_SERVER_ERROR);
-            return self
-                .reply(StatusCode::INTERNAL_SERVER_ERROR, "no valid backend")
-                .await;
+        let (guard, upstream) = match choose_endpoint(inner, target) {
+            Ok(chosen) => chosen,
+            Err((status, body)) => {
+                rc.record(status);
+                return self.reply(status, body).await;
+            }
         };
-        let eps = slot
-            .endpoints
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        if eps.is_empty() {
-            rc.record(StatusCode::SERVICE_UNAVAILABLE);
-            return self
-                .reply(StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream")
-                .await;
-        }
-        let ep = &eps[pick_endpoint(&eps, slot, inner.opts.lb_policy)];
-        let (pc, upstream) = (ep.counters.clone(), ep.upstream.clone());
-        drop(eps);
-        pc.requests.fetch_add(1, Ordering::Relaxed);
-        pc.in_flight.fetch_add(1, Ordering::Relaxed);
-        let guard = InFlight(pc);
         let timeout = target.timeout.unwrap_or(inner.opts.upstream_timeout);
         match self.send(&upstream, Instant::now() + timeout).await {
             Ok((conn, head)) => {

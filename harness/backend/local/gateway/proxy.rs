@@ -19,7 +19,7 @@ use hyper::http::uri::PathAndQuery;
 use hyper::{HeaderMap, Request, Response, StatusCode, Uri, Version};
 
 use super::routes::RuleTarget;
-use super::upstream::{UpstreamBody, UpstreamError};
+use super::upstream::{Upstream, UpstreamBody, UpstreamError};
 use super::{Inner, LbPolicy, LiveEndpoint, PodCounters, ServiceSlot};
 use crate::fine_timer;
 
@@ -125,7 +125,7 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
     }
 }
 
-pub(super) fn pick_endpoint(eps: &[LiveEndpoint], slot: &ServiceSlot, policy: LbPolicy) -> usize {
+fn pick_endpoint(eps: &[LiveEndpoint], slot: &ServiceSlot, policy: LbPolicy) -> usize {
     let n = slot.next.fetch_add(1, Ordering::Relaxed);
     let len = eps.len() as u64;
     match policy {
@@ -142,6 +142,32 @@ pub(super) fn pick_endpoint(eps: &[LiveEndpoint], slot: &ServiceSlot, policy: Lb
             (if load(b) < load(a) { b } else { a }) as usize
         }
     }
+}
+
+/// One of the rule's ready endpoints, with the request counted as sent to
+/// its pod (in flight until the guard drops); or the gateway's own answer
+/// when there is none.
+pub(super) fn choose_endpoint(
+    inner: &Inner,
+    target: &RuleTarget,
+) -> Result<(InFlight, Arc<Upstream>), (StatusCode, &'static str)> {
+    // Spec: a rule whose backends are all invalid/zero-weight answers 500.
+    let Some(slot) = target.pick() else {
+        return Err((StatusCode::INTERNAL_SERVER_ERROR, "no valid backend"));
+    };
+    let eps = slot
+        .endpoints
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    if eps.is_empty() {
+        return Err((StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream"));
+    }
+    let ep = &eps[pick_endpoint(&eps, slot, inner.opts.lb_policy)];
+    let pc = ep.counters.clone();
+    pc.requests.fetch_add(1, Ordering::Relaxed);
+    pc.in_flight.fetch_add(1, Ordering::Relaxed);
+    Ok((InFlight(pc), ep.upstream.clone()))
 }
 
 pub(super) async fn proxy(
@@ -183,19 +209,10 @@ async fn forward(
     req: Request<Incoming>,
     peer: SocketAddr,
 ) -> Response<ProxyBody> {
-    // Spec: a rule whose backends are all invalid/zero-weight answers 500.
-    let Some(slot) = target.pick() else {
-        return local_reply(StatusCode::INTERNAL_SERVER_ERROR, "no valid backend");
+    let (guard, upstream) = match choose_endpoint(inner, target) {
+        Ok(chosen) => chosen,
+        Err((status, body)) => return local_reply(status, body),
     };
-    let eps = slot
-        .endpoints
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
-    if eps.is_empty() {
-        return local_reply(StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream");
-    }
-    let ep = &eps[pick_endpoint(&eps, slot, inner.opts.lb_policy)];
 
     let (mut parts, body) = req.into_parts();
     if !parts.headers.contains_key(HOST) {
@@ -210,7 +227,7 @@ async fn forward(
     }
     if !parts.headers.contains_key(HOST) {
         // An HTTP/1.0 request without one: the endpoint's, as a client would.
-        if let Ok(v) = HeaderValue::try_from(ep.upstream.addr().to_string()) {
+        if let Ok(v) = HeaderValue::try_from(upstream.addr().to_string()) {
             parts.headers.insert(HOST, v);
         }
     }
@@ -239,12 +256,6 @@ async fn forward(
         .headers
         .insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
 
-    let pc = ep.counters.clone();
-    let upstream = ep.upstream.clone();
-    drop(eps);
-    pc.requests.fetch_add(1, Ordering::Relaxed);
-    pc.in_flight.fetch_add(1, Ordering::Relaxed);
-    let guard = InFlight(pc);
     let timeout = target.timeout.unwrap_or(inner.opts.upstream_timeout);
     match upstream
         .send(Request::from_parts(parts, body), timeout)
