@@ -492,6 +492,14 @@ spec:
       backendRefs: [{ name: httpbin-svc, port: 8080 }]
 "#;
 
+    /// Every request to Service `up:80` (namespace `default`).
+    pub(super) const CATCH_ALL: &str = r#"
+metadata: { name: all, namespace: default }
+spec:
+  rules:
+    - backendRefs: [{ name: up, port: 80 }]
+"#;
+
     pub(super) fn route(yaml: &str) -> HttpRoute {
         serde_norway::from_str(yaml).unwrap()
     }

@@ -43,23 +43,12 @@ use crate::deadline::Deadline;
 const MAX_HEAD: usize = 64 << 10;
 const MAX_HEADERS: usize = 64;
 
-/// Request headers that make a request not plain: they concern the hop, a
-/// body, or a protocol switch, which hyper's path handles.
-const NOT_PLAIN: [&str; 11] = [
-    "transfer-encoding",
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "upgrade",
-    "expect",
-    "proxy-authorization",
-    "proxy-authenticate",
-    "http2-settings",
-];
+/// Request headers that make a request not plain besides the hop-by-hop
+/// ones: they concern a body or a protocol switch, which hyper's path
+/// handles.
+const NOT_PLAIN: [&str; 3] = ["transfer-encoding", "expect", "http2-settings"];
 
-/// Response headers not passed on (RFC 9110 §7.6.1, and the legacy ones).
+/// Headers not passed on (RFC 9110 §7.6.1, and the legacy ones).
 const HOP_BY_HOP: [&str; 8] = [
     "connection",
     "keep-alive",
@@ -239,7 +228,7 @@ fn prepare(inner: &Inner, buf: &[u8], peer: SocketAddr, up_head: &mut Vec<u8>) -
             }
         } else if is("x-forwarded-for") {
             xff = xff.or(Some(h.value));
-        } else if NOT_PLAIN.iter().any(|n| is(n)) {
+        } else if HOP_BY_HOP.iter().chain(&NOT_PLAIN).any(|n| is(n)) {
             return Prepared::NotPlain;
         }
     }
@@ -787,19 +776,12 @@ mod tests {
     use http_body_util::{BodyExt, Full};
     use hyper_util::rt::{TokioExecutor, TokioIo};
 
-    use super::super::tests::{ep, pod, route, T};
+    use super::super::tests::{ep, pod, route, CATCH_ALL, T};
     use super::super::{Gateway, GatewayOptions};
     use super::*;
 
-    const ALL: &str = r#"
-metadata: { name: all, namespace: default }
-spec:
-  rules:
-    - backendRefs: [{ name: up, port: 80 }]
-"#;
-
     async fn gateway() -> (Gateway, crate::backend::local::pod::PodHandle) {
-        let gw = Gateway::start(&[route(ALL)], GatewayOptions::default())
+        let gw = Gateway::start(&[route(CATCH_ALL)], GatewayOptions::default())
             .await
             .unwrap();
         let p = pod("up-0").await;
@@ -889,7 +871,7 @@ spec:
 
     #[tokio::test]
     async fn the_gateways_own_answers_and_a_closing_drain() {
-        let gw = Gateway::start(&[route(ALL)], GatewayOptions::default())
+        let gw = Gateway::start(&[route(CATCH_ALL)], GatewayOptions::default())
             .await
             .unwrap();
         let raw = b"GET /get HTTP/1.1\r\nHost: a.test\r\n\r\n";

@@ -234,18 +234,11 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 
-    use super::super::tests::{route, T};
+    use super::super::tests::{route, CATCH_ALL, T};
     use super::super::{Endpoint, Gateway, GatewayOptions};
     use crate::backend::local::pod::http::http_get;
 
     use super::*;
-
-    const CATCH_ALL: &str = r#"
-metadata: { name: all, namespace: default }
-spec:
-  rules:
-    - backendRefs: [{ name: up, port: 80 }]
-"#;
 
     /// How the test endpoint answers each request on a connection.
     #[derive(Clone, Copy)]
