@@ -21,11 +21,12 @@
 #       session of its own, as nginx's daemon is) and nginx
 #       (`proxy_pass` to an upstream of the same pods, keep-alive) in front
 #       of them; at GW_RATE req/s for GW_SECS s each, `bench` direct to the
-#       pods, through the gateway and through nginx, in the order direct,
-#       gateway, nginx, then (GW_ROUNDS=2) nginx, gateway, direct. Prints
-#       the p50 and p99 response time each proxy adds to direct, its CPU
-#       (utime+stime of its processes in /proc) per 1,000 proxied requests,
-#       and gateway / nginx for each figure (goal: at most 1).
+#       pods, through the gateway and through nginx, in GW_ROUNDS rounds of
+#       alternating order (direct, gateway, nginx; then nginx, gateway,
+#       direct; ...). Prints the p50 and p99 response time each proxy adds
+#       to direct in the same round, its CPU (utime+stime of its processes
+#       in /proc) per 1,000 proxied requests, each the median over the
+#       rounds, and gateway / nginx for each figure (goal: at most 1).
 # Prints a summary table (also written to $OUT/summary.txt with every run's
 # JSON beside it) and exits 1 if a check in (a) failed.
 #
@@ -33,7 +34,7 @@
 # length of each run in (b)), A_SECS (30, each run in (a) and oha's run in
 # (c)), RSS_SECS (60, the shorter run in (d)), NGINX_WORKERS (1: nginx on one
 # core, the load tool on the other), SKIP_INSTALL (0), ONLY (empty; `e`:
-# only section (e)), GW_RATE (5000), GW_SECS (A_SECS), GW_ROUNDS (2), GW_PODS
+# only section (e)), GW_RATE (5000), GW_SECS (10), GW_ROUNDS (10), GW_PODS
 # (2), GW_PATH (/get), GW_THREADS (NGINX_WORKERS: the gateway on as many
 # runtime threads as nginx has workers, one being tokio's single-threaded
 # scheduler; empty: on the harness's own runtime, one worker per CPU, as in
@@ -56,8 +57,12 @@ NGINX_WORKERS=${NGINX_WORKERS:-1}
 URL="http://127.0.0.1:$PORT/small.txt"
 ONLY=${ONLY:-}
 GW_RATE=${GW_RATE:-5000}
-GW_SECS=${GW_SECS:-$A_SECS}
-GW_ROUNDS=${GW_ROUNDS:-2}
+# Many short rounds rather than two long ones: the machine drifts (one
+# server's p50 moved 0.40 -> 0.55 ms between rounds a minute apart, with its
+# CPU per request, while the two proxies differ by about 0.03 ms), and
+# alternating 10 s runs spread a slow phase over both proxies.
+GW_SECS=${GW_SECS:-10}
+GW_ROUNDS=${GW_ROUNDS:-10}
 GW_PODS=${GW_PODS:-2}
 GW_PATH=${GW_PATH:-/get}
 GW_THREADS=${GW_THREADS-$NGINX_WORKERS}
@@ -192,8 +197,13 @@ wait_up() {
 }
 # ratio A B -> A / B with 2 decimals; n/a unless B > 0.
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "n/a" }'; }
-# avg X... -> their mean, 3 decimals (5 with AVG_DP=5).
-avg() { printf '%s\n' "$@" | awk -v dp="${AVG_DP:-3}" '{ s += $1 } END { printf "%.*f", dp, s / NR }'; }
+# median X... -> their median (the mean of the middle two when even), 3
+# decimals (5 with DP=5); range X... -> "min..max" with as many.
+median() {
+    printf '%s\n' "$@" | sort -g | awk -v dp="${DP:-3}" '{ v[NR] = $1 }
+        END { m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.*f", dp, m }'
+}
+range() { printf '%s\n' "$@" | sort -g | awk -v dp="${DP:-3}" 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.*f..%.*f", dp, lo, dp, hi }'; }
 
 section_e() {
     log "(e) gateway alone vs nginx reverse proxy: $GW_RATE req/s for $GW_SECS s each, $GW_ROUNDS round(s)"
@@ -279,26 +289,26 @@ NGINX
         done
     done
 
-    # Per proxy, the mean over the rounds of (proxied - direct in that round).
+    # Per proxy, the median over the rounds of (proxied - direct in that
+    # round), and of its CPU per 1k.
     local -A add50=() add99=() cpu=()
-    local what r d50=() d99=() a50 a99 c rounds
+    local what r d50=() d99=() a50 a99 c
     for r in $(seq 1 "$GW_ROUNDS"); do d50+=("${p50[direct-$r]}"); d99+=("${p99[direct-$r]}"); done
     local gw_threads="$GW_THREADS"
     [ -n "$gw_threads" ] || gw_threads="$(nproc) (the harness's runtime, one per CPU)"
     row "(e) gateway worker threads" "$gw_threads; nginx workers: $NGINX_WORKERS"
-    row "(e) direct to $GW_PODS pods @$GW_RATE/s" "p50 $(avg "${d50[@]}") ms, p99 $(avg "${d99[@]}") ms (GET $GW_PATH, zero service time; mean of $GW_ROUNDS run(s) of $GW_SECS s)"
+    row "(e) direct to $GW_PODS pods @$GW_RATE/s" "p50 $(median "${d50[@]}") ms, p99 $(median "${d99[@]}") ms (GET $GW_PATH, zero service time; medians of $GW_ROUNDS run(s) of $GW_SECS s)"
     for what in gateway nginx; do
-        a50=() a99=() c=() rounds=""
+        a50=() a99=() c=()
         for r in $(seq 1 "$GW_ROUNDS"); do
             a50+=("$(awk -v a="${p50[$what-$r]}" -v d="${p50[direct-$r]}" 'BEGIN { print a - d }')")
             a99+=("$(awk -v a="${p99[$what-$r]}" -v d="${p99[direct-$r]}" 'BEGIN { print a - d }')")
             c+=("${cpu1k[$what-$r]}")
-            rounds+="${rounds:+; }p50 ${p50[$what-$r]} p99 ${p99[$what-$r]} ms, ${cpu1k[$what-$r]} s"
         done
-        add50[$what]=$(avg "${a50[@]}")
-        add99[$what]=$(avg "${a99[@]}")
-        cpu[$what]=$(AVG_DP=5 avg "${c[@]}")
-        row "(e) $what: added p50, p99; CPU per 1k" "${add50[$what]} ms, ${add99[$what]} ms; ${cpu[$what]} s (runs: $rounds)"
+        add50[$what]=$(median "${a50[@]}")
+        add99[$what]=$(median "${a99[@]}")
+        cpu[$what]=$(DP=5 median "${c[@]}")
+        row "(e) $what: added p50, p99; CPU per 1k" "${add50[$what]} ms, ${add99[$what]} ms; ${cpu[$what]} s (medians; over the rounds $(range "${a50[@]}") ms, $(range "${a99[@]}") ms; $(DP=5 range "${c[@]}") s)"
     done
     row "(e) gateway / nginx: added p50" "$(ratio "${add50[gateway]}" "${add50[nginx]}")"
     row "(e) gateway / nginx: added p99" "$(ratio "${add99[gateway]}" "${add99[nginx]}")"

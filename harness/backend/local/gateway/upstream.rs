@@ -1,9 +1,11 @@
-//! The gateway's connections to one endpoint: idle keep-alive connections
-//! kept most-recently-used first, each driven by the request that holds it
-//! (the proxied request's own task), and the response body that gives its
-//! connection back when it has been read to the end (Envoy's and nginx's
-//! upstream keepalive, without hyper's pooled client, whose channel to a
-//! connection task of its own cost about 4 µs of user time per request).
+//! The gateway's connections to one endpoint, two idle keep-alive lists
+//! each taken most-recently-used first: hyper's HTTP/1.1 connections for the
+//! hyper path, each driven by the request that holds it (the proxied
+//! request's own task), with the response body that gives its connection
+//! back when it has been read to the end (Envoy's and nginx's upstream
+//! keepalive, without hyper's pooled client, whose channel to a connection
+//! task of its own cost about 4 µs of user time per request); and the plain
+//! path's raw sockets ([`RawConn`]), which that path frames itself.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
