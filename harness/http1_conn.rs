@@ -6,8 +6,7 @@
 //! while nobody polls it, e.g. while it waits idle in a pool; a close by
 //! the peer meanwhile shows on the next use, which hands the request back.
 //!
-//! Used by the load engine's connection workers and by the gateway's
-//! upstream connections.
+//! Used by the gateway's upstream connections on its hyper path.
 
 use std::error::Error as StdError;
 use std::future::{poll_fn, Future};
@@ -68,7 +67,7 @@ where
     }
 
     /// Sends `req` (after [`H1Conn::ready`]) and waits for the response head;
-    /// its body is read through [`H1Conn::drive`] or [`H1Conn::poll_io`].
+    /// its body is read through [`H1Conn::poll_io`].
     /// `Err(Some)` gives the request back when it never left, so it can be
     /// retried on another connection. After any error the connection is
     /// unusable.
@@ -87,13 +86,6 @@ where
             Some(Err(mut e)) => Err(e.take_message()),
             None => Err(None),
         }
-    }
-
-    /// Polls `fut` (e.g. a response body's next frame) together with the
-    /// connection's I/O until it ends; None when the connection ended first
-    /// and `fut` could not finish without it.
-    pub async fn drive<F: Future>(&mut self, fut: F) -> Option<F::Output> {
-        drive(&mut self.conn, &mut self.closed, fut).await
     }
 
     /// Polls the connection's I/O once, for a caller with a poll method of

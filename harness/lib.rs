@@ -17,6 +17,7 @@ mod deadline;
 pub mod error;
 mod fine_timer;
 mod http1_conn;
+mod http1_framing;
 pub mod load;
 #[doc(hidden)]
 pub mod lua;

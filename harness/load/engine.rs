@@ -15,13 +15,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::header::{HeaderName, HeaderValue, HOST};
+use hyper::header::{HeaderName, HeaderValue, CONTENT_LENGTH, HOST};
 use hyper::{HeaderMap, Method, Request, Uri};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::pool::{dial_h1, exchange, H1Conn, H2Conn, SendError, Target, Times};
+use super::pool::{dial_h1, exchange, Failed, H2Conn, RawH1, SendError, Target, Times};
 use super::rawlog::{RawLog, RawLogSummary};
 use super::schedule::{RateCurve, Schedule, Spacing};
 use super::stats::{micros, Completion, DispatchCounts, IntervalStats, Outcome, Recorder};
@@ -114,6 +114,8 @@ struct Prepared {
     target: Target,
     headers: HeaderMap,
     body: Bytes,
+    /// The whole HTTP/1.1 request as written on the wire, every time.
+    wire: Bytes,
     /// Real-time timeout.
     timeout: Duration,
 }
@@ -164,12 +166,15 @@ impl Prepared {
             .ok()
             .filter(|d| !d.is_zero())
             .ok_or(LoadError::BadTimeout(spec.timeout))?;
+        let body = spec.body.clone().unwrap_or_default();
+        let wire = wire(&spec.method, &uri, &headers, &body);
         Ok(Self {
             method: spec.method.clone(),
             uri,
             target,
             headers,
-            body: spec.body.clone().unwrap_or_default(),
+            body,
+            wire,
             timeout,
         })
     }
@@ -181,6 +186,30 @@ impl Prepared {
         *req.headers_mut() = self.headers.clone();
         req
     }
+}
+
+/// The HTTP/1.1 request `method uri` with `headers` and `body` as hyper's
+/// client writes it: a content-length when there is a body, or when the
+/// method is one that carries one (unless `headers` has its own).
+fn wire(method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> Bytes {
+    let mut w = Vec::with_capacity(128 + body.len());
+    w.extend_from_slice(method.as_str().as_bytes());
+    w.push(b' ');
+    w.extend_from_slice(uri.to_string().as_bytes());
+    w.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in headers {
+        w.extend_from_slice(name.as_str().as_bytes());
+        w.extend_from_slice(b": ");
+        w.extend_from_slice(value.as_bytes());
+        w.extend_from_slice(b"\r\n");
+    }
+    let carries = matches!(*method, Method::POST | Method::PUT | Method::PATCH);
+    if (!body.is_empty() || carries) && !headers.contains_key(CONTENT_LENGTH) {
+        w.extend_from_slice(format!("content-length: {}\r\n", body.len()).as_bytes());
+    }
+    w.extend_from_slice(b"\r\n");
+    w.extend_from_slice(body);
+    Bytes::from(w)
 }
 
 /// How requests reach the server.
@@ -506,7 +535,7 @@ async fn worker(shared: Arc<Shared>, first: Job) {
     };
     let mailbox = Arc::new(Mailbox::default());
     let (mut idle, mut timeout) = (Deadline::default(), Deadline::default());
-    let mut conn: Option<H1Conn<Full<Bytes>>> = None;
+    let mut conn: Option<RawH1> = None;
     // Until its first dial ends, this worker counts against the dialling
     // limit.
     let mut dialling = true;
@@ -565,16 +594,16 @@ fn dialled(shared: &Arc<Shared>) {
 /// first dial has not ended.
 async fn exchange_h1(
     shared: &Arc<Shared>,
-    conn: &mut Option<H1Conn<Full<Bytes>>>,
+    conn: &mut Option<RawH1>,
     first_dial: &mut bool,
     t: &mut Times,
 ) -> Outcome {
-    let mut req = shared.prepared.build();
+    let p = &shared.prepared;
     for retry in [true, false] {
         let c = match conn {
             Some(c) => c,
             None => {
-                let conn_or_err = dial_h1(&shared.prepared.target).await;
+                let conn_or_err = dial_h1(&p.target).await;
                 if std::mem::take(first_dial) {
                     dialled(shared);
                 }
@@ -584,13 +613,17 @@ async fn exchange_h1(
                 }
             }
         };
-        match exchange(c, req, t).await {
-            Ok(code) => return Outcome::Status(code),
-            Err(back) => {
+        match exchange(c, &p.wire, p.method == Method::HEAD, t).await {
+            Ok((code, reusable)) => {
+                if !reusable {
+                    *conn = None;
+                }
+                return Outcome::Status(code);
+            }
+            Err(failed) => {
                 *conn = None;
-                match back {
-                    Some(r) if retry => req = r,
-                    _ => return Outcome::Other,
+                if !(retry && failed == Failed::NotSent) {
+                    return Outcome::Other;
                 }
             }
         }

@@ -38,6 +38,7 @@ use super::upstream::{Upstream, UpstreamError};
 use super::Inner;
 use crate::backend::local::pod::http::serve_http;
 use crate::deadline::Deadline;
+use crate::http1_framing::{body_end, BodyEnd, Chunk, ChunkScan, Framing};
 
 /// A head longer than this goes to hyper (which refuses it).
 const MAX_HEAD: usize = 64 << 10;
@@ -307,15 +308,6 @@ async fn reply(client: &mut TcpStream, out: &mut Vec<u8>, status: StatusCode, bo
     client.write_all(out).await.is_ok()
 }
 
-/// How the response body ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Framing {
-    Length(u64),
-    Chunked,
-    /// At the pod's close (then the client's connection closes too).
-    Close,
-}
-
 /// A response head read from the pod; the client's version is in
 /// `down_head`.
 struct ResponseHead {
@@ -555,24 +547,13 @@ fn response_head(
     down_head: &mut Vec<u8>,
 ) -> Option<ResponseHead> {
     let status = StatusCode::from_u16(resp.code?).ok()?;
-    if status == StatusCode::SWITCHING_PROTOCOLS {
-        return None;
-    }
-    // HTTP/1.0 closes unless it says keep-alive.
-    let mut close = resp.version == Some(0);
+    let BodyEnd { framing, reusable } = body_end(resp, false)?;
+    // Headers the Connection header names are hop-by-hop too.
     let mut named: Vec<&str> = Vec::new();
     for h in resp.headers.iter() {
         if h.name.eq_ignore_ascii_case("connection") {
-            for token in std::str::from_utf8(h.value).ok()?.split(',') {
-                let token = token.trim();
-                if token.eq_ignore_ascii_case("close") {
-                    close = true;
-                } else if token.eq_ignore_ascii_case("keep-alive") {
-                    close = false;
-                } else if !token.is_empty() {
-                    named.push(token);
-                }
-            }
+            let tokens = std::str::from_utf8(h.value).ok()?.split(',');
+            named.extend(tokens.map(str::trim).filter(|t| !t.is_empty()));
         }
     }
     down_head.clear();
@@ -582,40 +563,12 @@ fn response_head(
         status.as_u16(),
         resp.reason.unwrap_or("")
     );
-    let (mut length, mut chunked, mut coded) = (None, false, false);
     for h in resp.headers.iter() {
         let is = |n: &str| h.name.eq_ignore_ascii_case(n);
-        if HOP_BY_HOP.iter().any(|n| is(n)) || named.iter().any(|n| is(n)) {
-            continue;
+        if !(HOP_BY_HOP.iter().any(|n| is(n)) || named.iter().any(|n| is(n))) {
+            put_header(down_head, h.name, h.value);
         }
-        if is("transfer-encoding") {
-            coded = true;
-            let last = std::str::from_utf8(h.value).ok()?.rsplit(',').next()?;
-            chunked = last.trim().eq_ignore_ascii_case("chunked");
-        } else if is("content-length") {
-            let n: u64 = std::str::from_utf8(h.value).ok()?.trim().parse().ok()?;
-            if length.is_some_and(|l| l != n) {
-                return None;
-            }
-            length = Some(n);
-        }
-        put_header(down_head, h.name, h.value);
     }
-    let framing = if status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
-        Framing::Length(0)
-    } else if coded {
-        // Both framings at once is how requests get smuggled: refused.
-        if length.is_some() {
-            return None;
-        }
-        if chunked {
-            Framing::Chunked
-        } else {
-            Framing::Close
-        }
-    } else {
-        length.map_or(Framing::Close, Framing::Length)
-    };
     if framing == Framing::Close {
         down_head.extend_from_slice(b"connection: close\r\n");
     }
@@ -623,98 +576,8 @@ fn response_head(
     Some(ResponseHead {
         status,
         framing,
-        reusable: !close && framing != Framing::Close,
+        reusable,
     })
-}
-
-/// Where a chunked body's framing is, fed the body as it arrives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-enum Chunk {
-    /// The chunk size's hex digits (`digits` so far).
-    #[default]
-    Size,
-    /// A chunk extension, up to the line's CR.
-    Ext,
-    /// The LF ending the size line.
-    SizeLf,
-    /// The chunk's data (`left` bytes still).
-    Data,
-    /// The CR, then the LF, after a chunk's data.
-    DataCr,
-    DataLf,
-    /// The start of a trailer line, or the final empty line.
-    Trailer,
-    /// Inside a trailer line, up to its CR.
-    TrailerLine,
-    TrailerLf,
-    /// The LF of the final empty line.
-    LastLf,
-    Done,
-    Bad,
-}
-
-#[derive(Default)]
-struct ChunkScan {
-    state: Chunk,
-    size: u64,
-    digits: u8,
-    left: u64,
-}
-
-impl ChunkScan {
-    /// Moves through `data`; returns how many bytes of it belong to the
-    /// body (all, unless it ended within).
-    fn feed(&mut self, data: &[u8]) -> usize {
-        let mut i = 0;
-        while i < data.len() {
-            let b = data[i];
-            self.state = match self.state {
-                Chunk::Done | Chunk::Bad => return i,
-                Chunk::Size => match (b as char).to_digit(16) {
-                    Some(d) if self.digits < 15 => {
-                        self.size = self.size * 16 + u64::from(d);
-                        self.digits += 1;
-                        Chunk::Size
-                    }
-                    None if self.digits > 0 && (b == b';' || b == b' ' || b == b'\t') => Chunk::Ext,
-                    None if self.digits > 0 && b == b'\r' => Chunk::SizeLf,
-                    _ => Chunk::Bad,
-                },
-                Chunk::Ext if b == b'\r' => Chunk::SizeLf,
-                Chunk::Ext => Chunk::Ext,
-                Chunk::SizeLf if b == b'\n' => {
-                    let size = std::mem::take(&mut self.size);
-                    self.digits = 0;
-                    if size == 0 {
-                        Chunk::Trailer
-                    } else {
-                        self.left = size;
-                        Chunk::Data
-                    }
-                }
-                Chunk::Data => {
-                    let take =
-                        (data.len() - i).min(usize::try_from(self.left).unwrap_or(usize::MAX));
-                    self.left -= take as u64;
-                    i += take;
-                    if self.left == 0 {
-                        self.state = Chunk::DataCr;
-                    }
-                    continue;
-                }
-                Chunk::DataCr if b == b'\r' => Chunk::DataLf,
-                Chunk::DataLf if b == b'\n' => Chunk::Size,
-                Chunk::Trailer if b == b'\r' => Chunk::LastLf,
-                Chunk::Trailer | Chunk::TrailerLine if b != b'\r' => Chunk::TrailerLine,
-                Chunk::TrailerLine => Chunk::TrailerLf,
-                Chunk::TrailerLf if b == b'\n' => Chunk::Trailer,
-                Chunk::LastLf if b == b'\n' => Chunk::Done,
-                _ => Chunk::Bad,
-            };
-            i += 1;
-        }
-        i
-    }
 }
 
 /// The client's connection handed to hyper: the bytes already read first.
@@ -892,37 +755,6 @@ mod tests {
             .await
             .expect("drained at once");
         assert_eq!(s.read(&mut b).await.unwrap_or(0), 0, "closed");
-    }
-
-    fn scan_all(parts: &[&[u8]]) -> (Chunk, usize) {
-        let mut s = ChunkScan::default();
-        let mut used = 0;
-        for p in parts {
-            used += s.feed(p);
-            if matches!(s.state, Chunk::Done | Chunk::Bad) {
-                break;
-            }
-        }
-        (s.state, used)
-    }
-
-    #[test]
-    fn a_chunked_body_ends_where_its_last_chunk_and_trailers_do() {
-        let body = b"5\r\nhello\r\n1a;ext=1\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\n\r\n";
-        assert_eq!(scan_all(&[body]), (Chunk::Done, body.len()));
-        // Split anywhere, the same.
-        for cut in 1..body.len() {
-            let (a, b) = body.split_at(cut);
-            assert_eq!(scan_all(&[a, b]), (Chunk::Done, body.len()), "cut at {cut}");
-        }
-        // Trailers, and bytes past the end not taken.
-        let t = b"3\r\nabc\r\n0\r\nx-sum: 1\r\n\r\nHTTP/1.1";
-        assert_eq!(scan_all(&[t]), (Chunk::Done, t.len() - 8));
-        // Not a size, a missing CRLF after data.
-        assert_eq!(scan_all(&[b"zz\r\n"]).0, Chunk::Bad);
-        assert_eq!(scan_all(&[b"2\r\nabX"]).0, Chunk::Bad);
-        // Unfinished: waits for more.
-        assert_eq!(scan_all(&[b"5\r\nhel"]), (Chunk::Data, 6));
     }
 
     fn head_of(raw: &[u8]) -> (Option<ResponseHead>, String) {

@@ -1,0 +1,250 @@
+//! How an HTTP/1.1 response's body ends, read off its parsed head, and a
+//! scanner that finds the end of a chunked body: for the raw HTTP/1.1
+//! paths that frame responses themselves (the gateway's plain path, the
+//! load engine's connections).
+
+/// How the response body ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Framing {
+    Length(u64),
+    Chunked,
+    /// At the server's close.
+    Close,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BodyEnd {
+    pub framing: Framing,
+    /// The connection can carry another request after the body.
+    pub reusable: bool,
+}
+
+/// How the body of `resp` ends (`head_request`: it answers a HEAD, so has
+/// none); None for a response that cannot be framed safely: a switch of
+/// protocols, Transfer-Encoding with Content-Length (how requests get
+/// smuggled), Content-Lengths that disagree or are not numbers.
+pub(crate) fn body_end(resp: &httparse::Response<'_, '_>, head_request: bool) -> Option<BodyEnd> {
+    let code = resp.code?;
+    if code == 101 {
+        return None;
+    }
+    // HTTP/1.0 closes unless it says keep-alive.
+    let mut close = resp.version == Some(0);
+    let (mut length, mut chunked, mut coded) = (None, false, false);
+    for h in resp.headers.iter() {
+        let is = |n: &str| h.name.eq_ignore_ascii_case(n);
+        if is("connection") {
+            for token in std::str::from_utf8(h.value).ok()?.split(',') {
+                let token = token.trim();
+                if token.eq_ignore_ascii_case("close") {
+                    close = true;
+                } else if token.eq_ignore_ascii_case("keep-alive") {
+                    close = false;
+                }
+            }
+        } else if is("transfer-encoding") {
+            coded = true;
+            let last = std::str::from_utf8(h.value).ok()?.rsplit(',').next()?;
+            chunked = last.trim().eq_ignore_ascii_case("chunked");
+        } else if is("content-length") {
+            let n: u64 = std::str::from_utf8(h.value).ok()?.trim().parse().ok()?;
+            if length.is_some_and(|l| l != n) {
+                return None;
+            }
+            length = Some(n);
+        }
+    }
+    if coded && length.is_some() {
+        return None;
+    }
+    let framing = if head_request || code == 204 || code == 304 {
+        Framing::Length(0)
+    } else if coded {
+        if chunked {
+            Framing::Chunked
+        } else {
+            Framing::Close
+        }
+    } else {
+        length.map_or(Framing::Close, Framing::Length)
+    };
+    Some(BodyEnd {
+        framing,
+        reusable: !close && framing != Framing::Close,
+    })
+}
+
+/// Where a chunked body's framing is, fed the body as it arrives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Chunk {
+    /// The chunk size's hex digits (`digits` so far).
+    #[default]
+    Size,
+    /// A chunk extension, up to the line's CR.
+    Ext,
+    /// The LF ending the size line.
+    SizeLf,
+    /// The chunk's data (`left` bytes still).
+    Data,
+    /// The CR, then the LF, after a chunk's data.
+    DataCr,
+    DataLf,
+    /// The start of a trailer line, or the final empty line.
+    Trailer,
+    /// Inside a trailer line, up to its CR.
+    TrailerLine,
+    TrailerLf,
+    /// The LF of the final empty line.
+    LastLf,
+    Done,
+    Bad,
+}
+
+#[derive(Default)]
+pub(crate) struct ChunkScan {
+    pub state: Chunk,
+    size: u64,
+    digits: u8,
+    left: u64,
+}
+
+impl ChunkScan {
+    /// Moves through `data`; returns how many bytes of it belong to the
+    /// body (all, unless it ended within).
+    pub fn feed(&mut self, data: &[u8]) -> usize {
+        let mut i = 0;
+        while i < data.len() {
+            let b = data[i];
+            self.state = match self.state {
+                Chunk::Done | Chunk::Bad => return i,
+                Chunk::Size => match (b as char).to_digit(16) {
+                    Some(d) if self.digits < 15 => {
+                        self.size = self.size * 16 + u64::from(d);
+                        self.digits += 1;
+                        Chunk::Size
+                    }
+                    None if self.digits > 0 && (b == b';' || b == b' ' || b == b'\t') => Chunk::Ext,
+                    None if self.digits > 0 && b == b'\r' => Chunk::SizeLf,
+                    _ => Chunk::Bad,
+                },
+                Chunk::Ext if b == b'\r' => Chunk::SizeLf,
+                Chunk::Ext => Chunk::Ext,
+                Chunk::SizeLf if b == b'\n' => {
+                    let size = std::mem::take(&mut self.size);
+                    self.digits = 0;
+                    if size == 0 {
+                        Chunk::Trailer
+                    } else {
+                        self.left = size;
+                        Chunk::Data
+                    }
+                }
+                Chunk::Data => {
+                    let take =
+                        (data.len() - i).min(usize::try_from(self.left).unwrap_or(usize::MAX));
+                    self.left -= take as u64;
+                    i += take;
+                    if self.left == 0 {
+                        self.state = Chunk::DataCr;
+                    }
+                    continue;
+                }
+                Chunk::DataCr if b == b'\r' => Chunk::DataLf,
+                Chunk::DataLf if b == b'\n' => Chunk::Size,
+                Chunk::Trailer if b == b'\r' => Chunk::LastLf,
+                Chunk::Trailer | Chunk::TrailerLine if b != b'\r' => Chunk::TrailerLine,
+                Chunk::TrailerLine => Chunk::TrailerLf,
+                Chunk::TrailerLf if b == b'\n' => Chunk::Trailer,
+                Chunk::LastLf if b == b'\n' => Chunk::Done,
+                _ => Chunk::Bad,
+            };
+            i += 1;
+        }
+        i
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scan_all(parts: &[&[u8]]) -> (Chunk, usize) {
+        let mut s = ChunkScan::default();
+        let mut used = 0;
+        for p in parts {
+            used += s.feed(p);
+            if matches!(s.state, Chunk::Done | Chunk::Bad) {
+                break;
+            }
+        }
+        (s.state, used)
+    }
+
+    #[test]
+    fn a_chunked_body_ends_where_its_last_chunk_and_trailers_do() {
+        let body = b"5\r\nhello\r\n1a;ext=1\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\n\r\n";
+        assert_eq!(scan_all(&[body]), (Chunk::Done, body.len()));
+        // Split anywhere, the same.
+        for cut in 1..body.len() {
+            let (a, b) = body.split_at(cut);
+            assert_eq!(scan_all(&[a, b]), (Chunk::Done, body.len()), "cut at {cut}");
+        }
+        // Trailers, and bytes past the end not taken.
+        let t = b"3\r\nabc\r\n0\r\nx-sum: 1\r\n\r\nHTTP/1.1";
+        assert_eq!(scan_all(&[t]), (Chunk::Done, t.len() - 8));
+        // Not a size, a missing CRLF after data.
+        assert_eq!(scan_all(&[b"zz\r\n"]).0, Chunk::Bad);
+        assert_eq!(scan_all(&[b"2\r\nabX"]).0, Chunk::Bad);
+        // Unfinished: waits for more.
+        assert_eq!(scan_all(&[b"5\r\nhel"]), (Chunk::Data, 6));
+    }
+
+    fn end_of(raw: &[u8], head_request: bool) -> Option<BodyEnd> {
+        let mut headers = [httparse::EMPTY_HEADER; 16];
+        let mut resp = httparse::Response::new(&mut headers);
+        resp.parse(raw).unwrap();
+        body_end(&resp, head_request)
+    }
+
+    #[test]
+    fn the_body_ends_as_the_head_says() {
+        let end = |raw: &[u8]| end_of(raw, false).map(|e| (e.framing, e.reusable));
+        let keep = b"HTTP/1.1 200 OK\r\nConnection: x-hop, keep-alive\r\nContent-Length: 2\r\n\r\n";
+        assert_eq!(end(keep), Some((Framing::Length(2), true)));
+        assert_eq!(
+            end(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
+            Some((Framing::Chunked, true))
+        );
+        // No length, or a close: not reused.
+        assert_eq!(
+            end(b"HTTP/1.0 200 OK\r\n\r\n"),
+            Some((Framing::Close, false))
+        );
+        assert_eq!(
+            end(b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n"),
+            Some((Framing::Length(0), true))
+        );
+        assert_eq!(
+            end(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n"),
+            Some((Framing::Length(0), false))
+        );
+        // A HEAD's answer has no body whatever its length says.
+        assert_eq!(
+            end_of(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n", true).map(|e| e.framing),
+            Some(Framing::Length(0))
+        );
+        // Refused: two framings, lengths that disagree, a protocol switch.
+        assert_eq!(
+            end(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n"),
+            None
+        );
+        assert_eq!(
+            end(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n"),
+            None
+        );
+        assert_eq!(
+            end(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n"),
+            None
+        );
+    }
+}
