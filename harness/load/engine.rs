@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::header::{HeaderName, HeaderValue, CONTENT_LENGTH, HOST};
+use hyper::header::{HeaderName, HeaderValue, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use hyper::{HeaderMap, Method, Request, Uri};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
@@ -190,7 +190,8 @@ impl Prepared {
 
 /// The HTTP/1.1 request `method uri` with `headers` and `body` as hyper's
 /// client writes it: a content-length when there is a body, or when the
-/// method is one that carries one (unless `headers` has its own).
+/// method is one that carries one (unless `headers` has its own), and the
+/// body as one chunk when `headers` asks for a transfer-encoding.
 fn wire(method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> Bytes {
     let mut w = Vec::with_capacity(128 + body.len());
     w.extend_from_slice(method.as_str().as_bytes());
@@ -202,6 +203,16 @@ fn wire(method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> Bytes 
         w.extend_from_slice(b": ");
         w.extend_from_slice(value.as_bytes());
         w.extend_from_slice(b"\r\n");
+    }
+    if headers.contains_key(TRANSFER_ENCODING) {
+        w.extend_from_slice(b"\r\n");
+        if !body.is_empty() {
+            w.extend_from_slice(format!("{:x}\r\n", body.len()).as_bytes());
+            w.extend_from_slice(body);
+            w.extend_from_slice(b"\r\n");
+        }
+        w.extend_from_slice(b"0\r\n\r\n");
+        return Bytes::from(w);
     }
     let carries = matches!(*method, Method::POST | Method::PUT | Method::PATCH);
     if (!body.is_empty() || carries) && !headers.contains_key(CONTENT_LENGTH) {
@@ -709,6 +720,33 @@ fn record(shared: &Shared, job: Job, t: &Times, outcome: Outcome) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_request_is_written_as_hypers_client_writes_it() {
+        let uri: Uri = "/post?x=1".parse().unwrap();
+        let mut h = HeaderMap::new();
+        h.insert(HOST, HeaderValue::from_static("pod:80"));
+        let text = |m: Method, h: &HeaderMap, b: &'static [u8]| {
+            String::from_utf8(wire(&m, &uri, h, &Bytes::from_static(b)).to_vec()).unwrap()
+        };
+        assert_eq!(
+            text(Method::GET, &h, b""),
+            "GET /post?x=1 HTTP/1.1\r\nhost: pod:80\r\n\r\n"
+        );
+        assert_eq!(
+            text(Method::POST, &h, b""),
+            "POST /post?x=1 HTTP/1.1\r\nhost: pod:80\r\ncontent-length: 0\r\n\r\n"
+        );
+        assert_eq!(
+            text(Method::PUT, &h, b"abc"),
+            "PUT /post?x=1 HTTP/1.1\r\nhost: pod:80\r\ncontent-length: 3\r\n\r\nabc"
+        );
+        h.insert(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        assert_eq!(
+            text(Method::POST, &h, b"abc"),
+            "POST /post?x=1 HTTP/1.1\r\nhost: pod:80\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+        );
+    }
     use std::convert::Infallible;
     use std::net::SocketAddr;
 
