@@ -1,7 +1,41 @@
 //! How an HTTP/1.1 response's body ends, read off its parsed head, and a
 //! scanner that finds the end of a chunked body: for the raw HTTP/1.1
 //! paths that frame responses themselves (the gateway's plain path, the
-//! load engine's connections).
+//! load engine's connections), and the connection both read it from.
+
+use bytes::BytesMut;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+
+/// A head longer than this is refused (a request head this long goes to
+/// the gateway's hyper path, which refuses it).
+pub(crate) const MAX_HEAD: usize = 64 << 10;
+pub(crate) const MAX_HEADERS: usize = 64;
+
+/// A raw HTTP/1.1 client connection, with what has been read from it and
+/// not yet used (nothing past a response, from a well-behaved server).
+pub(crate) struct RawConn {
+    pub stream: TcpStream,
+    pub buf: BytesMut,
+}
+
+impl RawConn {
+    pub fn new(stream: TcpStream, capacity: usize) -> Self {
+        Self {
+            stream,
+            buf: BytesMut::with_capacity(capacity),
+        }
+    }
+
+    /// Reads more of the response into `buf`; false at the connection's
+    /// end or on an error.
+    pub async fn read_more(&mut self) -> bool {
+        if self.buf.capacity() - self.buf.len() < 1024 {
+            self.buf.reserve(8192);
+        }
+        matches!(self.stream.read_buf(&mut self.buf).await, Ok(n) if n > 0)
+    }
+}
 
 /// How the response body ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -21,7 +21,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::pool::{dial_h1, exchange, Failed, H2Conn, RawH1, SendError, Target, Times};
+use super::pool::{dial_h1, exchange, Failed, H2Conn, RawConn, SendError, Target, Times};
 use super::rawlog::{RawLog, RawLogSummary};
 use super::schedule::{RateCurve, Schedule, Spacing};
 use super::stats::{micros, Completion, DispatchCounts, IntervalStats, Outcome, Recorder};
@@ -167,7 +167,12 @@ impl Prepared {
             .filter(|d| !d.is_zero())
             .ok_or(LoadError::BadTimeout(spec.timeout))?;
         let body = spec.body.clone().unwrap_or_default();
-        let wire = wire(&spec.method, &uri, &headers, &body);
+        // HTTP/2 requests go through hyper, which builds each from the parts.
+        let wire = if http2 {
+            Bytes::new()
+        } else {
+            wire(&spec.method, &uri, &headers, &body)
+        };
         Ok(Self {
             method: spec.method.clone(),
             uri,
@@ -546,7 +551,7 @@ async fn worker(shared: Arc<Shared>, first: Job) {
     };
     let mailbox = Arc::new(Mailbox::default());
     let (mut idle, mut timeout) = (Deadline::default(), Deadline::default());
-    let mut conn: Option<RawH1> = None;
+    let mut conn: Option<RawConn> = None;
     // Until its first dial ends, this worker counts against the dialling
     // limit.
     let mut dialling = true;
@@ -605,7 +610,7 @@ fn dialled(shared: &Arc<Shared>) {
 /// first dial has not ended.
 async fn exchange_h1(
     shared: &Arc<Shared>,
-    conn: &mut Option<RawH1>,
+    conn: &mut Option<RawConn>,
     first_dial: &mut bool,
     t: &mut Times,
 ) -> Outcome {

@@ -1,6 +1,6 @@
 //! The engine's HTTP connections.
 //!
-//! - HTTP/1.1: a [`RawH1`], one connection owned by one connection worker
+//! - HTTP/1.1: a [`RawConn`], one connection owned by one connection worker
 //!   (`workers`), which drives it in its own task: the request's bytes are
 //!   written as prepared once for the run, and the response is parsed with
 //!   httparse and framed here. hyper's client cost about twice wrk's user
@@ -8,21 +8,18 @@
 //! - HTTP/2 (prior knowledge): one connection, multiplexed; re-dialled by the
 //!   next request after it closes.
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 use http_body_util::Full;
 use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use crate::http1_framing::{body_end, Chunk, ChunkScan, Framing};
+pub(super) use crate::http1_framing::RawConn;
+use crate::http1_framing::{body_end, Chunk, ChunkScan, Framing, MAX_HEAD, MAX_HEADERS};
 
 type Body = Full<Bytes>;
-
-/// A response head larger than this is refused.
-const MAX_HEAD: usize = 64 << 10;
-const MAX_HEADERS: usize = 64;
 
 /// Why a request got no response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,12 +58,6 @@ pub(super) struct Times {
     pub done: Option<Instant>,
 }
 
-/// One HTTP/1.1 connection and what has been read from it.
-pub(super) struct RawH1 {
-    stream: TcpStream,
-    buf: BytesMut,
-}
-
 /// How an exchange failed. After either the connection is unusable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Failed {
@@ -77,33 +68,19 @@ pub(super) enum Failed {
     Broken,
 }
 
-pub(super) async fn dial_h1(target: &Target) -> Result<RawH1, SendError> {
-    Ok(RawH1 {
-        stream: connect(target).await?,
-        buf: BytesMut::with_capacity(4096),
-    })
+pub(super) async fn dial_h1(target: &Target) -> Result<RawConn, SendError> {
+    Ok(RawConn::new(connect(target).await?, 4096))
 }
 
-impl RawH1 {
-    /// Reads more of the response into `buf`; false at the connection's end
-    /// or on an error.
-    async fn read_more(&mut self) -> bool {
-        if self.buf.capacity() - self.buf.len() < 1024 {
-            self.buf.reserve(8192);
-        }
-        matches!(self.stream.read_buf(&mut self.buf).await, Ok(n) if n > 0)
+/// Whether `c` can take a request: nothing unread on it and no close seen
+/// (tokio's readiness answers without a system call unless the socket has
+/// news).
+fn idle_and_open(c: &mut RawConn) -> bool {
+    if !c.buf.is_empty() {
+        return false;
     }
-
-    /// Whether the connection can take a request: nothing unread on it and
-    /// no close seen (tokio's readiness answers without a system call
-    /// unless the socket has news).
-    fn idle_and_open(&mut self) -> bool {
-        if !self.buf.is_empty() {
-            return false;
-        }
-        let mut probe = [0u8; 1];
-        matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
-    }
+    let mut probe = [0u8; 1];
+    matches!(c.stream.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
 }
 
 /// One exchange on a worker's connection: writes `request` (a whole
@@ -111,12 +88,12 @@ impl RawH1 {
 /// response, discarding its body; the status code, and whether the
 /// connection can carry another request.
 pub(super) async fn exchange(
-    c: &mut RawH1,
+    c: &mut RawConn,
     request: &[u8],
     head: bool,
     t: &mut Times,
 ) -> Result<(u16, bool), Failed> {
-    if !c.idle_and_open() {
+    if !idle_and_open(c) {
         return Err(Failed::NotSent);
     }
     t.sent = Some(Instant::now());
@@ -168,7 +145,7 @@ pub(super) async fn exchange(
 }
 
 /// Reads and drops `n` bytes of body; false if the connection ended first.
-async fn skip_length(c: &mut RawH1, mut n: u64) -> bool {
+async fn skip_length(c: &mut RawConn, mut n: u64) -> bool {
     loop {
         let take = c.buf.len().min(usize::try_from(n).unwrap_or(usize::MAX));
         c.buf.advance(take);
@@ -184,7 +161,7 @@ async fn skip_length(c: &mut RawH1, mut n: u64) -> bool {
 
 /// Reads and drops a chunked body; false if it is malformed or the
 /// connection ended first.
-async fn skip_chunked(c: &mut RawH1) -> bool {
+async fn skip_chunked(c: &mut RawConn) -> bool {
     let mut scan = ChunkScan::default();
     loop {
         let used = scan.feed(&c.buf);
@@ -240,6 +217,7 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
+    use tokio::io::AsyncReadExt;
     use tokio::net::TcpListener;
 
     /// A server on 127.0.0.1 that answers every request it reads with

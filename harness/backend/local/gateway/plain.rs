@@ -38,11 +38,9 @@ use super::upstream::{Upstream, UpstreamError};
 use super::Inner;
 use crate::backend::local::pod::http::serve_http;
 use crate::deadline::Deadline;
-use crate::http1_framing::{body_end, BodyEnd, Chunk, ChunkScan, Framing};
-
-/// A head longer than this goes to hyper (which refuses it).
-const MAX_HEAD: usize = 64 << 10;
-const MAX_HEADERS: usize = 64;
+use crate::http1_framing::{
+    body_end, BodyEnd, Chunk, ChunkScan, Framing, RawConn, MAX_HEAD, MAX_HEADERS,
+};
 
 /// Request headers that make a request not plain besides the hop-by-hop
 /// ones: they concern a body or a protocol switch, which hyper's path
@@ -60,13 +58,6 @@ const HOP_BY_HOP: [&str; 8] = [
     "proxy-authenticate",
     "proxy-authorization",
 ];
-
-/// A connection to a pod used by this path, with what was read past the
-/// last response (nothing, on a well-behaved pod).
-pub(super) struct RawConn {
-    stream: TcpStream,
-    buf: BytesMut,
-}
 
 /// Serves one client connection: plain requests here, and the connection
 /// from its first other request on by hyper (`proxy`).
@@ -388,11 +379,7 @@ impl Exchange<'_> {
         loop {
             let (mut c, fresh) = match up.take_raw(Instant::now()) {
                 Some(c) => (c, false),
-                None => {
-                    let stream = up.connect(deadline).await?;
-                    let buf = BytesMut::with_capacity(8192);
-                    (RawConn { stream, buf }, true)
-                }
+                None => (RawConn::new(up.connect(deadline).await?, 8192), true),
             };
             let (up_head, down_head) = (self.up_head, &mut *self.down_head);
             let exchange = async {
@@ -442,7 +429,7 @@ impl Exchange<'_> {
         }
         let mut left = n - have as u64;
         while left > 0 {
-            if !read_more(c).await {
+            if !c.read_more().await {
                 return false;
             }
             let take = c.buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
@@ -477,7 +464,7 @@ impl Exchange<'_> {
             if scan.state == Chunk::Done {
                 return true;
             }
-            if !read_more(c).await {
+            if !c.read_more().await {
                 return false;
             }
         }
@@ -489,21 +476,13 @@ impl Exchange<'_> {
         if self.client.write_all(self.down_head).await.is_err() {
             return;
         }
-        while read_more(c).await {
+        while c.read_more().await {
             if self.client.write_all(&c.buf).await.is_err() {
                 return;
             }
             c.buf.clear();
         }
     }
-}
-
-/// Reads more of the pod's response into `c.buf`; false at its end.
-async fn read_more(c: &mut RawConn) -> bool {
-    if c.buf.capacity() - c.buf.len() < 1024 {
-        c.buf.reserve(8192);
-    }
-    matches!(c.stream.read_buf(&mut c.buf).await, Ok(n) if n > 0)
 }
 
 /// Reads the pod's response head (informational ones dropped, as hyper's
@@ -530,7 +509,7 @@ async fn read_head(c: &mut RawConn, down_head: &mut Vec<u8>) -> Result<ResponseH
                 _ => return Err(HeadError::Failed),
             }
         }
-        if !read_more(c).await {
+        if !c.read_more().await {
             return Err(if got_any {
                 HeadError::Failed
             } else {

@@ -19,9 +19,9 @@ use hyper::{Request, Response};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use super::plain::RawConn;
 use crate::deadline::Deadline;
 use crate::http1_conn::H1Conn;
+use crate::http1_framing::RawConn;
 
 /// An idle connection unused this long is closed (as hyper's pooled client
 /// did here; nginx's upstream default is 60 s).
