@@ -1,7 +1,8 @@
 //! How an HTTP/1.1 response's body ends, read off its parsed head, and a
 //! scanner that finds the end of a chunked body: for the raw HTTP/1.1
 //! paths that frame responses themselves (the gateway's plain path, the
-//! load engine's connections), and the connection both read it from.
+//! load engine's connections), the connection both read it from, and the
+//! header line both write.
 
 use bytes::BytesMut;
 use tokio::io::AsyncReadExt;
@@ -35,6 +36,14 @@ impl RawConn {
         }
         matches!(self.stream.read_buf(&mut self.buf).await, Ok(n) if n > 0)
     }
+}
+
+/// Appends the header line `name: value` to a head being written.
+pub(crate) fn put_header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
 }
 
 /// How the response body ends.

@@ -29,6 +29,7 @@ use super::workers::{Mailbox, Workers};
 use crate::clock::Clock;
 use crate::deadline::Deadline;
 use crate::fine_timer;
+use crate::http1_framing::put_header;
 
 /// Requests due within this window of EXPERIMENT time after "now" go out in
 /// the current batch (real: divided by the speed). At high rates it bounds
@@ -204,10 +205,7 @@ fn wire(method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> Bytes 
     w.extend_from_slice(uri.to_string().as_bytes());
     w.extend_from_slice(b" HTTP/1.1\r\n");
     for (name, value) in headers {
-        w.extend_from_slice(name.as_str().as_bytes());
-        w.extend_from_slice(b": ");
-        w.extend_from_slice(value.as_bytes());
-        w.extend_from_slice(b"\r\n");
+        put_header(&mut w, name.as_str(), value.as_bytes());
     }
     if headers.contains_key(TRANSFER_ENCODING) {
         w.extend_from_slice(b"\r\n");

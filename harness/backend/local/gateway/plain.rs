@@ -39,7 +39,7 @@ use super::Inner;
 use crate::backend::local::pod::http::serve_http;
 use crate::deadline::Deadline;
 use crate::http1_framing::{
-    body_end, BodyEnd, Chunk, ChunkScan, Framing, RawConn, MAX_HEAD, MAX_HEADERS,
+    body_end, put_header, BodyEnd, Chunk, ChunkScan, Framing, RawConn, MAX_HEAD, MAX_HEADERS,
 };
 
 /// Request headers that make a request not plain besides the hop-by-hop
@@ -268,13 +268,6 @@ fn prepare(inner: &Inner, buf: &[u8], peer: SocketAddr, up_head: &mut Vec<u8>) -
         head_len,
         target: target_rule,
     })
-}
-
-fn put_header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
-    out.extend_from_slice(name.as_bytes());
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
-    out.extend_from_slice(b"\r\n");
 }
 
 /// Writes a response of the gateway's own (no route, no backend, an
