@@ -410,7 +410,7 @@ impl Backend for LocalCluster {
                 }
                 handles.extend(core.pods.drain(..).filter_map(|p| p.rt.handle));
             }
-            // Short grace: the experiment is over, nothing is waiting for answers.
+            // A command's grace to exit; in-process pods stop at once.
             let grace = self
                 .shared
                 .clock
@@ -419,7 +419,7 @@ impl Backend for LocalCluster {
             // All pods at once: the grace bounds the whole shutdown.
             futures::future::join_all(handles.into_iter().map(|h| async move {
                 if let Some(h) = sole_owner(h).await {
-                    h.drain_and_stop(grace).await;
+                    h.stop_at_end(grace).await;
                 }
             }))
             .await;

@@ -344,6 +344,18 @@ impl PodHandle {
             Kind::Gateway(gw) => gw.shutdown_within(grace).await,
         }
     }
+
+    /// Stop at the end of a run. What is still in flight then has nobody
+    /// waiting for it (the load engine has its answers or gave up on
+    /// them), so in-process servers close at once; a command still gets
+    /// SIGTERM → `grace` → SIGKILL, as a container would, to exit cleanly.
+    pub async fn stop_at_end(self, grace: Duration) {
+        let grace = match self.kind {
+            Kind::Command(_) => grace,
+            Kind::Builtin { .. } | Kind::Gateway(_) => Duration::ZERO,
+        };
+        self.drain_and_stop(grace).await;
+    }
 }
 
 #[cfg(test)]
