@@ -13,25 +13,34 @@ pub(crate) fn exit_code() -> i32 {
     128 + RECEIVED.load(Ordering::Relaxed)
 }
 
-/// Completes on the first Ctrl-C or SIGTERM.
-pub(crate) async fn shutdown_signal() {
+/// Completes on the first Ctrl-C or SIGTERM after the call. The handlers
+/// are installed by the call itself, not at the first poll, so a process
+/// that announces itself ready right after can already be stopped.
+pub(crate) fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        let mut term = match signal(SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
+        let int = signal(SignalKind::interrupt());
+        let term = signal(SignalKind::terminate());
+        async move {
+            match (int, term) {
+                (Ok(mut int), Ok(mut term)) => tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => RECEIVED.store(libc::SIGTERM, Ordering::Relaxed),
+                },
+                (Ok(mut int), Err(_)) => {
+                    int.recv().await;
+                }
+                // No handler could be installed: SIGINT keeps its default
+                // action (the process ends), so never complete here.
+                (Err(_), _) => std::future::pending().await,
             }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => RECEIVED.store(libc::SIGTERM, Ordering::Relaxed),
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
