@@ -75,22 +75,29 @@ pub(crate) fn body_end(resp: &httparse::Response<'_, '_>, head_request: bool) ->
     let mut close = resp.version == Some(0);
     let (mut length, mut chunked, mut coded) = (None, false, false);
     for h in resp.headers.iter() {
-        let is = |n: &str| h.name.eq_ignore_ascii_case(n);
+        // The name's length picks the one comparison worth making: this
+        // runs for every header of every response the engine reads.
+        let is = |n: &str| h.name.len() == n.len() && h.name.eq_ignore_ascii_case(n);
         if is("connection") {
-            for token in std::str::from_utf8(h.value).ok()?.split(',') {
-                let token = token.trim();
-                if token.eq_ignore_ascii_case("close") {
+            for token in h.value.split(|&b| b == b',') {
+                let token = token.trim_ascii();
+                if token.eq_ignore_ascii_case(b"close") {
                     close = true;
-                } else if token.eq_ignore_ascii_case("keep-alive") {
+                } else if token.eq_ignore_ascii_case(b"keep-alive") {
                     close = false;
                 }
             }
         } else if is("transfer-encoding") {
             coded = true;
-            let last = std::str::from_utf8(h.value).ok()?.rsplit(',').next()?;
-            chunked = last.trim().eq_ignore_ascii_case("chunked");
+            let last = h.value.rsplit(|&b| b == b',').next()?;
+            chunked = last.trim_ascii().eq_ignore_ascii_case(b"chunked");
         } else if is("content-length") {
-            let n: u64 = std::str::from_utf8(h.value).ok()?.trim().parse().ok()?;
+            // 1*DIGIT: `parse` alone would take a sign ("+5").
+            let v = h.value.trim_ascii();
+            if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
+                return None;
+            }
+            let n: u64 = std::str::from_utf8(v).ok()?.parse().ok()?;
             if length.is_some_and(|l| l != n) {
                 return None;
             }
@@ -288,6 +295,15 @@ mod tests {
         assert_eq!(
             end(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n"),
             None
+        );
+        // A length is digits only, none signed.
+        for bad in ["+5", "-0", "5 5", "0x10", ""] {
+            let raw = format!("HTTP/1.1 200 OK\r\nContent-Length: {bad}\r\n\r\n");
+            assert_eq!(end(raw.as_bytes()), None, "{bad:?}");
+        }
+        assert_eq!(
+            end(b"HTTP/1.1 200 OK\r\ncontent-length:  7 \r\n\r\n"),
+            Some((Framing::Length(7), true))
         );
     }
 }

@@ -554,10 +554,11 @@ async fn worker(shared: Arc<Shared>, first: Job) {
     // limit.
     let mut dialling = true;
     let mut next = Some(first);
+    let mut finished = Instant::now();
     loop {
         let job = match next.take() {
             Some(j) => j,
-            None => match workers.next(&mailbox, &mut idle).await {
+            None => match workers.next(&mailbox, &mut idle, finished).await {
                 Some(j) => j,
                 None => break,
             },
@@ -566,7 +567,7 @@ async fn worker(shared: Arc<Shared>, first: Job) {
         let deadline = job.started + shared.prepared.timeout;
         let mut times = Times::default();
         // A request that waited out its timeout in the queue is not sent.
-        let outcome = if Instant::now() >= deadline {
+        let outcome = if taken >= deadline {
             Outcome::Timeout
         } else {
             let exchange = exchange_h1(&shared, &mut conn, &mut dialling, &mut times);
@@ -585,9 +586,11 @@ async fn worker(shared: Arc<Shared>, first: Job) {
             // Timed out before its dial ended.
             dialled(&shared);
         }
+        // The clock is read a few times per request at 150,000 a second:
+        // the completion's instant stands for "now" until the next job.
+        finished = times.done.unwrap_or_else(Instant::now);
         record(&shared, job, &times, outcome);
-        let now = Instant::now();
-        workers.served(now - taken, now);
+        workers.served(finished - taken, finished);
     }
 }
 

@@ -124,22 +124,26 @@ pub(super) async fn exchange(
             return Err(Failed::Broken);
         }
     };
-    t.headers = Some(Instant::now());
-    let whole = match end.framing {
-        Framing::Length(n) => skip_length(c, n).await,
-        Framing::Chunked => skip_chunked(c).await,
+    let headers = Instant::now();
+    t.headers = Some(headers);
+    // Most bodies came with the head, in the same read: done then too,
+    // without reading the clock again.
+    let done = match end.framing {
+        Framing::Length(n) if c.buf.len() as u64 >= n => {
+            c.buf.advance(n as usize);
+            Some(headers)
+        }
+        Framing::Length(n) => skip_length(c, n).await.then(Instant::now),
+        Framing::Chunked => skip_chunked(c).await.then(Instant::now),
         Framing::Close => {
             c.buf.clear();
             while c.read_more().await {
                 c.buf.clear();
             }
-            true
+            Some(Instant::now())
         }
     };
-    if !whole {
-        return Err(Failed::Broken);
-    }
-    t.done = Some(Instant::now());
+    t.done = Some(done.ok_or(Failed::Broken)?);
     // Bytes past the response: not something a client can make sense of.
     Ok((code, end.reusable && c.buf.is_empty()))
 }

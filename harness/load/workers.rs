@@ -195,10 +195,10 @@ impl<J> Workers<J> {
         None
     }
 
-    /// The worker's next job, waiting up to the idle timeout (on `idle`,
-    /// the worker's own timer); None: the worker is to end (it is no
-    /// longer counted alive).
-    pub async fn next(&self, mb: &Arc<Mailbox<J>>, idle: &mut Deadline) -> Option<J> {
+    /// The worker's next job, waiting up to the idle timeout from `now`
+    /// (on `idle`, the worker's own timer); None: the worker is to end (it
+    /// is no longer counted alive).
+    pub async fn next(&self, mb: &Arc<Mailbox<J>>, idle: &mut Deadline, now: Instant) -> Option<J> {
         {
             let mut st = lock(&self.state);
             if let Some((j, _)) = st.queue.pop_front() {
@@ -210,7 +210,7 @@ impl<J> Workers<J> {
             }
             st.idle.push(mb.clone());
         }
-        let deadline = tokio::time::Instant::now() + self.idle_timeout;
+        let deadline = now + self.idle_timeout;
         loop {
             let woken = idle.within(deadline, mb.wake.notified()).await.is_some();
             if let Some(j) = lock(&mb.job).take() {
@@ -291,14 +291,17 @@ mod tests {
         assert_eq!(w.dispatch(4, t, t), None);
         let mb = Arc::new(Mailbox::default());
         assert_eq!(
-            w.next(&mb, &mut Deadline::default()).await,
+            w.next(&mb, &mut Deadline::default(), Instant::now()).await,
             Some(3),
             "oldest queued first"
         );
-        assert_eq!(w.next(&mb, &mut Deadline::default()).await, Some(4));
+        assert_eq!(
+            w.next(&mb, &mut Deadline::default(), Instant::now()).await,
+            Some(4)
+        );
         // Queue empty: the worker goes idle and the next job is handed to it.
         let mut idle = Deadline::default();
-        let wait = w.next(&mb, &mut idle);
+        let wait = w.next(&mb, &mut idle, Instant::now());
         tokio::pin!(wait);
         assert!(tokio::time::timeout(Duration::from_millis(20), &mut wait)
             .await
@@ -335,7 +338,7 @@ mod tests {
         assert_eq!(w.dialled(t), None);
         let mb = Arc::new(Mailbox::default());
         assert_eq!(
-            w.next(&mb, &mut Deadline::default()).await,
+            w.next(&mb, &mut Deadline::default(), Instant::now()).await,
             None,
             "idle past the timeout"
         );
@@ -344,7 +347,7 @@ mod tests {
         let w2 = w.clone();
         let waiting = tokio::spawn(async move {
             let mb = Arc::new(Mailbox::default());
-            w2.next(&mb, &mut Deadline::default()).await
+            w2.next(&mb, &mut Deadline::default(), Instant::now()).await
         });
         tokio::time::sleep(Duration::from_millis(10)).await;
         w.close();
