@@ -332,6 +332,10 @@ pub struct RunMeta {
     /// Records from before this field were complete.
     #[serde(default = "yes")]
     pub finished: bool,
+    /// Requests still in flight when a signal cut the final wait for them
+    /// short: sent, and in no sample of the record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unrecorded_in_flight: Option<u64>,
     /// Why per-pod request rates were not observed (a real cluster
     /// without Prometheus); the pods' `qps` are then not measurements.
     #[serde(default, skip_serializing_if = "Option::is_none")]

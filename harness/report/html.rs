@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use crate::checks::{Outcome, Verdict};
-use crate::recorder::{Percentiles, RunData, Sample};
+use crate::recorder::{Percentiles, RunData, RunMeta, Sample};
 
 use super::charts::{self, hex, Stroke, TimeChart};
 use super::{
@@ -90,9 +90,35 @@ pub(super) fn render(run: &RunData, verdict: &Verdict) -> anyhow::Result<String>
     Ok(h)
 }
 
+/// What an interrupted run's record covers: a run cut during its final
+/// wait for the requests in flight ran its whole plan, and only those are
+/// missing.
+fn interrupted_banner(m: &RunMeta, recorded_s: f64) -> String {
+    let lost = match m.unrecorded_in_flight {
+        Some(1) => " 1 request still in flight then is not in the record.".to_string(),
+        Some(n) if n > 0 => format!(" {n} requests still in flight then are not in the record."),
+        _ => String::new(),
+    };
+    if recorded_s + 1e-3 < m.duration_s {
+        format!(
+            "The run ended early at {} of a planned {}: the charts and checks cover only what was recorded.{lost}",
+            mmss(recorded_s),
+            mmss(m.duration_s)
+        )
+    } else {
+        format!(
+            "The run ran its planned {}, then was interrupted while it waited for the last responses.{lost} The charts and checks cover everything else.",
+            mmss(m.duration_s)
+        )
+    }
+}
+
 fn header(h: &mut String, run: &RunData, verdict: &Verdict, title: &str) -> anyhow::Result<()> {
     let m = &run.meta;
-    let badge = if verdict.passed() {
+    let badge = if verdict.checks.is_empty() {
+        // Nothing asserted is nothing passed.
+        r#"<span class="badge warn">NO CHECKS</span>"#
+    } else if verdict.passed() {
         r#"<span class="badge pass">PASSED</span>"#
     } else if verdict.count(Outcome::Failed) == 0 {
         r#"<span class="badge warn">NOT EVALUATED</span>"#
@@ -156,9 +182,8 @@ fn header(h: &mut String, run: &RunData, verdict: &Verdict, title: &str) -> anyh
     if m.interrupted {
         writeln!(
             h,
-            "<p class=\"banner\">The run ended early at {} of a planned {}: the charts and checks cover only what was recorded.</p>",
-            mmss(rec),
-            mmss(m.duration_s)
+            "<p class=\"banner\">{}</p>",
+            esc(&interrupted_banner(m, rec))
         )?;
     }
     h.push_str("<nav><a href=\"#verdict\">Verdict</a><a href=\"#fig7\">QPS and pods</a>");

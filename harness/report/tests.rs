@@ -218,6 +218,7 @@ pub(crate) fn fixture() -> (RunData, Verdict) {
         interrupted: false,
         ended_at_s: 2100.0,
         pod_qps_unobservable: None,
+        unrecorded_in_flight: None,
         tiers: Vec::new(),
         schedule: None,
         policy: None,
@@ -338,6 +339,30 @@ fn empty_run_renders() {
     assert!(a.junit_xml.contains("tests=\"0\""));
     let s: serde_json::Value = serde_json::from_str(&a.summary_json).unwrap();
     assert_eq!(s["totals"]["error_ratio"], serde_json::Value::Null);
+}
+
+#[test]
+fn an_interrupted_run_says_what_its_record_lacks() {
+    let (mut run, verdict) = fixture();
+    run.meta.interrupted = true;
+    // Cut during the final wait: the whole plan ran.
+    run.meta.duration_s = run.samples.last().unwrap().t;
+    run.meta.ended_at_s = run.meta.duration_s;
+    run.meta.unrecorded_in_flight = Some(17);
+    let h = render(&run, &verdict).unwrap().html;
+    assert!(h.contains("then was interrupted while it waited for the last responses. 17 requests still in flight then are not in the record."), "{h}");
+    assert!(!h.contains("ended early"));
+    // Cut during the load.
+    run.samples.truncate(run.samples.len() / 2);
+    run.meta.ended_at_s = run.samples.last().unwrap().t;
+    run.meta.unrecorded_in_flight = None;
+    let h = render(&run, &verdict).unwrap().html;
+    assert!(h.contains("The run ended early at"), "{h}");
+    assert!(!h.contains("still in flight"));
+    // Nothing asserted: no pass to show.
+    let none = crate::checks::Verdict { checks: Vec::new() };
+    let h = render(&run, &none).unwrap().html;
+    assert!(h.contains("NO CHECKS") && !h.contains("badge pass"), "{h}");
 }
 
 #[test]

@@ -33,6 +33,7 @@ pub(super) fn run_meta(p: &Prepared, backend: Kind, speed: f64, seed: u64) -> Ru
         max_replicas: hpa_spec.max_replicas,
         interrupted: false,
         pod_qps_unobservable: None,
+        unrecorded_in_flight: None,
         tiers: tiers(p),
         schedule: p.schedule.as_ref().map(|sc| {
             if backend == Kind::Kube {

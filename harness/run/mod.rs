@@ -400,9 +400,11 @@ async fn record<F: Future<Output = ()>>(
                 )
                 .await;
                 if f.is_none() && engine_failure.is_none() {
-                    progress.message(
-                        "stopped waiting for requests in flight; they are not in the record",
-                    );
+                    let left = e.in_flight();
+                    progress.message(&format!(
+                        "stopped waiting for {left} requests in flight; they are not in the record"
+                    ));
+                    rec.meta_mut().unrecorded_in_flight = Some(left);
                 }
                 interrupted |= cut;
                 finished = f;

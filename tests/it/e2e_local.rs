@@ -511,6 +511,15 @@ fn ctrl_c_during_the_drain_ends_it_and_writes_the_record() {
     let data = cut_the_wait(&mut child, &mut lines, dir.path());
     assert_eq!(data.samples.len(), 4);
     assert_run_files(dir.path());
+    // The record says what it lacks: only the requests waited for.
+    let lost = data.meta.unrecorded_in_flight.expect("counted");
+    assert!(lost > 0, "{:?}", data.meta);
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    assert!(
+        html.contains("ran its planned 0:04, then was interrupted")
+            && html.contains(&format!("{lost} requests still in flight")),
+        "{html}"
+    );
 
     // An interrupted run: the first Ctrl-C stops the load, the second the
     // wait for what is in flight.
@@ -523,6 +532,8 @@ fn ctrl_c_during_the_drain_ends_it_and_writes_the_record() {
     sigint(&child);
     let data = cut_the_wait(&mut child, &mut lines, dir.path());
     assert!(data.samples.len() < 4);
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    assert!(html.contains("The run ended early at"), "{html}");
 }
 
 /// A Lua policy scales the embedded cluster's Deployment in place of an
