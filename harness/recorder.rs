@@ -332,8 +332,9 @@ pub struct RunMeta {
     /// Records from before this field were complete.
     #[serde(default = "yes")]
     pub finished: bool,
-    /// Requests still in flight when a signal cut the final wait for them
-    /// short: sent, and in no sample of the record.
+    /// Requests still in flight when the final wait for them ended
+    /// unfinished (a signal cut it, or they outlived their timeout by a
+    /// second): sent, and in no sample of the record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unrecorded_in_flight: Option<u64>,
     /// Why per-pod request rates were not observed (a real cluster

@@ -401,8 +401,9 @@ async fn record<F: Future<Output = ()>>(
                 .await;
                 if f.is_none() && engine_failure.is_none() {
                     let left = e.in_flight();
+                    let s = if left == 1 { "" } else { "s" };
                     progress.message(&format!(
-                        "stopped waiting for {left} requests in flight; they are not in the record"
+                        "stopped waiting for {left} request{s} in flight; not in the record"
                     ));
                     rec.meta_mut().unrecorded_in_flight = Some(left);
                 }
