@@ -18,6 +18,9 @@ pub(crate) const MAX_HEADERS: usize = 64;
 pub(crate) struct RawConn {
     pub stream: TcpStream,
     pub buf: BytesMut,
+    /// Reads started so far: whether a body waited for one more than its
+    /// head did.
+    pub reads: u64,
 }
 
 impl RawConn {
@@ -25,6 +28,7 @@ impl RawConn {
         Self {
             stream,
             buf: BytesMut::with_capacity(capacity),
+            reads: 0,
         }
     }
 
@@ -34,6 +38,7 @@ impl RawConn {
         if self.buf.capacity() - self.buf.len() < 1024 {
             self.buf.reserve(8192);
         }
+        self.reads += 1;
         matches!(self.stream.read_buf(&mut self.buf).await, Ok(n) if n > 0)
     }
 }

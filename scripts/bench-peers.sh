@@ -343,14 +343,6 @@ done
 
 # ------------------------------------------------- (b) highest held vs wrk
 log "(b) highest rate held within ±1 % ($STEP_SECS s runs)"
-# try_rate RATE -> success if held. A miss is run again before it counts:
-# near saturation a 5 s step fails on one 50-100 ms episode in which the
-# round trip on all 64 connections doubles (2.2 ms instead of about 1.1,
-# seen in raw logs at 40,000 req/s; wrk's own p99 round trip there is
-# 1.9-2.3 ms against a 1.2 ms mean, so it meets them too, but a closed loop
-# only goes slower for a moment) and the backlog then takes most of a
-# second to drain. Such an episode is not the rate; a second miss is. wrk gets
-# the same best of two below.
 # The server's side of each run in (b): how busy nginx's workers were over
 # it (utime+stime over wall time, in % of one core) and their CPU per
 # request in nginx's log. wrk's closed loop runs at whatever rate nginx
@@ -384,6 +376,14 @@ nginx_side() {
         printf 'n/a'
     fi
 }
+# try_rate RATE -> success if held. A miss is run again before it counts:
+# near saturation a 5 s step fails on one 50-100 ms episode in which the
+# round trip on all 64 connections doubles (2.2 ms instead of about 1.1,
+# seen in raw logs at 40,000 req/s; wrk's own p99 round trip there is
+# 1.9-2.3 ms against a 1.2 ms mean, so it meets them too, but a closed loop
+# only goes slower for a moment) and the backlog then takes most of a
+# second to drain. Such an episode is not the rate; a second miss is. wrk gets
+# the same best of two below.
 RETRIED=0
 try_rate() {
     local r=$1 try e
@@ -436,10 +436,13 @@ row "(b) highest rate held (±1 %, no drops)" "$lo req/s (lowest not held: $hi; 
 row "(b) wrk -t1 -c64 -d10s throughput" "$wrk_rps req/s (best of 2; closed loop, as fast as possible)"
 row "(b) hey -z 10s -c 64 throughput" "$hey_rps req/s (for context)"
 row "(b) harness held / wrk" "$ratio"
-# The run that held $lo, and the last try of the lowest rate not held.
+# The try that held $lo, and the last try of the lowest rate not held.
 held_run=none
-for try in 2 1; do
-    [ -f "$OUT/step-$lo-$try.json" ] && held "step-$lo-$try" && held_run=step-$lo-$try
+for try in 1 2; do
+    if [ -f "$OUT/step-$lo-$try.json" ] && held "step-$lo-$try"; then
+        held_run=step-$lo-$try
+        break
+    fi
 done
 row "(b) nginx at the highest rate held" "$(nginx_side "$held_run")"
 missed_run=step-$hi-2

@@ -126,24 +126,28 @@ pub(super) async fn exchange(
     };
     let headers = Instant::now();
     t.headers = Some(headers);
-    // Most bodies came with the head, in the same read: done then too,
-    // without reading the clock again.
-    let done = match end.framing {
-        Framing::Length(n) if c.buf.len() as u64 >= n => {
-            c.buf.advance(n as usize);
-            Some(headers)
-        }
-        Framing::Length(n) => skip_length(c, n).await.then(Instant::now),
-        Framing::Chunked => skip_chunked(c).await.then(Instant::now),
+    let head_reads = c.reads;
+    let whole = match end.framing {
+        Framing::Length(n) => skip_length(c, n).await,
+        Framing::Chunked => skip_chunked(c).await,
         Framing::Close => {
             c.buf.clear();
             while c.read_more().await {
                 c.buf.clear();
             }
-            Some(Instant::now())
+            true
         }
     };
-    t.done = Some(done.ok_or(Failed::Broken)?);
+    if !whole {
+        return Err(Failed::Broken);
+    }
+    // A body that came in the read that completed the head ended then too
+    // (most do): the clock is not read again.
+    t.done = Some(if c.reads == head_reads {
+        headers
+    } else {
+        Instant::now()
+    });
     // Bytes past the response: not something a client can make sense of.
     Ok((code, end.reusable && c.buf.is_empty()))
 }
