@@ -116,6 +116,20 @@ impl Progress {
         }
     }
 
+    /// The final wait for the requests in flight: the bar says how many
+    /// are left and for how long at most. Plain output said so once.
+    pub fn waiting(&self, in_flight: u64, left: Duration) {
+        if let Some(b) = &self.bar {
+            let s = if in_flight == 1 { "" } else { "s" };
+            b.set_prefix("finishing");
+            b.set_message(format!(
+                "waiting for {in_flight} request{s} in flight, at most {} more (Ctrl-C stops the wait)",
+                // Whole seconds: a countdown in milliseconds only flickers.
+                crate::scenario::fmt_dur(Duration::from_secs(left.as_secs_f64().ceil() as u64))
+            ));
+        }
+    }
+
     pub fn finish(&self) {
         if let Some(b) = &self.bar {
             b.finish_and_clear();

@@ -216,6 +216,12 @@ impl ClosedHandle {
         self.shared.in_flight.load(Ordering::Relaxed)
     }
 
+    /// [`ClosedHandle::in_flight`], readable while `finish` borrows the handle.
+    pub fn in_flight_reader(&self) -> impl Fn() -> u64 + Send + Sync + 'static {
+        let shared = self.shared.clone();
+        move || shared.in_flight.load(Ordering::Relaxed)
+    }
+
     /// Users running now.
     pub fn users(&self) -> u64 {
         self.shared.users.load(Ordering::Relaxed)

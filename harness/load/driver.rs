@@ -47,6 +47,15 @@ impl Engine {
         }
     }
 
+    /// [`Engine::in_flight`], readable while [`Engine::finish`] borrows the
+    /// engine: the final wait's progress.
+    pub fn in_flight_reader(&self) -> Box<dyn Fn() -> u64 + Send + Sync> {
+        match self {
+            Engine::Open(h) => Box::new(h.in_flight_reader()),
+            Engine::Closed(h) => Box::new(h.in_flight_reader()),
+        }
+    }
+
     /// Waits for the engine to finish: the run's totals, and the raw log's
     /// summary when the open engine wrote one.
     /// The engine stays usable (for what was recorded) if the wait is cut

@@ -314,6 +314,12 @@ impl LoadHandle {
         self.shared.in_flight()
     }
 
+    /// [`LoadHandle::in_flight`], readable while `finish` borrows the handle.
+    pub fn in_flight_reader(&self) -> impl Fn() -> u64 + Send + Sync + 'static {
+        let shared = self.shared.clone();
+        move || shared.in_flight()
+    }
+
     /// Waits until the schedule is done (or stopped) and all in-flight
     /// requests finished, then returns the final totals.
     pub async fn join(mut self) -> IntervalStats {

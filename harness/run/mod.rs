@@ -495,16 +495,25 @@ async fn drain<F: Future<Output = ()>>(
             scenario::fmt_dur(wait)
         ));
     }
-    let drain = tokio::time::timeout(wait, engine.finish());
-    let end = if interrupted {
-        tokio::select! {
-            f = drain => (f.ok(), false),
-            _ = signals() => (None, false),
-        }
+    let in_flight = engine.in_flight_reader();
+    let until = tokio::time::Instant::now() + wait;
+    // The first signal ends the wait, or the second after an interrupt.
+    let cut_by_signal = !interrupted;
+    let mut stop = std::pin::pin!(if interrupted {
+        futures::future::Either::Left(signals())
     } else {
-        tokio::select! {
-            f = drain => (f.ok(), false),
-            _ = signal => (None, true),
+        futures::future::Either::Right(signal)
+    });
+    // The bar counts down what is left rather than stand at the last sample.
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let end = {
+        let mut drain = std::pin::pin!(tokio::time::timeout_at(until, engine.finish()));
+        loop {
+            tokio::select! {
+                f = &mut drain => break (f.ok(), false),
+                _ = &mut stop => break (None, cut_by_signal),
+                now = tick.tick() => progress.waiting(in_flight(), until.saturating_duration_since(now)),
+            }
         }
     };
     // Whatever is left is not waited for.
