@@ -1,10 +1,10 @@
-//! How an HTTP/1.1 response's body ends, read off its parsed head, and a
-//! scanner that finds the end of a chunked body: for the raw HTTP/1.1
-//! paths that frame responses themselves (the gateway's plain path, the
-//! load engine's connections), the connection both read it from, and the
-//! header line both write.
+//! The final response head read off a connection, how an HTTP/1.1
+//! response's body ends by that head, and a scanner that finds the end of a
+//! chunked body: for the raw HTTP/1.1 paths that frame responses themselves
+//! (the gateway's plain path, the load engine's connections), the
+//! connection both read it from, and the header line both write.
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
@@ -40,6 +40,55 @@ impl RawConn {
         }
         self.reads += 1;
         matches!(self.stream.read_buf(&mut self.buf).await, Ok(n) if n > 0)
+    }
+}
+
+/// Why no response head could be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HeadRead {
+    /// The connection ended before a byte of response: a keep-alive
+    /// connection the server had closed, so the request can go again.
+    Closed,
+    /// It ended within a head, or sent what is not one, or one too long, or
+    /// one the caller refused: the request may have been served.
+    Broken,
+}
+
+/// Reads `c` up to the final response head (informational ones other than
+/// 101 dropped, as hyper's client does), gives the parsed head to `head`
+/// and consumes its bytes. `head` returning None refuses it.
+pub(crate) async fn read_response_head<T>(
+    c: &mut RawConn,
+    head: impl FnOnce(&httparse::Response<'_, '_>) -> Option<T>,
+) -> Result<T, HeadRead> {
+    let mut got_any = !c.buf.is_empty();
+    loop {
+        if !c.buf.is_empty() {
+            got_any = true;
+            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            let mut resp = httparse::Response::new(&mut headers);
+            match resp.parse(&c.buf) {
+                Ok(httparse::Status::Complete(n)) => {
+                    let code = resp.code.unwrap_or(0);
+                    if (100..200).contains(&code) && code != 101 {
+                        c.buf.advance(n);
+                        continue;
+                    }
+                    let taken = head(&resp).ok_or(HeadRead::Broken);
+                    c.buf.advance(n);
+                    return taken;
+                }
+                Ok(httparse::Status::Partial) if c.buf.len() <= MAX_HEAD => {}
+                _ => return Err(HeadRead::Broken),
+            }
+        }
+        if !c.read_more().await {
+            return Err(if got_any {
+                HeadRead::Broken
+            } else {
+                HeadRead::Closed
+            });
+        }
     }
 }
 
@@ -233,6 +282,67 @@ mod tests {
             }
         }
         (s.state, used)
+    }
+
+    /// What `read_response_head` makes of `sent`, written in two parts
+    /// (split at `cut`) and then the connection closed: the status and what
+    /// is left unread.
+    async fn head_of(sent: &'static [u8], cut: usize) -> (Result<u16, HeadRead>, Vec<u8>) {
+        read(sent, cut, |resp| resp.code).await
+    }
+
+    async fn head_of_refused(sent: &'static [u8]) -> Result<(), HeadRead> {
+        read(sent, 0, |_| None).await.0
+    }
+
+    async fn read<T>(
+        sent: &'static [u8],
+        cut: usize,
+        head: impl FnOnce(&httparse::Response<'_, '_>) -> Option<T>,
+    ) -> (Result<T, HeadRead>, Vec<u8>) {
+        use tokio::io::AsyncWriteExt;
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let (a, b) = sent.split_at(cut);
+            s.write_all(a).await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            s.write_all(b).await.unwrap();
+        });
+        let mut c = RawConn::new(TcpStream::connect(addr).await.unwrap(), 64);
+        let r = read_response_head(&mut c, head).await;
+        server.await.unwrap();
+        (r, c.buf.to_vec())
+    }
+
+    #[tokio::test]
+    async fn the_final_head_is_read_past_informational_ones() {
+        let r = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+        for cut in [0, 10, 27, 40, r.len()] {
+            assert_eq!(
+                head_of(r, cut).await,
+                (Ok(200), b"ok".to_vec()),
+                "cut at {cut}"
+            );
+        }
+        // 101 is final: what follows is another protocol's.
+        let up = b"HTTP/1.1 101 Switching Protocols\r\nupgrade: h2c\r\n\r\nxy";
+        assert_eq!(head_of(up, 0).await, (Ok(101), b"xy".to_vec()));
+        // Nothing before the close: a connection the server had closed.
+        assert_eq!(head_of(b"", 0).await.0, Err(HeadRead::Closed));
+        // A head cut short, not a head, one the caller refuses.
+        assert_eq!(
+            head_of(b"HTTP/1.1 200 OK\r\n", 5).await.0,
+            Err(HeadRead::Broken)
+        );
+        assert_eq!(
+            head_of(b"SSH-2.0-x\r\n\r\n", 0).await.0,
+            Err(HeadRead::Broken)
+        );
+        let no_content = b"HTTP/1.1 204 No Content\r\n\r\n";
+        assert_eq!(head_of(no_content, 0).await.0, Ok(204));
+        assert_eq!(head_of_refused(no_content).await, Err(HeadRead::Broken));
     }
 
     #[test]

@@ -17,7 +17,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 pub(super) use crate::http1_framing::RawConn;
-use crate::http1_framing::{body_end, Chunk, ChunkScan, Framing, MAX_HEAD, MAX_HEADERS};
+use crate::http1_framing::{body_end, read_response_head, Chunk, ChunkScan, Framing};
 
 type Body = Full<Bytes>;
 
@@ -100,30 +100,9 @@ pub(super) async fn exchange(
     if c.stream.write_all(request).await.is_err() {
         return Err(Failed::Broken);
     }
-    let (code, end) = loop {
-        if !c.buf.is_empty() {
-            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            let mut resp = httparse::Response::new(&mut headers);
-            match resp.parse(&c.buf) {
-                Ok(httparse::Status::Complete(n)) => {
-                    let code = resp.code.unwrap_or(0);
-                    let end = body_end(&resp, head);
-                    c.buf.advance(n);
-                    // Informational answers (100 Continue) come before the
-                    // real one.
-                    if (100..200).contains(&code) && code != 101 {
-                        continue;
-                    }
-                    break (code, end.ok_or(Failed::Broken)?);
-                }
-                Ok(httparse::Status::Partial) if c.buf.len() <= MAX_HEAD => {}
-                _ => return Err(Failed::Broken),
-            }
-        }
-        if !c.read_more().await {
-            return Err(Failed::Broken);
-        }
-    };
+    let (code, end) = read_response_head(c, |resp| Some((resp.code?, body_end(resp, head)?)))
+        .await
+        .map_err(|_| Failed::Broken)?;
     let headers = Instant::now();
     t.headers = Some(headers);
     let head_reads = c.reads;

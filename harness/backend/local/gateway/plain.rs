@@ -39,7 +39,8 @@ use super::Inner;
 use crate::backend::local::pod::http::serve_http;
 use crate::deadline::Deadline;
 use crate::http1_framing::{
-    body_end, put_header, BodyEnd, Chunk, ChunkScan, Framing, RawConn, MAX_HEAD, MAX_HEADERS,
+    body_end, put_header, read_response_head, BodyEnd, Chunk, ChunkScan, Framing, HeadRead,
+    RawConn, MAX_HEAD, MAX_HEADERS,
 };
 
 /// Request headers that make a request not plain besides the hop-by-hop
@@ -301,14 +302,6 @@ struct ResponseHead {
     reusable: bool,
 }
 
-enum HeadError {
-    /// The connection ended before a byte of response: a keep-alive
-    /// connection the pod had closed, so the request can go again.
-    Stale,
-    /// Anything else: the request may have been served.
-    Failed,
-}
-
 /// One proxied request's I/O.
 struct Exchange<'a> {
     client: &'a mut TcpStream,
@@ -377,14 +370,14 @@ impl Exchange<'_> {
             let (up_head, down_head) = (self.up_head, &mut *self.down_head);
             let exchange = async {
                 if c.stream.write_all(up_head).await.is_err() {
-                    return Err(HeadError::Stale);
+                    return Err(HeadRead::Closed);
                 }
-                read_head(&mut c, down_head).await
+                read_response_head(&mut c, |resp| response_head(resp, down_head)).await
             };
             match self.timer.within(deadline, exchange).await {
                 None => return Err(UpstreamError::Timeout),
                 Some(Ok(head)) => return Ok((c, head)),
-                Some(Err(HeadError::Stale)) if !fresh => {}
+                Some(Err(HeadRead::Closed)) if !fresh => {}
                 Some(Err(_)) => return Err(UpstreamError::Reset),
             }
         }
@@ -474,40 +467,6 @@ impl Exchange<'_> {
                 return;
             }
             c.buf.clear();
-        }
-    }
-}
-
-/// Reads the pod's response head (informational ones dropped, as hyper's
-/// client does) and writes the client's version of it into `down_head`.
-async fn read_head(c: &mut RawConn, down_head: &mut Vec<u8>) -> Result<ResponseHead, HeadError> {
-    let mut got_any = !c.buf.is_empty();
-    loop {
-        if !c.buf.is_empty() {
-            got_any = true;
-            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            let mut resp = httparse::Response::new(&mut headers);
-            match resp.parse(&c.buf) {
-                Ok(httparse::Status::Complete(n)) => {
-                    let code = resp.code.unwrap_or(0);
-                    if (100..200).contains(&code) && code != 101 {
-                        c.buf.advance(n);
-                        continue;
-                    }
-                    let head = response_head(&resp, down_head).ok_or(HeadError::Failed)?;
-                    c.buf.advance(n);
-                    return Ok(head);
-                }
-                Ok(httparse::Status::Partial) if c.buf.len() <= MAX_HEAD => {}
-                _ => return Err(HeadError::Failed),
-            }
-        }
-        if !c.read_more().await {
-            return Err(if got_any {
-                HeadError::Failed
-            } else {
-                HeadError::Stale
-            });
         }
     }
 }
