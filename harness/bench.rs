@@ -208,8 +208,12 @@ impl Plan {
             http2: a.http2,
             max_connections: Some(connections),
             raw_log: a.raw_log.clone(),
-            // Windows are cut at the instants they are read (`measure`).
-            sample_interval: Duration::from_secs(1),
+            // The warm-up ends on a sample boundary, so it is cut by each
+            // count's own timestamp; the windows after it are cut at the
+            // instants they are read (`measure`).
+            sample_interval: Duration::from_secs_f64(
+                warmup_samples(warmup).map_or(1.0, |(_, len)| len),
+            ),
         };
         let setup = Setup {
             url: a.url.clone(),
@@ -248,6 +252,17 @@ pub async fn run(args: BenchArgs) -> Result<i32> {
     })
 }
 
+/// The warm-up as whole samples of half a second to two seconds, so that
+/// it ends on a sample boundary: how many, and their length. None for no
+/// warm-up or one under half a second: samples that short would cost the
+/// engine a set of histograms each.
+fn warmup_samples(warmup: f64) -> Option<(u64, f64)> {
+    (warmup >= 0.5).then(|| {
+        let n = warmup.floor().max(1.0);
+        (n as u64, warmup / n)
+    })
+}
+
 /// Drives the engine, reading its stats at the end of the warm-up and then
 /// once per second, and summarises the measured part. `signals` makes a
 /// future that completes on the next Ctrl-C or SIGTERM: the first stops
@@ -269,6 +284,32 @@ pub async fn measure<F: std::future::Future<Output = ()>>(
     })?;
     let since_t0 = |at: Instant| at.saturating_duration_since(t0).as_secs_f64();
     let at_s = |s: f64| t0 + Duration::from_secs_f64(s);
+    let mut start_s = 0.0;
+    let mut interrupted_at = None;
+    if warmup > 0.0 {
+        // A warm-up of whole samples is cut by each count's own timestamp (a
+        // request due by its end is the warm-up's, whenever this wakes),
+        // once what happened in it has landed. A shorter one ends at the
+        // instant it is read: a request due right then lands on either side.
+        let samples = warmup_samples(warmup).map(|(n, _)| n);
+        let ended = async {
+            match samples {
+                Some(n) => drop(handle.sample(n - 1).await),
+                None => tokio::time::sleep_until(at_s(warmup)).await,
+            }
+        };
+        interrupted_at = tokio::select! {
+            _ = ended => None,
+            _ = &mut interrupt => Some(Instant::now()),
+        };
+        start_s = if samples.is_some() && interrupted_at.is_none() {
+            warmup
+        } else {
+            let _ = handle.take_recorded();
+            since_t0(Instant::now())
+        };
+        before = usage_at()?;
+    }
     // Sleeps until `s`; the instant of the interrupt if it came first.
     let mut wait_until = async |s: f64| {
         tokio::select! {
@@ -276,16 +317,6 @@ pub async fn measure<F: std::future::Future<Output = ()>>(
             _ = &mut interrupt => Some(Instant::now()),
         }
     };
-    let mut start_s = 0.0;
-    let mut interrupted_at = None;
-    if warmup > 0.0 {
-        interrupted_at = wait_until(warmup).await;
-        // Counted by when the engine processed them, so a request due right
-        // at the boundary may land on either side of this read.
-        let _ = handle.take_recorded();
-        start_s = since_t0(Instant::now());
-        before = usage_at()?;
-    }
     // Read once a second: the anonymous part of the RSS is what grows.
     // (None < Some: a failed read keeps the peak.)
     let mut peak_anon = rusage::anon_rss_bytes();
@@ -372,6 +403,16 @@ mod tests {
     fn plan(argv: &str) -> Result<Plan, String> {
         let a = parse(argv).map_err(|e| e.to_string())?;
         Plan::new(&a).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_warm_up_of_half_a_second_or_more_is_whole_samples() {
+        assert_eq!(warmup_samples(0.0), None);
+        assert_eq!(warmup_samples(0.49), None);
+        assert_eq!(warmup_samples(0.5), Some((1, 0.5)));
+        assert_eq!(warmup_samples(1.0), Some((1, 1.0)));
+        assert_eq!(warmup_samples(2.5), Some((2, 1.25)));
+        assert_eq!(warmup_samples(10.0), Some((10, 1.0)));
     }
 
     #[test]
