@@ -116,13 +116,9 @@ AFFINITY=""
 LOAD_CPUS=()
 PINNED=
 if [ "$PIN" = 1 ] && [ "$NGINX_WORKERS" -lt "$NCPU" ]; then
-    # One mask per worker, CPU 0 the rightmost digit.
-    for i in $(seq 0 $((NGINX_WORKERS - 1))); do
-        mask=""
-        for c in $(seq $((NCPU - 1)) -1 0); do mask+=$([ "$c" = "$i" ] && echo 1 || echo 0); done
-        AFFINITY+=" $mask"
-    done
-    AFFINITY="worker_cpu_affinity$AFFINITY;"
+    # nginx binds each worker to one of the CPUs in the mask: as many ones
+    # as workers, CPU 0 the rightmost.
+    AFFINITY="worker_cpu_affinity auto $(printf '1%.0s' $(seq "$NGINX_WORKERS"));"
     LOAD_CPUS=(taskset -c "$(cpus "$NGINX_WORKERS" $((NCPU - 1)))")
     PINNED="; (a)-(d): nginx's workers on CPU $(cpus 0 $((NGINX_WORKERS - 1))), the load tools on CPU ${LOAD_CPUS[2]}"
 fi
