@@ -178,19 +178,23 @@ pub async fn experiment(opts: &Options) -> Result<Outcome> {
         &dir,
         meta::run_meta(&p, opts.backend, opts.speed, opts.seed),
     )?;
-    let mut progress = Progress::new(p.scenario().duration.as_secs_f64(), opts.progress);
+    let progress = Progress::new(p.scenario().duration.as_secs_f64(), opts.progress);
     progress.message(&headline(&p, opts, &dir));
-    let backend = match open(&p, opts, &dir, &mut progress).await {
+    // From here a Ctrl-C or SIGTERM is the run's to handle, the backend's
+    // opening included: what that creates must not be left behind.
+    let signals = crate::signal::shutdown_signal;
+    let mut signal = std::pin::pin!(signals());
+    let backend = match open_unless_stopped(&p, opts, &dir, &progress, signal.as_mut()).await {
         Ok(b) => b,
-        // Nothing was created; the record says why it is empty.
+        // Nothing is left running; the record says why it is empty.
         Err(e) => return Err(abandon(rec, &p, Vec::new(), e)),
     };
     if let Some((name, min, max)) = backend.watched_hpa() {
         let m = rec.meta_mut();
         (m.hpa_name, m.min_replicas, m.max_replicas) = (name, min, max);
     }
-    let signals = crate::signal::shutdown_signal;
-    let (_, verdict, interrupted) = record(&p, backend, rec, progress, opts, signals).await?;
+    let (_, verdict, interrupted) =
+        record(&p, backend, rec, progress, opts, signal, signals).await?;
     Ok(Outcome {
         verdict,
         dir,
@@ -231,12 +235,71 @@ fn headline(p: &Prepared, opts: &Options, dir: &Path) -> String {
     line
 }
 
+/// How long a run stopped while its backend opens waits for the opening to
+/// end, so that it can remove what was made (on kube, a namespace whose
+/// creation was under way).
+const OPEN_GRACE: Duration = Duration::from_secs(30);
+
+/// `open`, or `Interrupted` when `signal` comes first. The opening is not
+/// dropped half-way: it may finish (up to `OPEN_GRACE`, or until a second
+/// signal) and what it opened is shut down at once.
+async fn open_unless_stopped<F: Future<Output = ()>>(
+    p: &Prepared,
+    opts: &Options,
+    dir: &Path,
+    progress: &Progress,
+    mut signal: std::pin::Pin<&mut F>,
+) -> Result<Box<dyn Backend>> {
+    let mut opening = std::pin::pin!(open(p, opts, dir, progress));
+    let failed = tokio::select! {
+        biased;
+        _ = signal.as_mut() => None,
+        r = &mut opening => match r {
+            Ok(b) => return Ok(b),
+            Err(e) => Some(e),
+        },
+    };
+    let stopped = |why: String| Err(anyhow::Error::new(Interrupted).context(why));
+    let name = opts.backend.name();
+    if let Some(e) = failed {
+        // The terminal's Ctrl-C also reaches a child the opening runs
+        // (kind), which then fails: that is the interrupt, not the cause.
+        let grace = Duration::from_millis(100);
+        if tokio::time::timeout(grace, signal).await.is_ok() {
+            return stopped(format!("stopped while the {name} backend opened ({e:#})"));
+        }
+        return Err(e);
+    }
+    progress.message(&format!(
+        "stopping: letting the {name} backend finish opening so that what it made is removed (at most {}; Ctrl-C again to leave it)",
+        scenario::fmt_dur(OPEN_GRACE)
+    ));
+    let opened = tokio::select! {
+        r = &mut opening => Some(r),
+        _ = tokio::time::sleep(OPEN_GRACE) => None,
+        _ = crate::signal::shutdown_signal() => None,
+    };
+    match opened {
+        Some(Ok(b)) => match b.shutdown().await {
+            Ok(()) => stopped(format!("stopped while the {name} backend opened; removed what it made")),
+            Err(e) => stopped(format!(
+                "stopped while the {name} backend opened, and cleaning up failed: {e:#}"
+            )),
+        },
+        Some(Err(e)) => stopped(format!("stopped while the {name} backend opened ({e:#})")),
+        None => stopped(match opts.backend {
+            Kind::Kube => "stopped while the kube backend opened, before it finished: a namespace of this run may be left (`autoscale-harness cleanup` finds it)".to_string(),
+            _ => format!("stopped while the {name} backend opened, before it finished"),
+        }),
+    }
+}
+
 /// Opens the backend the options name.
 async fn open(
     p: &Prepared,
     opts: &Options,
     dir: &Path,
-    progress: &mut Progress,
+    progress: &Progress,
 ) -> Result<Box<dyn Backend>> {
     let s = p.scenario();
     Ok(match opts.backend {
@@ -303,8 +366,15 @@ pub fn record_sim(
     let rec = Recorder::create(dir, meta::run_meta(p, Kind::Sim, 1.0, seed))?;
     let backend = Box::new(SimCluster::new(p, seed)?);
     let never = std::future::pending::<()>;
-    let (run, verdict, _) =
-        futures::executor::block_on(record(p, backend, rec, progress, &opts, never))?;
+    let (run, verdict, _) = futures::executor::block_on(record(
+        p,
+        backend,
+        rec,
+        progress,
+        &opts,
+        std::pin::pin!(never()),
+        never,
+    ))?;
     Ok((run, verdict))
 }
 
@@ -312,24 +382,25 @@ pub fn record_sim(
 /// (unless the backend models it), records one sample per interval with the
 /// events since the previous one, and ends with checks and the report.
 /// Returns the run, its verdict and whether it was interrupted.
-/// `signals` makes a future that completes on the next Ctrl-C or SIGTERM.
+/// `signal` completes on the first Ctrl-C or SIGTERM, and `signals` makes a
+/// future that completes on the next.
 async fn record<F: Future<Output = ()>>(
     p: &Prepared,
     mut backend: Box<dyn Backend>,
     mut rec: Recorder,
     mut progress: Progress,
     opts: &Options,
+    mut signal: std::pin::Pin<&mut F>,
     signals: impl Fn() -> F,
 ) -> Result<(RunData, Verdict, bool)> {
     let s = p.scenario();
     let dir = rec.dir().to_path_buf();
-    let mut signal = std::pin::pin!(signals());
     // Until the target is ready, experiment time counts from the start of
     // the wait: a run that never gets there is recorded on that clock.
     rec.meta_mut().started_at = wall_clock(std::time::SystemTime::now());
     let ready = tokio::select! {
         r = backend.ready() => r,
-        _ = &mut signal => Err(Interrupted.into()),
+        _ = signal.as_mut() => Err(Interrupted.into()),
     };
     let origin = match ready {
         Ok(origin) => origin,
@@ -372,7 +443,7 @@ async fn record<F: Future<Output = ()>>(
         if engine.is_some() {
             tokio::select! {
                 _ = clock.sleep_until(t) => {}
-                _ = &mut signal => { interrupted = true; }
+                _ = signal.as_mut() => { interrupted = true; }
             }
             if interrupted {
                 t = clock.now().min(t);

@@ -68,6 +68,8 @@ struct State {
     /// The containers of the pods the Deployment controller makes: the
     /// applied Deployment's template's.
     containers: Value,
+    /// Creating a namespace takes this long (it exists when answered).
+    namespace_delay: Duration,
 }
 
 type Shared = Arc<Mutex<State>>;
@@ -582,6 +584,8 @@ async fn handle(st: Shared, req: Request<Incoming>) -> Result<Response<Body>, In
     }
     // Namespaces.
     if path == "/api/v1/namespaces" && method == "POST" {
+        let delay = lock(&st).namespace_delay;
+        tokio::time::sleep(delay).await;
         let mut v: Value = serde_json::from_slice(&body).unwrap_or_default();
         v["metadata"]["creationTimestamp"] = json!(now());
         lock(&st).created_namespace = v.clone();
@@ -1330,6 +1334,80 @@ async fn sigterm_exits_143_cleans_up_and_says_per_pod_load_was_not_observable() 
     );
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains("Per-pod load is not observable on this cluster"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_while_the_namespace_is_created_removes_it_and_exits_130() {
+    let _g = crate::common::shared();
+    let st: Shared = Default::default();
+    lock(&st).namespace_delay = Duration::from_secs(2);
+    let port = serve(st.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kc = kubeconfig(dir.path(), port);
+    let scen = scenario(dir.path(), port, "20s", "20s");
+    let out = dir.path().join("run");
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_autoscale-harness"))
+        .args([
+            "experiment",
+            &scen,
+            "--backend",
+            "kube",
+            "--kubeconfig",
+            &kc,
+        ])
+        .args(["--no-progress", "--out", out.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let asked = || {
+        lock(&st)
+            .log
+            .iter()
+            .any(|l| l.starts_with("POST /api/v1/namespaces?"))
+    };
+    for _ in 0..200 {
+        if asked() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(asked(), "the harness asks for its namespace");
+    unsafe { libc::kill(child.id().unwrap() as i32, libc::SIGINT) };
+    let o = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("stops soon after Ctrl-C")
+        .unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", show(&o));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("stopped while the kube backend opened; removed what it made"),
+        "{}",
+        show(&o)
+    );
+    let log = lock(&st).log.clone();
+    let created = lock(&st).created_namespace["metadata"]["name"]
+        .as_str()
+        .expect("the namespace was created")
+        .to_string();
+    assert!(
+        log.contains(&format!("DELETE /api/v1/namespaces/{created}?")),
+        "{log:#?}"
+    );
+    // Nothing was applied in it, and no load was sent.
+    assert!(
+        log.iter()
+            .all(|l| !l.contains("/deployments") && !l.starts_with("GET /get")),
+        "{log:#?}"
+    );
+    let run = load_run(&out).unwrap();
+    assert!(run.meta.interrupted && run.samples.is_empty());
+    assert!(
+        run.events.iter().any(|e| e.reason == "Interrupted"),
+        "{:#?}",
+        run.events
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
