@@ -291,24 +291,34 @@ pub async fn measure<F: std::future::Future<Output = ()>>(
         // request due by its end is the warm-up's, whenever this wakes),
         // once what happened in it has landed. A shorter one ends at the
         // instant it is read: a request due right then lands on either side.
+        // CPU counts from the boundary itself, not from when its samples
+        // close (up to the recorder's grace later).
         let samples = warmup_samples(warmup).map(|(n, _)| n);
         let ended = async {
-            match samples {
-                Some(n) => drop(handle.sample(n - 1).await),
-                None => tokio::time::sleep_until(at_s(warmup)).await,
+            tokio::time::sleep_until(at_s(warmup)).await;
+            let at_end = usage_at();
+            if let Some(n) = samples {
+                drop(handle.sample(n - 1).await);
             }
+            at_end
         };
-        interrupted_at = tokio::select! {
-            _ = ended => None,
-            _ = &mut interrupt => Some(Instant::now()),
+        let at_end = tokio::select! {
+            u = ended => Some(u),
+            _ = &mut interrupt => None,
         };
-        start_s = if samples.is_some() && interrupted_at.is_none() {
+        if at_end.is_none() {
+            interrupted_at = Some(Instant::now());
+        }
+        start_s = if samples.is_some() && at_end.is_some() {
             warmup
         } else {
             let _ = handle.take_recorded();
             since_t0(Instant::now())
         };
-        before = usage_at()?;
+        before = match at_end {
+            Some(u) => u?,
+            None => usage_at()?,
+        };
     }
     // Sleeps until `s`; the instant of the interrupt if it came first.
     let mut wait_until = async |s: f64| {
