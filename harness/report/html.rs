@@ -784,18 +784,43 @@ fn errors(h: &mut String, run: &RunData) -> anyhow::Result<()> {
         if let Some(c) = charts::counts(run, &charts::SHORTFALL_CLASSES, "requests per sample") {
             h.push_str("<h3>Load generator shortfall</h3>\n<p class=\"sub\">Requests not sent because the in-flight cap was reached (dropped), or sent more than 1 ms after their intended time (late).</p>\n");
             if let Some(lag) = summary::generator_lag(run) {
+                // Faster than real time, a stall of a few real milliseconds
+                // (the harness's or the machine's) is a large part of a
+                // sample: say so, or a dip and spike in QPS looks like the
+                // system under test.
+                let speed = run.meta.speed;
+                let scaled = speed > 1.0;
                 let worst = lag.worst_ms.map_or(String::new(), |ms| {
-                    format!(" (sends up to {} ms late)", num(ms, 3))
+                    if scaled {
+                        format!(
+                            " (sends up to {} ms late in experiment time: {} ms of real time at {}×)",
+                            num(ms, 1),
+                            num(ms / speed, 1),
+                            num(speed, 2)
+                        )
+                    } else {
+                        format!(" (sends up to {} ms late)", num(ms, 1))
+                    }
                 });
+                let stalls = if scaled {
+                    format!(
+                        " At {}× a stall of a few milliseconds of real time delays everything in flight by {} times as much experiment time, which shows as a dip and a spike in achieved QPS in neighbouring samples.",
+                        num(speed, 2),
+                        num(speed, 2)
+                    )
+                } else {
+                    String::new()
+                };
                 writeln!(
                     h,
-                    "<p>The load generator fell behind in {} samples ({} late requests) between {} and {}; worst at {}{}. Latency in those samples is still measured from the intended send time.</p>",
+                    "<p>The load generator fell behind in {} samples ({} late requests) between {} and {}; worst at {}{}. Latency in those samples is still measured from the intended send time.{}</p>",
                     lag.samples,
                     lag.late,
                     mmss(lag.first_t),
                     mmss(lag.last_t),
                     mmss(lag.worst_t),
-                    worst
+                    worst,
+                    stalls
                 )?;
             }
             figure(h, &c, "Dropped and late requests per sample", "")?;

@@ -417,7 +417,15 @@ fn says_when_the_generator_fell_behind() {
         (100.0, 130.0, 101.0)
     );
     assert_eq!(lag.worst_ms, Some(250.0));
+    run.meta.speed = 1.0;
     let a = render(&run, &verdict).unwrap();
+    assert!(!a.html.contains("of real time"));
+    run.meta.speed = 30.0;
+    let fast = render(&run, &verdict).unwrap();
+    assert!(fast.html.contains(
+        "worst at 1:41 (sends up to 250 ms late in experiment time: 8.3 ms of real time at 30×)"
+    ));
+    assert!(fast.html.contains("At 30× a stall of a few milliseconds"));
     assert!(
         a.html.contains(
             "fell behind in 3 samples (44 late requests) between 1:40 and 2:10; worst at 1:41 (sends up to 250 ms late)"
