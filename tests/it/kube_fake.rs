@@ -825,6 +825,18 @@ async fn kube_run_lines(
         .expect("the harness finishes within 90 s")
 }
 
+/// `kube_run` as a child to signal, its output piped.
+fn spawn_kube_run(scen: &str, kc: &str, out: &Path) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_autoscale-harness"))
+        .args(["experiment", scen, "--backend", "kube", "--kubeconfig", kc])
+        .args(["--no-progress", "--out", out.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the harness runs")
+}
+
 /// `experiment SCENARIO --backend kube --kubeconfig KC --out OUT`.
 async fn kube_run(scen: &str, kc: &str, out: &Path) -> std::process::Output {
     harness(&[
@@ -1283,21 +1295,7 @@ async fn sigterm_exits_143_cleans_up_and_says_per_pod_load_was_not_observable() 
     let kc = kubeconfig(dir.path(), port);
     let scen = scenario(dir.path(), port, "20s", "20s");
     let out = dir.path().join("run");
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_autoscale-harness"))
-        .args([
-            "experiment",
-            &scen,
-            "--backend",
-            "kube",
-            "--kubeconfig",
-            &kc,
-        ])
-        .args(["--no-progress", "--out", out.to_str().unwrap()])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let child = spawn_kube_run(&scen, &kc, &out);
     // Recording: the load has reached the gateway.
     for _ in 0..200 {
         if lock(&st)
@@ -1346,21 +1344,7 @@ async fn ctrl_c_while_the_namespace_is_created_removes_it_and_exits_130() {
     let kc = kubeconfig(dir.path(), port);
     let scen = scenario(dir.path(), port, "20s", "20s");
     let out = dir.path().join("run");
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_autoscale-harness"))
-        .args([
-            "experiment",
-            &scen,
-            "--backend",
-            "kube",
-            "--kubeconfig",
-            &kc,
-        ])
-        .args(["--no-progress", "--out", out.to_str().unwrap()])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let child = spawn_kube_run(&scen, &kc, &out);
     let asked = || {
         lock(&st)
             .log
