@@ -259,14 +259,17 @@ async fn open_unless_stopped<F: Future<Output = ()>>(
             Err(e) => Some(e),
         },
     };
-    let stopped = |why: String| Err(anyhow::Error::new(Interrupted).context(why));
     let name = opts.backend.name();
+    let stopped = |how: &str| {
+        Err(anyhow::Error::new(Interrupted)
+            .context(format!("stopped while the {name} backend opened{how}")))
+    };
     if let Some(e) = failed {
         // The terminal's Ctrl-C also reaches a child the opening runs
         // (kind), which then fails: that is the interrupt, not the cause.
         let grace = Duration::from_millis(100);
         if tokio::time::timeout(grace, signal).await.is_ok() {
-            return stopped(format!("stopped while the {name} backend opened ({e:#})"));
+            return stopped(&format!(" ({e:#})"));
         }
         return Err(e);
     }
@@ -281,16 +284,14 @@ async fn open_unless_stopped<F: Future<Output = ()>>(
     };
     match opened {
         Some(Ok(b)) => match b.shutdown().await {
-            Ok(()) => stopped(format!("stopped while the {name} backend opened; removed what it made")),
-            Err(e) => stopped(format!(
-                "stopped while the {name} backend opened, and cleaning up failed: {e:#}"
-            )),
+            Ok(()) => stopped("; removed what it made"),
+            Err(e) => stopped(&format!(", and cleaning up failed: {e:#}")),
         },
-        Some(Err(e)) => stopped(format!("stopped while the {name} backend opened ({e:#})")),
-        None => stopped(match opts.backend {
-            Kind::Kube => "stopped while the kube backend opened, before it finished: a namespace of this run may be left (`autoscale-harness cleanup` finds it)".to_string(),
-            _ => format!("stopped while the {name} backend opened, before it finished"),
-        }),
+        Some(Err(e)) => stopped(&format!(" ({e:#})")),
+        None if opts.backend == Kind::Kube => stopped(
+            ", before it finished: a namespace of this run may be left (`autoscale-harness cleanup` finds it)",
+        ),
+        None => stopped(", before it finished"),
     }
 }
 
