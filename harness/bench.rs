@@ -107,6 +107,9 @@ impl FromStr for Ramp {
 pub struct Plan {
     pub config: LoadConfig,
     pub setup: Setup,
+    /// The warm-up's whole samples (see [`warmup_samples`]), if it is cut
+    /// into any.
+    warmup_samples: Option<u64>,
 }
 
 impl Plan {
@@ -169,6 +172,7 @@ impl Plan {
         // The warm-up is the first piece of the same curve, so the measured
         // part starts on an already warm connection pool.
         let warmup = a.warmup.as_secs_f64();
+        let warm_samples = warmup_samples(warmup);
         let mut segments = Vec::with_capacity(2);
         if warmup > 0.0 {
             segments.push(Segment {
@@ -211,9 +215,7 @@ impl Plan {
             // The warm-up ends on a sample boundary, so it is cut by each
             // count's own timestamp; the windows after it are cut at the
             // instants they are read (`measure`).
-            sample_interval: Duration::from_secs_f64(
-                warmup_samples(warmup).map_or(1.0, |(_, len)| len),
-            ),
+            sample_interval: Duration::from_secs_f64(warm_samples.map_or(1.0, |(_, len)| len)),
         };
         let setup = Setup {
             url: a.url.clone(),
@@ -231,7 +233,11 @@ impl Plan {
             timeout_s: a.timeout.as_secs_f64(),
             threads: a.threads,
         };
-        Ok(Self { config, setup })
+        Ok(Self {
+            config,
+            setup,
+            warmup_samples: warm_samples.map(|(n, _)| n),
+        })
     }
 }
 
@@ -293,7 +299,7 @@ pub async fn measure<F: std::future::Future<Output = ()>>(
         // instant it is read: a request due right then lands on either side.
         // CPU counts from the boundary itself, not from when its samples
         // close (up to the recorder's grace later).
-        let samples = warmup_samples(warmup).map(|(n, _)| n);
+        let samples = plan.warmup_samples;
         let ended = async {
             tokio::time::sleep_until(at_s(warmup)).await;
             let at_end = usage_at();
