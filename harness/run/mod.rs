@@ -184,11 +184,12 @@ pub async fn experiment(opts: &Options) -> Result<Outcome> {
     // opening included: what that creates must not be left behind.
     let signals = crate::signal::shutdown_signal;
     let mut signal = std::pin::pin!(signals());
-    let backend = match open_unless_stopped(&p, opts, &dir, &progress, signal.as_mut()).await {
-        Ok(b) => b,
-        // Nothing is left running; the record says why it is empty.
-        Err(e) => return Err(abandon(rec, &p, Vec::new(), e)),
-    };
+    let backend =
+        match open_unless_stopped(&p, opts, &dir, &progress, signal.as_mut(), &signals).await {
+            Ok(b) => b,
+            // Nothing is left running; the record says why it is empty.
+            Err(e) => return Err(abandon(rec, &p, Vec::new(), e)),
+        };
     if let Some((name, min, max)) = backend.watched_hpa() {
         let m = rec.meta_mut();
         (m.hpa_name, m.min_replicas, m.max_replicas) = (name, min, max);
@@ -242,13 +243,14 @@ const OPEN_GRACE: Duration = Duration::from_secs(30);
 
 /// `open`, or `Interrupted` when `signal` comes first. The opening is not
 /// dropped half-way: it may finish (up to `OPEN_GRACE`, or until a second
-/// signal) and what it opened is shut down at once.
+/// signal, from `signals`) and what it opened is shut down at once.
 async fn open_unless_stopped<F: Future<Output = ()>>(
     p: &Prepared,
     opts: &Options,
     dir: &Path,
     progress: &Progress,
     mut signal: std::pin::Pin<&mut F>,
+    signals: &impl Fn() -> F,
 ) -> Result<Box<dyn Backend>> {
     let mut opening = std::pin::pin!(open(p, opts, dir, progress));
     let failed = tokio::select! {
@@ -280,7 +282,7 @@ async fn open_unless_stopped<F: Future<Output = ()>>(
     let opened = tokio::select! {
         r = &mut opening => Some(r),
         _ = tokio::time::sleep(OPEN_GRACE) => None,
-        _ = crate::signal::shutdown_signal() => None,
+        _ = signals() => None,
     };
     match opened {
         Some(Ok(b)) => match b.shutdown().await {
