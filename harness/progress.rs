@@ -3,7 +3,7 @@
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 
 use crate::checks::fmt_t;
 use crate::recorder::{Event, Sample};
@@ -20,8 +20,16 @@ pub struct Progress {
 
 impl Progress {
     pub fn new(total_s: f64, fancy: bool) -> Self {
-        let bar = (fancy && std::io::stdout().is_terminal()).then(|| {
-            let b = ProgressBar::new(total_s.ceil() as u64);
+        // The bar and the lines printed above it go to stderr.
+        let terminal = std::io::stdout().is_terminal() && std::io::stderr().is_terminal();
+        let bar = (fancy && terminal).then(|| {
+            let b = ProgressBar::with_draw_target(
+                Some(total_s.ceil() as u64),
+                ProgressDrawTarget::term_like_with_hz(
+                    Box::new(RoomForCtrlC(console::Term::buffered_stderr())),
+                    20,
+                ),
+            );
             b.set_style(
                 ProgressStyle::with_template(
                     "{spinner:.cyan} {prefix:>9} [{bar:30.cyan/blue}] {msg}",
@@ -59,7 +67,9 @@ impl Progress {
             return;
         }
         match &self.bar {
-            Some(b) => b.println(msg),
+            // Not `println`: it pads the line to the bar's narrower width,
+            // and the terminal wraps it at its own.
+            Some(b) => b.suspend(|| eprintln!("{msg}")),
             None => println!("{msg}"),
         }
     }
@@ -134,6 +144,57 @@ impl Progress {
         if let Some(b) = &self.bar {
             b.finish_and_clear();
         }
+    }
+}
+
+/// stderr as indicatif draws to it, two columns narrower. indicatif pads
+/// each line to the width and leaves the cursor past the last column, so
+/// the terminal's echo of a Ctrl-C ("^C") wrapped to a line of its own,
+/// which the final clear took for the bar's, and the bar's last frame
+/// stayed on screen. With two columns spare the echo lands on the bar's
+/// line and is cleared with it.
+#[derive(Debug)]
+struct RoomForCtrlC(console::Term);
+
+impl TermLike for RoomForCtrlC {
+    fn width(&self) -> u16 {
+        TermLike::width(&self.0).saturating_sub(2).max(1)
+    }
+    fn height(&self) -> u16 {
+        TermLike::height(&self.0)
+    }
+    fn move_cursor_up(&self, n: usize) -> std::io::Result<()> {
+        self.0.move_cursor_up(n)
+    }
+    fn move_cursor_down(&self, n: usize) -> std::io::Result<()> {
+        self.0.move_cursor_down(n)
+    }
+    fn move_cursor_right(&self, n: usize) -> std::io::Result<()> {
+        self.0.move_cursor_right(n)
+    }
+    fn move_cursor_left(&self, n: usize) -> std::io::Result<()> {
+        self.0.move_cursor_left(n)
+    }
+    fn write_line(&self, s: &str) -> std::io::Result<()> {
+        self.0.write_line(s)
+    }
+    fn write_str(&self, s: &str) -> std::io::Result<()> {
+        self.0.write_str(s)
+    }
+    fn clear_line(&self) -> std::io::Result<()> {
+        self.0.clear_line()
+    }
+    fn flush(&self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+/// A run that ends early (an error, a signal while the backend opens) does
+/// not leave the bar's last frame on the terminal: indicatif's own drop
+/// leaves it drawn.
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.finish();
     }
 }
 
