@@ -153,10 +153,14 @@ fn tool(program: &str, args: &[String]) -> Result<String> {
         ))
     })?;
     if !out.status.success() {
+        // The status too: a tool killed by a signal often says nothing.
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stderr = stderr.trim();
+        let sep = if stderr.is_empty() { "" } else { ": " };
         return Err(InfraError(format!(
-            "`{program} {}` failed: {}",
+            "`{program} {}` failed ({}){sep}{stderr}",
             args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
+            out.status
         ))
         .into());
     }
