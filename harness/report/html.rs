@@ -563,15 +563,25 @@ fn schedule(h: &mut String, run: &RunData) -> anyhow::Result<()> {
         return Ok(());
     }
     h.push_str("<table><thead><tr><th class=\"num\">At</th><th>Job</th><th>State</th><th>Changed</th><th>Message</th></tr></thead><tbody>\n");
-    for f in &fired {
-        let (cls, badge) = match f.state {
-            FiringState::Changed => ("", "<span class=\"badge pass\">changed</span>"),
-            FiringState::Skipped => ("", "<span class=\"badge skip\">skipped</span>"),
-            FiringState::Failed => (
-                " class=\"warning\"",
-                "<span class=\"badge warn\">failed</span>",
+    // A job that fires often and changes nothing (or keeps failing) is one
+    // row per unbroken run of such firings, not hundreds.
+    for run in fired
+        .chunk_by(|a, b| a.job == b.job && a.state == b.state && a.state != FiringState::Changed)
+    {
+        let (f, last) = (&run[0], &run[run.len() - 1]);
+        let (times, times_n) = match run {
+            [one] => (mmss(one.t), String::new()),
+            _ => (
+                format!("{}–{}", mmss(f.t), mmss(last.t)),
+                format!(" ×{}", run.len()),
             ),
         };
+        let (cls, badge) = match f.state {
+            FiringState::Changed => ("", "badge pass"),
+            FiringState::Skipped => ("", "badge skip"),
+            FiringState::Failed => (" class=\"warning\"", "badge warn"),
+        };
+        let badge = format!("<span class=\"{badge}\">{}{times_n}</span>", f.state.word());
         let mut changed = vec![];
         if let (Some(a), Some(b)) = (f.from, f.to) {
             changed.push(format!("replicas {a} → {b}"));
@@ -579,17 +589,19 @@ fn schedule(h: &mut String, run: &RunData) -> anyhow::Result<()> {
         if let (true, Some(a), Some(b)) = (f.moved_range(), f.range_before, f.range_after) {
             changed.push(format!("range {}–{} → {}–{}", a.0, a.1, b.0, b.1));
         }
+        let mut message = esc(&f.event.message);
+        if last.event.message != f.event.message {
+            message.push_str(&format!("<br>… the last: {}", esc(&last.event.message)));
+        }
         writeln!(
             h,
-            "<tr{cls}><td class=\"num\">{}</td><td class=\"nowrap\">{}</td><td>{badge}</td><td class=\"nowrap\">{}</td><td>{}</td></tr>",
-            mmss(f.t),
+            "<tr{cls}><td class=\"num nowrap\">{times}</td><td class=\"nowrap\">{}</td><td class=\"nowrap\">{badge}</td><td class=\"nowrap\">{}</td><td>{message}</td></tr>",
             esc(f.job.as_deref().unwrap_or("?")),
             if changed.is_empty() {
                 "–".to_string()
             } else {
                 changed.join("<br>")
             },
-            esc(&f.event.message)
         )?;
     }
     h.push_str("</tbody></table>\n</section>\n");

@@ -826,6 +826,34 @@ fn the_schedule_section_lists_jobs_and_firings() {
     }
     assert_eq!(sec.matches("badge skip").count(), 3);
 
+    // A job that keeps firing to no effect is one row per unbroken run.
+    let (mut run, verdict) = scheduled();
+    let holiday = run.events.last().unwrap().clone();
+    for (t, msg) in [
+        (1530.0, holiday.message.clone()),
+        (
+            1560.0,
+            holiday.message.replace("excludeDate", "an excludeDate"),
+        ),
+    ] {
+        run.events.push(Event {
+            t,
+            message: msg,
+            ..holiday.clone()
+        });
+    }
+    let h = render(&run, &verdict).unwrap().html;
+    let sec = &h[h.find("<h3>Firings</h3>").unwrap()..];
+    let sec = &sec[..sec.find("</section>").unwrap()];
+    assert!(
+        sec.contains("<td class=\"num nowrap\">25:00–26:00</td><td class=\"nowrap\">holiday</td><td class=\"nowrap\"><span class=\"badge skip\">skipped ×3</span>"),
+        "{sec}"
+    );
+    assert!(sec.contains("<br>… the last: cron hpa job holiday executed successfully. skip scaling activity,because of an excludeDate"));
+    // Two jobs skipped in a row stay two rows; so does a firing that changed.
+    assert_eq!(sec.matches("badge skip").count(), 3);
+    assert_eq!(sec.matches("<tr").count(), 6);
+
     let s: serde_json::Value = serde_json::from_str(&a.summary_json).unwrap();
     let f = &s["schedule_firings"];
     assert_eq!(f.as_array().unwrap().len(), 5);
