@@ -159,7 +159,25 @@ fn a_crashing_pod_is_recorded_taken_out_and_restarted() {
         .iter()
         .filter(|e| e.reason == "BackOff")
         .collect();
-    assert_eq!(crashes.len(), 1, "{:#?}", run.events);
+    let pods = |s: &autoscale_harness::recorder::Sample| {
+        let each: Vec<_> = s
+            .pods
+            .iter()
+            .map(|p| format!("{} ready={} qps={:.1}", p.name, p.ready, p.qps))
+            .collect();
+        format!("{} {}", s.t, each.join(", "))
+    };
+    assert_eq!(
+        crashes.len(),
+        1,
+        "{}\n{}",
+        run.events
+            .iter()
+            .map(|e| format!("{} {} {} {}", e.t, e.reason, e.object, e.message))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        run.samples.iter().map(pods).collect::<Vec<_>>().join("\n")
+    );
     let crash = crashes[0];
     assert_eq!(crash.type_, "Warning");
     assert_eq!(crash.source, "kubelet");
