@@ -80,11 +80,11 @@ struct Shared {
     /// Every gateway instance ever started, by pod name: their counters
     /// outlive them (a restart or a scale-in must not lose requests).
     instances: Mutex<Vec<(String, Arc<Gateway>)>>,
-    /// Held while endpoints are read from the cores and handed to the
-    /// gateways, so that the last list handed over is the latest: two pods
-    /// ready at the same instant, on two threads, must not publish out of
-    /// order and leave one of them out.
-    endpoints: Mutex<()>,
+    /// Held while what the cores say is read and published (endpoints to
+    /// the gateways, the targets file), so that the last published is the
+    /// latest: two pods ready at the same instant, on two threads, must not
+    /// publish out of order and leave one of them out.
+    publishing: Mutex<()>,
     /// Where the gateways' admin listeners are listed for Prometheus.
     targets_file: Option<PathBuf>,
 }
@@ -227,7 +227,7 @@ impl LocalCluster {
             tiers,
             front,
             instances: Mutex::new(Vec::new()),
-            endpoints: Mutex::new(()),
+            publishing: Mutex::new(()),
             targets_file,
         });
         targets::write(&shared);
@@ -653,7 +653,7 @@ async fn sole_owner(mut h: Arc<PodHandle>) -> Option<PodHandle> {
 /// every proxy that routes to it; the gateway tier's to its Service (the
 /// front), where the load arrives.
 fn update_endpoints(sh: &Arc<Shared>, tier: usize, now: f64) {
-    let _in_order = sh.endpoints.lock().unwrap_or_else(|e| e.into_inner());
+    let _in_order = sh.publishing.lock().unwrap_or_else(|e| e.into_inner());
     let eps: Vec<Endpoint> = sh
         .lock(tier)
         .pods

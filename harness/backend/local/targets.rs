@@ -20,6 +20,7 @@ pub(super) fn write(sh: &Shared) {
     } else {
         "gateway"
     };
+    let _in_order = sh.publishing.lock().unwrap_or_else(|e| e.into_inner());
     let mut groups = vec![json!({
         "targets": [sh.front.admin_addr().to_string()],
         "labels": { "job": front_job },
