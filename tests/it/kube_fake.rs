@@ -65,6 +65,9 @@ struct State {
     /// The metrics API (metrics-server) serves PodMetrics: every pod uses
     /// this much CPU (a quantity). Absent (404) when `None`.
     pod_cpu: Option<String>,
+    /// How many lists of PodMetrics the metrics API answers before it
+    /// fails with 503 (an outage mid-run); unlimited when `None`.
+    pod_metrics_lists: Option<usize>,
     /// The containers of the pods the Deployment controller makes: the
     /// applied Deployment's template's.
     containers: Value,
@@ -486,7 +489,7 @@ async fn handle(st: Shared, req: Request<Incoming>) -> Result<Response<Body>, In
         ));
     }
     if let Some(rest) = path.strip_prefix("/apis/metrics.k8s.io/") {
-        let s = lock(&st);
+        let mut s = lock(&st);
         let Some(cpu) = s.pod_cpu.clone() else {
             return Ok(status(
                 404,
@@ -494,6 +497,16 @@ async fn handle(st: Shared, req: Request<Incoming>) -> Result<Response<Body>, In
                 "the server could not find\nthe requested resource",
             ));
         };
+        if let Some(left) = s.pod_metrics_lists.as_mut() {
+            if *left == 0 {
+                return Ok(status(
+                    503,
+                    "ServiceUnavailable",
+                    "the server is currently unable to handle the request",
+                ));
+            }
+            *left -= 1;
+        }
         // `v1beta1/namespaces/NS/pods`: each pod's usage, as metrics-server
         // reports it.
         let ns = rest.split('/').nth(2).unwrap_or_default();
@@ -2221,6 +2234,62 @@ async fn lua_policy_without_the_metrics_api_reads_nil_cpu_with_one_warning() {
     // Log lines are the run's record; nothing was posted or scaled.
     assert!(bodies(&st, "events.k8s.io").is_empty());
     assert!(bodies(&st, "/scale?").is_empty());
+}
+
+/// The metrics API answers once, then fails: CPU is a gap from then on
+/// (nil to the policy, no utilization in the samples), not the last
+/// answer held, and the outage is told once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_metrics_api_outage_mid_run_is_a_gap_not_the_last_readings() {
+    let _g = crate::common::shared();
+    let st: Shared = Default::default();
+    {
+        let mut s = lock(&st);
+        s.pod_cpu = Some("50m".into());
+        s.pod_metrics_lists = Some(1);
+    }
+    let port = serve(st.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kc = kubeconfig(dir.path(), port);
+    let policy = "log('cpu ' .. tostring(get_cpu_usage()))\n";
+    let scen = lua_scenario(dir.path(), port, policy);
+    let out = dir.path().join("run");
+    let (status, lines) = kube_run_lines(&scen, &kc, &out).await;
+    assert_eq!(status.code(), Some(0), "{lines:#?}");
+    let run = load_run(&out).unwrap();
+    let logs: Vec<&str> = run
+        .events
+        .iter()
+        .filter(|e| e.reason == "PolicyLog")
+        .map(|e| e.message.as_str())
+        .collect();
+    // 50m of a 100m request; the second poll (5 s after the first) fails.
+    assert_eq!(logs.first(), Some(&"cpu 50.0"), "{logs:#?}");
+    assert_eq!(logs.last(), Some(&"cpu nil"), "{logs:#?}");
+    let warned: Vec<_> = run
+        .events
+        .iter()
+        .filter(|e| e.reason == "NoPodMetrics")
+        .collect();
+    assert_eq!(warned.len(), 1, "{:#?}", run.events);
+    assert!(
+        warned[0]
+            .message
+            .contains("until the metrics API answers again")
+            && warned[0].message.contains("unable to handle the request"),
+        "{}",
+        warned[0].message
+    );
+    let utilization =
+        |x: &autoscale_harness::recorder::Sample| x.pods.iter().find_map(|p| p.cpu_utilization);
+    assert!(
+        utilization(&run.samples[0]).is_some(),
+        "{:?}",
+        run.samples[0]
+    );
+    let last = run.samples.last().unwrap();
+    assert!(utilization(last).is_none(), "{last:?}");
+    assert!(!run.events.iter().any(|e| e.reason == "PodMetricsAvailable"));
 }
 
 #[test]

@@ -92,7 +92,8 @@ impl Driver {
         let usage = lock(&self.seen).usage.clone();
         let rates = {
             let r = lock(&self.rates);
-            r.answered.then(|| r.qps.clone())
+            // Failing now: nil, not zero.
+            (r.answered && r.error.is_none()).then(|| r.qps.clone())
         };
         let mut o = {
             let mut p = lock(&self.policy);

@@ -20,6 +20,7 @@ mod controller;
 pub mod convert;
 pub mod kind;
 mod lua;
+mod outage;
 mod prometheus;
 mod rescales;
 mod schedule;
@@ -71,9 +72,14 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 /// none: a watch is idle for as long as nothing changes, and a read timeout
 /// would cut it and leave events to arrive after the watcher's back-off
 /// (kube-rs's watcher asks the server to end each watch after 290 s).
+/// `poll` is `api` without kube-rs's retries of 429, 503 and 504: the
+/// pollers' next round is their retry, and a metrics API that is down
+/// answers 503 (the aggregator's "unable to handle the request"), which
+/// retried with back-off would hold the last readings for minutes.
 pub struct Clients {
     pub api: Client,
     pub watch: Client,
+    pub poll: Client,
 }
 
 /// Connects to the chosen context; the API server must answer and accept
@@ -103,14 +109,20 @@ pub async fn connect(o: &KubeOptions) -> Result<Clients> {
     let mut watch_config = config.clone();
     watch_config.read_timeout = None;
     config.read_timeout = Some(REQUEST_TIMEOUT);
+    let mut poll_config = config.clone();
+    poll_config.default_retry = false;
     let url = config.cluster_url.to_string();
     let build = |c: Config| {
         Client::try_from(c)
             .map_err(|e| InfraError(format!("cannot build a client for {}: {e}", where_())))
     };
-    let (client, watch) = (build(config)?, build(watch_config)?);
+    let (client, watch, poll) = (build(config)?, build(watch_config)?, build(poll_config)?);
     match tokio::time::timeout(CONNECT_TIMEOUT, client.apiserver_version()).await {
-        Ok(Ok(_)) => Ok(Clients { api: client, watch }),
+        Ok(Ok(_)) => Ok(Clients {
+            api: client,
+            watch,
+            poll,
+        }),
         Ok(Err(kube::Error::Api(s))) if s.code == 401 || s.code == 403 => Err(InfraError(format!(
             "the cluster at {url} refused the credentials of {} (HTTP {}): {}",
             where_(),
@@ -352,7 +364,8 @@ struct Seen {
     /// Every HPA version the watch delivered, for the rescales' sizes.
     hpas: Vec<Arc<HorizontalPodAutoscaler>>,
     usage: BTreeMap<String, (f64, u64)>,
-    /// The metrics API's last error, reported once in the events.
+    /// The metrics API's last error while it fails (its readings are then
+    /// dropped: a gap, not the last values held).
     usage_error: Option<String>,
     /// Every status of the CronHorizontalPodAutoscaler the watch delivered
     /// (`schedule.controller: cluster`).
@@ -377,6 +390,8 @@ pub struct KubeCluster {
     client: Client,
     /// For the watchers: no read timeout (see `Clients`).
     watch_client: Client,
+    /// For the pollers: no retries (see `Clients`).
+    poll_client: Client,
     pub ns: String,
     keep: bool,
     applied: Vec<Applied>,
@@ -398,12 +413,12 @@ pub struct KubeCluster {
     t0: f64,
     recorded: HashSet<(String, String)>,
     rescales: Rescales,
-    usage_noted: bool,
+    usage_outage: outage::Outage,
     /// `namespace/service:port` of the cluster's Prometheus, and the proxy
     /// path of the per-pod rate query.
     prometheus: (String, String),
     rates: Arc<Mutex<prometheus::PodRates>>,
-    rates_noted: bool,
+    rates_outage: outage::Outage,
     schedule: Option<ScheduleRun>,
     /// The Lua policy the harness runs as the Deployment's autoscaler.
     lua: Option<lua::Shared>,
@@ -419,6 +434,7 @@ impl KubeCluster {
         let Clients {
             api: client,
             watch: watch_client,
+            poll: poll_client,
         } = clients;
         let l = &p.loaded;
         let s = &l.scenario;
@@ -456,6 +472,7 @@ impl KubeCluster {
             applied,
             client,
             watch_client,
+            poll_client,
             ns,
             keep,
             others,
@@ -473,10 +490,10 @@ impl KubeCluster {
             t0: now_unix(),
             recorded: HashSet::new(),
             rescales: Rescales::default(),
-            usage_noted: false,
+            usage_outage: outage::Outage::default(),
             prometheus,
             rates: Default::default(),
-            rates_noted: false,
+            rates_outage: outage::Outage::default(),
             schedule: p.schedule.clone().map(|sched| ScheduleRun {
                 sched,
                 clock_start: None,
@@ -645,12 +662,12 @@ impl KubeCluster {
             ns.to_string(),
         )));
         self.tasks.push(tokio::spawn(prometheus::poll(
-            self.client.clone(),
+            self.poll_client.clone(),
             self.prometheus.1.clone(),
             self.rates.clone(),
         )));
         self.tasks.push(tokio::spawn(poll_usage(
-            self.client.clone(),
+            self.poll_client.clone(),
             wns.to_string(),
             self.seen.clone(),
         )));
@@ -662,8 +679,16 @@ impl KubeCluster {
     /// The harness's own warning about the run's namespace, at `now` (Unix).
     fn warning(&self, now: f64, reason: &str, message: String) -> crate::recorder::Event {
         crate::recorder::Event {
-            t: now - self.t0,
             type_: "Warning".into(),
+            ..self.normal(now, reason, message)
+        }
+    }
+
+    /// An event of the harness's own about the namespace it runs in.
+    fn normal(&self, now: f64, reason: &str, message: String) -> crate::recorder::Event {
+        crate::recorder::Event {
+            t: now - self.t0,
+            type_: "Normal".into(),
             reason: reason.into(),
             object: format!("Namespace/{}", self.ns),
             source: "autoscale-harness".into(),
@@ -910,9 +935,10 @@ where
     store
 }
 
-/// Pod CPU and memory from the metrics API (metrics-server), every 15 s
-/// like its resolution. Absent in bare clusters: the error is kept and
-/// reported once.
+/// Pod CPU and memory from the metrics API (metrics-server). It refreshes
+/// every 15 s (its default resolution); asking every 5 s records a new
+/// reading, or an outage, within 5 s of it. Absent in bare clusters: the
+/// error is kept and reported.
 async fn poll_usage(client: Client, ns: String, seen: Arc<Mutex<Seen>>) {
     let ar = kube::discovery::ApiResource {
         group: "metrics.k8s.io".into(),
@@ -945,12 +971,16 @@ async fn poll_usage(client: Client, ns: String, seen: Arc<Mutex<Seen>>) {
                 s.usage_error = None;
             }
             Err(e) => {
-                lock(&seen).usage_error = Some(crate::recorder::one_line(&api_message(&e)));
+                let mut s = lock(&seen);
+                s.usage.clear();
+                s.usage_error = Some(crate::recorder::one_line(&api_message(&e)));
             }
         }
-        tokio::time::sleep(Duration::from_secs(15)).await;
+        tokio::time::sleep(USAGE_POLL).await;
     }
 }
+
+const USAGE_POLL: Duration = Duration::from_secs(5);
 
 impl Backend for KubeCluster {
     fn target(&self) -> Option<LoadTarget> {
@@ -1032,31 +1062,41 @@ impl Backend for KubeCluster {
             }
         }
         events.sort_by(|a, b| a.t.total_cmp(&b.t));
-        if let (Some(err), false) = (usage_error, self.usage_noted) {
-            self.usage_noted = true;
-            let lua = match &self.lua {
-                Some(_) => " and the Lua policy's get_cpu_usage(), get_memory_usage() and get_memory_bytes() are nil",
-                None => "",
-            };
-            events.push(self.warning(
-                now,
-                "NoPodMetrics",
-                format!(
-                    "per-pod CPU and memory are not recorded{lua}: the metrics API answered {err}"
-                ),
-            ));
+        match self.usage_outage.look(usage_error.as_deref()) {
+            Some(outage::Change::Began(err)) => {
+                let lua = match &self.lua {
+                    Some(_) => " and the Lua policy's get_cpu_usage(), get_memory_usage() and get_memory_bytes() are nil",
+                    None => "",
+                };
+                let m = format!(
+                    "per-pod CPU and memory are not recorded{lua} until the metrics API answers again: it answered {err}"
+                );
+                events.push(self.warning(now, "NoPodMetrics", m));
+            }
+            Some(outage::Change::Ended) => {
+                let m =
+                    "the metrics API answers again: per-pod CPU and memory are recorded from now";
+                events.push(self.normal(now, "PodMetricsAvailable", m.into()));
+            }
+            None => {}
         }
         let rates = lock(&self.rates).clone();
-        if let (false, Some(err), false) = (rates.answered, &rates.error, self.rates_noted) {
-            self.rates_noted = true;
-            events.push(self.warning(
-                now,
-                "NoPodQps",
-                format!(
-                    "per-pod request rates are not observable: Prometheus at {} answered {err}",
+        match self.rates_outage.look(rates.error.as_deref()) {
+            Some(outage::Change::Began(err)) => {
+                let m = format!(
+                    "per-pod request rates are not observable until Prometheus at {} answers again: it answered {err}",
                     self.prometheus.0
-                ),
-            ));
+                );
+                events.push(self.warning(now, "NoPodQps", m));
+            }
+            Some(outage::Change::Ended) => {
+                let m = format!(
+                    "Prometheus at {} answers again: per-pod request rates are recorded from now",
+                    self.prometheus.0
+                );
+                events.push(self.normal(now, "PodQpsAvailable", m));
+            }
+            None => {}
         }
         let mut replicas = convert::replicas(dep.as_deref(), &pods, hpa.as_deref());
         let status = match &self.lua {

@@ -20,11 +20,12 @@ const EVERY: Duration = Duration::from_secs(15);
 /// What the poller has learnt so far.
 #[derive(Debug, Default, Clone)]
 pub struct PodRates {
-    /// Pod name → requests per second, from the last answer.
+    /// Pod name → requests per second, from the last answer; empty while
+    /// queries fail.
     pub qps: BTreeMap<String, f64>,
     /// Whether any query has been answered.
     pub answered: bool,
-    /// Why the last query failed, one line.
+    /// Why the last query failed, one line; `None` once one is answered.
     pub error: Option<String>,
 }
 
@@ -111,7 +112,11 @@ pub async fn poll(client: Client, path: String, rates: Arc<Mutex<PodRates>>) {
                     r.answered = true;
                     r.error = None;
                 }
-                Err(e) => r.error = Some(crate::recorder::one_line(&e)),
+                Err(e) => {
+                    // A gap, not the last rates held.
+                    r.qps.clear();
+                    r.error = Some(crate::recorder::one_line(&e));
+                }
             }
         }
         tokio::time::sleep(EVERY).await;
