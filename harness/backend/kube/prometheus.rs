@@ -20,8 +20,7 @@ const EVERY: Duration = Duration::from_secs(15);
 /// What the poller has learnt so far.
 #[derive(Debug, Default, Clone)]
 pub struct PodRates {
-    /// Pod name → requests per second, from the last answer; empty while
-    /// queries fail.
+    /// Pod name → requests per second, from the last answer.
     pub qps: BTreeMap<String, f64>,
     /// Whether any query has been answered.
     pub answered: bool,
@@ -112,11 +111,10 @@ pub async fn poll(client: Client, path: String, rates: Arc<Mutex<PodRates>>) {
                     r.answered = true;
                     r.error = None;
                 }
-                Err(e) => {
-                    // A gap, not the last rates held.
-                    r.qps.clear();
-                    r.error = Some(crate::recorder::one_line(&e));
-                }
+                // The rates are kept for the samples, whose per-pod rate
+                // has no "unknown" (zeros would read as no traffic); the
+                // outage's events bracket them, and a Lua policy reads nil.
+                Err(e) => r.error = Some(crate::recorder::one_line(&e)),
             }
         }
         tokio::time::sleep(EVERY).await;
