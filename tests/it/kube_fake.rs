@@ -27,7 +27,7 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
-use autoscale_harness::recorder::load_run;
+use autoscale_harness::recorder::{load_run, RunData};
 
 type Body = BoxBody<Bytes, Infallible>;
 
@@ -2197,39 +2197,48 @@ async fn lua_policy_that_fails_holds_with_a_warning_naming_its_line_and_the_run_
     assert_eq!(last.conditions[0].reason, "FailedPolicy");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lua_policy_without_the_metrics_api_reads_nil_cpu_with_one_warning() {
-    let _g = crate::common::shared();
-    let st: Shared = Default::default();
+/// The run's one event of `reason`.
+fn the_one<'a>(run: &'a RunData, reason: &str) -> &'a autoscale_harness::recorder::Event {
+    let found: Vec<_> = run.events.iter().filter(|e| e.reason == reason).collect();
+    assert_eq!(found.len(), 1, "one {reason}: {:#?}", run.events);
+    found[0]
+}
+
+/// Runs `policy` on the fake to its end (exit 0): the run and the lines the
+/// policy logged.
+async fn lua_run_logs(st: &Shared, policy: &str) -> (RunData, Vec<String>) {
     let port = serve(st.clone()).await;
     let dir = tempfile::tempdir().unwrap();
     let kc = kubeconfig(dir.path(), port);
-    let policy = "log('cpu ' .. tostring(get_cpu_usage()) .. ' memory ' .. tostring(get_memory_usage()) .. ' ready ' .. get_ready_replicas())\n";
     let scen = lua_scenario(dir.path(), port, policy);
     let out = dir.path().join("run");
     let (status, lines) = kube_run_lines(&scen, &kc, &out).await;
     assert_eq!(status.code(), Some(0), "{lines:#?}");
     let run = load_run(&out).unwrap();
-    let logs: Vec<&str> = run
+    let logs = run
         .events
         .iter()
         .filter(|e| e.reason == "PolicyLog")
-        .map(|e| e.message.as_str())
+        .map(|e| e.message.clone())
         .collect();
+    (run, logs)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lua_policy_without_the_metrics_api_reads_nil_cpu_with_one_warning() {
+    let _g = crate::common::shared();
+    let st: Shared = Default::default();
+    let policy = "log('cpu ' .. tostring(get_cpu_usage()) .. ' memory ' .. tostring(get_memory_usage()) .. ' ready ' .. get_ready_replicas())\n";
+    let (run, logs) = lua_run_logs(&st, policy).await;
     assert!(
         logs.len() >= 2 && logs.iter().all(|l| *l == "cpu nil memory nil ready 2"),
         "{logs:#?}"
     );
-    let warned: Vec<_> = run
-        .events
-        .iter()
-        .filter(|e| e.reason == "NoPodMetrics")
-        .collect();
-    assert_eq!(warned.len(), 1, "{:#?}", run.events);
+    let warned = the_one(&run, "NoPodMetrics");
     assert!(
-        warned[0].message.contains("get_cpu_usage()"),
+        warned.message.contains("get_cpu_usage()"),
         "{}",
-        warned[0].message
+        warned.message
     );
     // Log lines are the run's record; nothing was posted or scaled.
     assert!(bodies(&st, "events.k8s.io").is_empty());
@@ -2248,37 +2257,27 @@ async fn a_metrics_api_outage_mid_run_is_a_gap_not_the_last_readings() {
         s.pod_cpu = Some("50m".into());
         s.pod_metrics_lists = Some(1);
     }
-    let port = serve(st.clone()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let kc = kubeconfig(dir.path(), port);
     let policy = "log('cpu ' .. tostring(get_cpu_usage()))\n";
-    let scen = lua_scenario(dir.path(), port, policy);
-    let out = dir.path().join("run");
-    let (status, lines) = kube_run_lines(&scen, &kc, &out).await;
-    assert_eq!(status.code(), Some(0), "{lines:#?}");
-    let run = load_run(&out).unwrap();
-    let logs: Vec<&str> = run
-        .events
-        .iter()
-        .filter(|e| e.reason == "PolicyLog")
-        .map(|e| e.message.as_str())
-        .collect();
+    let (run, logs) = lua_run_logs(&st, policy).await;
     // 50m of a 100m request; the second poll (5 s after the first) fails.
-    assert_eq!(logs.first(), Some(&"cpu 50.0"), "{logs:#?}");
-    assert_eq!(logs.last(), Some(&"cpu nil"), "{logs:#?}");
-    let warned: Vec<_> = run
-        .events
-        .iter()
-        .filter(|e| e.reason == "NoPodMetrics")
-        .collect();
-    assert_eq!(warned.len(), 1, "{:#?}", run.events);
+    assert_eq!(
+        logs.first().map(|l| l.as_str()),
+        Some("cpu 50.0"),
+        "{logs:#?}"
+    );
+    assert_eq!(
+        logs.last().map(|l| l.as_str()),
+        Some("cpu nil"),
+        "{logs:#?}"
+    );
+    let warned = the_one(&run, "NoPodMetrics");
     assert!(
-        warned[0]
+        warned
             .message
             .contains("until the metrics API answers again")
-            && warned[0].message.contains("unable to handle the request"),
+            && warned.message.contains("unable to handle the request"),
         "{}",
-        warned[0].message
+        warned.message
     );
     let utilization =
         |x: &autoscale_harness::recorder::Sample| x.pods.iter().find_map(|p| p.cpu_utilization);
