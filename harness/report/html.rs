@@ -565,15 +565,15 @@ fn schedule(h: &mut String, run: &RunData) -> anyhow::Result<()> {
     h.push_str("<table><thead><tr><th class=\"num\">At</th><th>Job</th><th>State</th><th>Changed</th><th>Message</th></tr></thead><tbody>\n");
     // A job that fires often and changes nothing (or keeps failing) is one
     // row per unbroken run of such firings, not hundreds.
-    for run in fired
+    for group in fired
         .chunk_by(|a, b| a.job == b.job && a.state == b.state && a.state != FiringState::Changed)
     {
-        let (f, last) = (&run[0], &run[run.len() - 1]);
-        let (times, times_n) = match run {
+        let (f, last) = (&group[0], &group[group.len() - 1]);
+        let (times, times_n) = match group {
             [one] => (mmss(one.t), String::new()),
             _ => (
                 format!("{}–{}", mmss(f.t), mmss(last.t)),
-                format!(" ×{}", run.len()),
+                format!(" ×{}", group.len()),
             ),
         };
         let (cls, badge) = match f.state {

@@ -159,14 +159,13 @@ fn a_crashing_pod_is_recorded_taken_out_and_restarted() {
         .iter()
         .filter(|e| e.reason == "BackOff")
         .collect();
-    let pods = |s: &autoscale_harness::recorder::Sample| {
-        let each: Vec<_> = s
-            .pods
+    // Each pod's own timeline: a pod that got no traffic shows at once.
+    let timelines: Vec<String> = run.samples.first().map_or(vec![], |s| {
+        s.pods
             .iter()
-            .map(|p| format!("{} ready={} qps={:.1}", p.name, p.ready, p.qps))
-            .collect();
-        format!("{} {}", s.t, each.join(", "))
-    };
+            .map(|p| format!("{}:\n{}", p.name, timeline(&run, &p.name)))
+            .collect()
+    });
     assert_eq!(
         crashes.len(),
         1,
@@ -176,7 +175,7 @@ fn a_crashing_pod_is_recorded_taken_out_and_restarted() {
             .map(|e| format!("{} {} {} {}", e.t, e.reason, e.object, e.message))
             .collect::<Vec<_>>()
             .join("\n"),
-        run.samples.iter().map(pods).collect::<Vec<_>>().join("\n")
+        timelines.join("\n")
     );
     let crash = crashes[0];
     assert_eq!(crash.type_, "Warning");
