@@ -319,23 +319,49 @@ fn achieved_follows_offered_sample_by_sample() {
         // ready pod at most half a pod's capacity). Not the run's last
         // sample: it also holds what completed after the end, the tail of
         // requests sent in its last latency's worth of time.
-        let rising: Vec<_> = rest
-            .iter()
-            .filter(|s| s.stage.starts_with("ramp_to"))
-            .filter(|s| {
+        let rising: Vec<_> = (0..rest.len())
+            .map(|i| (&rest[i], &data.samples[i + 1]))
+            .filter(|(s, _)| s.stage.starts_with("ramp_to"))
+            .filter(|(s, _)| {
                 s.offered_qps / f64::from(s.replicas.ready.max(1)) <= POD_CAPACITY_QPS / 2.0
             })
             .collect();
         assert_eq!(rising.len(), 9, "speed {speed}");
-        for s in rising {
+        for (s, next) in rising {
             let achieved = s.completed as f64 / interval;
             let dev = achieved / s.offered_qps - 1.0;
+            if dev.abs() <= 0.03 {
+                continue;
+            }
+            // A sample off by N requests is excused only by proof that the
+            // machine, not the sampler, moved them: N requests that crossed
+            // a sample edge late, the earliest due N - 1 arrivals before the
+            // last, so one of them took at least the service time plus that
+            // long. A short sample's missing requests landed in the next
+            // sample; an excess came from the previous one. Sampling noise
+            // (a request counted where the sampler happened to read it)
+            // shows no such latency.
+            let moved = (s.completed as f64 - s.offered_qps * interval).abs();
+            let landed_in = if dev < 0.0 { next } else { s };
+            let needed_ms = 300.0 + (moved - 2.0) / (s.offered_qps * 1.1) * 1000.0;
             assert!(
-                dev.abs() <= 0.03,
-                "speed {speed} t={}: achieved {achieved:.1} QPS vs offered {:.1} ({:+.1} %)",
+                landed_in.latency_ms.max >= needed_ms,
+                "speed {speed} t={}: achieved {achieved:.1} QPS vs offered {:.1} ({:+.1} %), \
+                 and no stall explains it: max latency at t={} was {:.0} ms, \
+                 moving {moved:.0} requests takes {needed_ms:.0}",
                 s.t,
                 s.offered_qps,
-                dev * 100.0
+                dev * 100.0,
+                landed_in.t,
+                landed_in.latency_ms.max
+            );
+            eprintln!(
+                "speed {speed} t={}: {:+.1} % of offered, a stall of the machine \
+                 (max latency {:.0} ms at t={})",
+                s.t,
+                dev * 100.0,
+                landed_in.latency_ms.max,
+                landed_in.t
             );
         }
     }
