@@ -567,31 +567,35 @@ pub fn table(v: &Verdict) -> String {
         .max()
         .unwrap_or(0)
         .max(5);
-    let w_meas = v
+    let result = |c: &CheckResult| match c.outcome() {
+        Outcome::Passed => "pass",
+        Outcome::Failed => "FAIL",
+        Outcome::NotEvaluated => "not evaluated",
+    };
+    let w_result = v
         .checks
         .iter()
-        .map(|c| c.measured.chars().count())
+        .map(|c| result(c).len())
         .max()
         .unwrap_or(0)
-        .max(8);
+        .max(6);
     let pad = |s: &str, w: usize| format!("{s}{}", " ".repeat(w.saturating_sub(s.chars().count())));
+    // The result first, as k6 puts its check marks: on a terminal narrower
+    // than the table, the rows wrap, and the verdict stays where the eye
+    // starts.
     let mut out = format!(
-        "{}  {}  {}  RESULT\n",
+        "{}  {}  {}  MEASURED\n",
+        pad("RESULT", w_result),
         pad("EXPECTATION", w_name),
         pad("BOUND", w_bound),
-        pad("MEASURED", w_meas)
     );
     for c in &v.checks {
         out.push_str(&format!(
             "{}  {}  {}  {}\n",
+            pad(result(c), w_result),
             pad(&c.name, w_name),
             pad(&c.bound, w_bound),
-            pad(&c.measured, w_meas),
-            match c.outcome() {
-                Outcome::Passed => "pass".to_string(),
-                Outcome::Failed => "FAIL".to_string(),
-                Outcome::NotEvaluated => "not evaluated".to_string(),
-            }
+            c.measured,
         ));
     }
     // Reasons under the table: inside, they would wrap every row.

@@ -30,9 +30,12 @@ impl Progress {
                     20,
                 ),
             );
+            // One line: indicatif keeps a multi-line bar in place only
+            // with lines as wide as the terminal, and RoomForCtrlC's
+            // are not. The message is fitted to what is left (`sample`).
             b.set_style(
                 ProgressStyle::with_template(
-                    "{spinner:.cyan} {prefix:>9} [{bar:30.cyan/blue}] {msg}",
+                    "{spinner:.cyan} {prefix:>11} [{bar:16.cyan/blue}] {msg}",
                 )
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> "),
@@ -78,31 +81,24 @@ impl Progress {
         if self.quiet {
             return;
         }
-        let errors = s.status.errors() + s.dropped;
-        // A closed model's load is its users; its offered rate only echoes what they sent.
-        let load = match s.users {
-            Some(u) => format!("{u:>5} users"),
-            None => format!("offered {:>6.1}", s.offered_qps),
-        };
-        let line = format!(
-            "{:<22} │ {:>6.1} QPS ({load}) │ pods {}/{} ready, desired {} │ p99 {:>7} │ errors {}",
-            truncate(&s.stage, 22),
-            s.completed as f64 / interval,
-            s.replicas.ready,
-            s.replicas.spec,
-            s.replicas.desired,
-            fmt_ms(s.latency_ms.p99),
-            errors
-        );
+        let fields = figures(s, interval);
         match &self.bar {
             Some(b) => {
                 b.set_position(s.t.max(0.0) as u64);
                 b.set_prefix(format!("{}/{}", fmt_t(s.t), fmt_t(self.total)));
-                b.set_message(line);
+                // The bar's terminal is two columns narrower (RoomForCtrlC),
+                // and the spinner, prefix and bar take 33 of them.
+                let width = usize::from(console::Term::stderr().size().1).saturating_sub(2 + 33);
+                b.set_message(fit(&fields, width));
             }
             None => {
                 if s.t + 1e-9 >= self.next {
-                    println!("{:>7}/{} {line}", fmt_t(s.t), fmt_t(self.total));
+                    println!(
+                        "{:>7}/{} {}",
+                        fmt_t(s.t),
+                        fmt_t(self.total),
+                        fields.join(FIELD_SEP)
+                    );
                     self.next += self.every;
                 }
             }
@@ -198,6 +194,53 @@ impl Drop for Progress {
     }
 }
 
+const FIELD_SEP: &str = " │ ";
+
+/// A sample's figures as printed: the stage, the achieved rate against the
+/// load (achieved "of" offered), the pods, the errors, the p99.
+fn figures(s: &Sample, interval: f64) -> Vec<String> {
+    let qps = s.completed as f64 / interval;
+    vec![
+        format!("{:<22}", truncate(&s.stage, 22)),
+        // A closed model's load is its users; its offered rate only echoes what they sent.
+        match s.users {
+            Some(u) => format!("{qps:>5.1} QPS, {u} users"),
+            None => format!("{qps:>5.1} of {:.1} QPS", s.offered_qps),
+        },
+        format!(
+            "pods {}/{} ready, {} desired",
+            s.replicas.ready, s.replicas.spec, s.replicas.desired
+        ),
+        format!("{} errors", s.status.errors() + s.dropped),
+        format!("p99 {}", fmt_ms(s.latency_ms.p99)),
+    ]
+}
+
+/// `figures`' indices, most telling first: on a narrow terminal the stage
+/// goes first, then the p99, the errors.
+const KEEP_FIRST: [usize; 5] = [1, 2, 3, 4, 0];
+
+/// The whole figures that fit in `width` columns, taken in `KEEP_FIRST`'s
+/// order and printed in their own (at least the first): a figure cut off in
+/// the middle would read as another number.
+fn fit(fields: &[String], width: usize) -> String {
+    let line = |kept: &[bool]| -> String {
+        let shown: Vec<&str> = (fields.iter().zip(kept))
+            .filter(|(_, k)| **k)
+            .map(|(f, _)| f.trim_end())
+            .collect();
+        shown.join(FIELD_SEP)
+    };
+    let mut kept = vec![false; fields.len()];
+    for (n, &i) in KEEP_FIRST.iter().filter(|&&i| i < fields.len()).enumerate() {
+        kept[i] = true;
+        if n > 0 && line(&kept).chars().count() > width {
+            kept[i] = false;
+        }
+    }
+    line(&kept)
+}
+
 fn truncate(s: &str, n: usize) -> String {
     if s.chars().count() <= n {
         s.to_string()
@@ -211,5 +254,31 @@ fn fmt_ms(ms: f64) -> String {
         format!("{:.2}s", ms / 1000.0)
     } else {
         format!("{ms:.1}ms")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fit_keeps_whole_fields_most_telling_first() {
+        let f: Vec<String> = [
+            "ramp_to 9   ",
+            "  46.9 QPS",
+            "pods 3/3",
+            "0 errors",
+            "p99 7ms",
+        ]
+        .map(String::from)
+        .into();
+        assert_eq!(
+            fit(&f, 80),
+            "ramp_to 9 │   46.9 QPS │ pods 3/3 │ 0 errors │ p99 7ms"
+        );
+        assert_eq!(fit(&f, 42), "  46.9 QPS │ pods 3/3 │ 0 errors │ p99 7ms");
+        assert_eq!(fit(&f, 41), "  46.9 QPS │ pods 3/3 │ 0 errors");
+        assert_eq!(fit(&f, 21), "  46.9 QPS │ pods 3/3");
+        assert_eq!(fit(&f, 3), "  46.9 QPS");
     }
 }

@@ -68,6 +68,9 @@ struct State {
     /// How many lists of PodMetrics the metrics API answers before it
     /// fails with 503 (an outage mid-run); unlimited when `None`.
     pod_metrics_lists: Option<usize>,
+    /// After those lists the metrics API stalls (accepts the request and
+    /// never answers) instead of failing.
+    pod_metrics_stall: bool,
     /// The containers of the pods the Deployment controller makes: the
     /// applied Deployment's template's.
     containers: Value,
@@ -489,6 +492,13 @@ async fn handle(st: Shared, req: Request<Incoming>) -> Result<Response<Body>, In
         ));
     }
     if let Some(rest) = path.strip_prefix("/apis/metrics.k8s.io/") {
+        let stalled = {
+            let s = lock(&st);
+            s.pod_metrics_stall && s.pod_metrics_lists == Some(0)
+        };
+        if stalled {
+            return std::future::pending().await;
+        }
         let mut s = lock(&st);
         let Some(cpu) = s.pod_cpu.clone() else {
             return Ok(status(
@@ -2015,19 +2025,23 @@ fn schedule_off_on_sim_is_the_metric_only_baseline() {
 /// A scenario on the fake whose Deployment is scaled by the Lua policy
 /// `policy` (written beside it as p.lua) every 2 s within [2, 4].
 fn lua_scenario(dir: &Path, port: u16, policy: &str) -> String {
+    lua_scenario_for(dir, port, policy, 7)
+}
+
+fn lua_scenario_for(dir: &Path, port: u16, policy: &str, seconds: u32) -> String {
     let root = env!("CARGO_MANIFEST_DIR");
     std::fs::write(dir.join("p.lua"), policy).unwrap();
     let p = dir.join("kube-lua.yaml");
     std::fs::write(
         &p,
         format!(
-            "name: kube-lua\nduration: 7s\nsample_interval: 500ms\nmanifests:\n  - {root}/manifests/httpbin.yaml\n  \
+            "name: kube-lua\nduration: {seconds}s\nsample_interval: 500ms\nmanifests:\n  - {root}/manifests/httpbin.yaml\n  \
              - {root}/manifests/httproute.yaml\n\
              target:\n  route: httpbin\n  replicas: 2\n  url: http://127.0.0.1:{port}\n  \
              autoscaler: {{ lua: p.lua, interval: 2s, min: 2, max: 4 }}\n\
              local:\n  controller:\n    sync_period: 1s\n\
              kube:\n  ready_timeout: 20s\n\
-             load:\n  stages:\n    - {{ rate: 4, for: 7s }}\n\
+             load:\n  stages:\n    - {{ rate: 4, for: {seconds}s }}\n\
              expect:\n  - error_ratio: {{ below: 0.01 }}\n"
         ),
     )
@@ -2206,11 +2220,11 @@ fn the_one<'a>(run: &'a RunData, reason: &str) -> &'a autoscale_harness::recorde
 
 /// Runs `policy` on the fake to its end (exit 0): the run and the lines the
 /// policy logged.
-async fn lua_run_logs(st: &Shared, policy: &str) -> (RunData, Vec<String>) {
+async fn lua_run_logs(st: &Shared, policy: &str, seconds: u32) -> (RunData, Vec<String>) {
     let port = serve(st.clone()).await;
     let dir = tempfile::tempdir().unwrap();
     let kc = kubeconfig(dir.path(), port);
-    let scen = lua_scenario(dir.path(), port, policy);
+    let scen = lua_scenario_for(dir.path(), port, policy, seconds);
     let out = dir.path().join("run");
     let (status, lines) = kube_run_lines(&scen, &kc, &out).await;
     assert_eq!(status.code(), Some(0), "{lines:#?}");
@@ -2229,7 +2243,7 @@ async fn lua_policy_without_the_metrics_api_reads_nil_cpu_with_one_warning() {
     let _g = crate::common::shared();
     let st: Shared = Default::default();
     let policy = "log('cpu ' .. tostring(get_cpu_usage()) .. ' memory ' .. tostring(get_memory_usage()) .. ' ready ' .. get_ready_replicas())\n";
-    let (run, logs) = lua_run_logs(&st, policy).await;
+    let (run, logs) = lua_run_logs(&st, policy, 7).await;
     assert!(
         logs.len() >= 2 && logs.iter().all(|l| *l == "cpu nil memory nil ready 2"),
         "{logs:#?}"
@@ -2258,7 +2272,7 @@ async fn a_metrics_api_outage_mid_run_is_a_gap_not_the_last_readings() {
         s.pod_metrics_lists = Some(1);
     }
     let policy = "log('cpu ' .. tostring(get_cpu_usage()))\n";
-    let (run, logs) = lua_run_logs(&st, policy).await;
+    let (run, logs) = lua_run_logs(&st, policy, 7).await;
     // 50m of a 100m request; the second poll (5 s after the first) fails.
     assert_eq!(
         logs.first().map(|l| l.as_str()),
@@ -2289,6 +2303,37 @@ async fn a_metrics_api_outage_mid_run_is_a_gap_not_the_last_readings() {
     let last = run.samples.last().unwrap();
     assert!(utilization(last).is_none(), "{last:?}");
     assert!(!run.events.iter().any(|e| e.reason == "PodMetricsAvailable"));
+}
+
+/// The metrics API answers once, then stalls: the poll gives up after one
+/// poll period, and CPU is a gap from then on, as when it fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_metrics_api_is_a_gap_after_one_poll_period() {
+    let _g = crate::common::shared();
+    let st: Shared = Default::default();
+    {
+        let mut s = lock(&st);
+        s.pod_cpu = Some("50m".into());
+        s.pod_metrics_lists = Some(1);
+        s.pod_metrics_stall = true;
+    }
+    let policy = "log('cpu ' .. tostring(get_cpu_usage()))\n";
+    // Polls at about 0 and 5 s; the second times out at about 10 s, well
+    // within the run (the request timeout of other calls, 20 s, would
+    // outlast it).
+    let (run, logs) = lua_run_logs(&st, policy, 14).await;
+    assert_eq!(
+        logs.first().map(|l| l.as_str()),
+        Some("cpu 50.0"),
+        "{logs:#?}"
+    );
+    assert_eq!(
+        logs.last().map(|l| l.as_str()),
+        Some("cpu nil"),
+        "{logs:#?}"
+    );
+    let warned = the_one(&run, "NoPodMetrics");
+    assert!(warned.t <= 11.5, "{warned:?}");
 }
 
 #[test]

@@ -72,10 +72,12 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 /// none: a watch is idle for as long as nothing changes, and a read timeout
 /// would cut it and leave events to arrive after the watcher's back-off
 /// (kube-rs's watcher asks the server to end each watch after 290 s).
-/// `poll` is `api` without kube-rs's retries of 429, 503 and 504: the
-/// pollers' next round is their retry, and a metrics API that is down
-/// answers 503 (the aggregator's "unable to handle the request"), which
-/// retried with back-off would hold the last readings for minutes.
+/// `poll` is `api` without kube-rs's retries of 429, 503 and 504, and with
+/// a read timeout of one poll period: the pollers' next round is their
+/// retry, and a metrics API that is down answers 503 (the aggregator's
+/// "unable to handle the request"), which retried with back-off would hold
+/// the last readings for minutes; one that stalls would hold them for the
+/// request timeout.
 pub struct Clients {
     pub api: Client,
     pub watch: Client,
@@ -111,6 +113,7 @@ pub async fn connect(o: &KubeOptions) -> Result<Clients> {
     config.read_timeout = Some(REQUEST_TIMEOUT);
     let mut poll_config = config.clone();
     poll_config.default_retry = false;
+    poll_config.read_timeout = Some(USAGE_POLL);
     let url = config.cluster_url.to_string();
     let build = |c: Config| {
         Client::try_from(c)
