@@ -2259,21 +2259,19 @@ async fn lua_policy_without_the_metrics_api_reads_nil_cpu_with_one_warning() {
     assert!(bodies(&st, "/scale?").is_empty());
 }
 
-/// The metrics API answers once, then fails: CPU is a gap from then on
-/// (nil to the policy, no utilization in the samples), not the last
-/// answer held, and the outage is told once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_metrics_api_outage_mid_run_is_a_gap_not_the_last_readings() {
-    let _g = crate::common::shared();
+/// A run whose metrics API answers one list of 50m of CPU (of a 100m
+/// request) and then fails with 503, or stalls: the policy's first reading
+/// is 50 %, its last nil (a gap, not the last answer held).
+async fn metrics_outage_run(stall: bool, seconds: u32) -> RunData {
     let st: Shared = Default::default();
     {
         let mut s = lock(&st);
         s.pod_cpu = Some("50m".into());
         s.pod_metrics_lists = Some(1);
+        s.pod_metrics_stall = stall;
     }
     let policy = "log('cpu ' .. tostring(get_cpu_usage()))\n";
-    let (run, logs) = lua_run_logs(&st, policy, 7).await;
-    // 50m of a 100m request; the second poll (5 s after the first) fails.
+    let (run, logs) = lua_run_logs(&st, policy, seconds).await;
     assert_eq!(
         logs.first().map(|l| l.as_str()),
         Some("cpu 50.0"),
@@ -2284,6 +2282,17 @@ async fn a_metrics_api_outage_mid_run_is_a_gap_not_the_last_readings() {
         Some("cpu nil"),
         "{logs:#?}"
     );
+    run
+}
+
+/// The metrics API answers once, then fails: CPU is a gap from then on
+/// (nil to the policy, no utilization in the samples), not the last
+/// answer held, and the outage is told once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_metrics_api_outage_mid_run_is_a_gap_not_the_last_readings() {
+    let _g = crate::common::shared();
+    // The second poll, 5 s after the first, fails.
+    let run = metrics_outage_run(false, 7).await;
     let warned = the_one(&run, "NoPodMetrics");
     assert!(
         warned
@@ -2310,28 +2319,10 @@ async fn a_metrics_api_outage_mid_run_is_a_gap_not_the_last_readings() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_metrics_api_is_a_gap_after_one_poll_period() {
     let _g = crate::common::shared();
-    let st: Shared = Default::default();
-    {
-        let mut s = lock(&st);
-        s.pod_cpu = Some("50m".into());
-        s.pod_metrics_lists = Some(1);
-        s.pod_metrics_stall = true;
-    }
-    let policy = "log('cpu ' .. tostring(get_cpu_usage()))\n";
     // Polls at about 0 and 5 s; the second times out at about 10 s, well
     // within the run (the request timeout of other calls, 20 s, would
     // outlast it).
-    let (run, logs) = lua_run_logs(&st, policy, 14).await;
-    assert_eq!(
-        logs.first().map(|l| l.as_str()),
-        Some("cpu 50.0"),
-        "{logs:#?}"
-    );
-    assert_eq!(
-        logs.last().map(|l| l.as_str()),
-        Some("cpu nil"),
-        "{logs:#?}"
-    );
+    let run = metrics_outage_run(true, 14).await;
     let warned = the_one(&run, "NoPodMetrics");
     assert!(warned.t <= 11.5, "{warned:?}");
 }
