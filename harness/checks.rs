@@ -551,52 +551,69 @@ pub(crate) fn num(x: f64) -> String {
     }
 }
 
-/// The verdict as a fixed-width table for the terminal.
-pub fn table(v: &Verdict) -> String {
-    let w_name = v
-        .checks
-        .iter()
-        .map(|c| c.name.chars().count())
-        .max()
-        .unwrap_or(0)
-        .max(11);
-    let w_bound = v
-        .checks
-        .iter()
-        .map(|c| c.bound.chars().count())
-        .max()
-        .unwrap_or(0)
-        .max(5);
+/// The verdict as a table for the terminal. With a `width` (a terminal's),
+/// the bound and measured cells wrap within their columns to fit it.
+pub fn table(v: &Verdict, width: Option<usize>) -> String {
+    let widest = |f: &dyn Fn(&CheckResult) -> usize, header: &str| {
+        v.checks
+            .iter()
+            .map(f)
+            .max()
+            .unwrap_or(0)
+            .max(header.chars().count())
+    };
     let result = |c: &CheckResult| match c.outcome() {
         Outcome::Passed => "pass",
         Outcome::Failed => "FAIL",
         Outcome::NotEvaluated => "not evaluated",
     };
-    let w_result = v
-        .checks
-        .iter()
-        .map(|c| result(c).len())
-        .max()
-        .unwrap_or(0)
-        .max(6);
-    let pad = |s: &str, w: usize| format!("{s}{}", " ".repeat(w.saturating_sub(s.chars().count())));
-    // The result first, as k6 puts its check marks: on a terminal narrower
-    // than the table, the rows wrap, and the verdict stays where the eye
-    // starts.
-    let mut out = format!(
-        "{}  {}  {}  MEASURED\n",
-        pad("RESULT", w_result),
-        pad("EXPECTATION", w_name),
-        pad("BOUND", w_bound),
+    let w_result = widest(&|c| result(c).len(), "RESULT");
+    let w_name = widest(&|c| c.name.chars().count(), "EXPECTATION");
+    let (w_bound, w_meas) = (
+        widest(&|c| c.bound.chars().count(), "BOUND"),
+        widest(&|c| c.measured.chars().count(), "MEASURED"),
     );
-    for c in &v.checks {
-        out.push_str(&format!(
-            "{}  {}  {}  {}\n",
-            pad(result(c), w_result),
-            pad(&c.name, w_name),
-            pad(&c.bound, w_bound),
-            c.measured,
-        ));
+    let (w_bound, w_meas) = match width {
+        Some(w) => share(
+            w.saturating_sub(w_result + w_name + 3 * GAP.len()),
+            w_bound,
+            w_meas,
+        ),
+        None => (w_bound, w_meas),
+    };
+    let pad = |s: &str, w: usize| format!("{s}{}", " ".repeat(w.saturating_sub(s.chars().count())));
+    // The result first, as k6 puts its check marks: the verdict stays
+    // where the eye starts.
+    let mut out = String::new();
+    let header = ["RESULT", "EXPECTATION", "BOUND", "MEASURED"];
+    let rows = v.checks.iter().map(|c| {
+        [
+            result(c),
+            c.name.as_str(),
+            c.bound.as_str(),
+            c.measured.as_str(),
+        ]
+    });
+    for cells in std::iter::once(header).chain(rows) {
+        let wrapped = |s: &str, w: usize| -> Vec<String> {
+            textwrap::wrap(s, w.max(1))
+                .into_iter()
+                .map(|l| l.into_owned())
+                .collect()
+        };
+        let (bound, measured) = (wrapped(cells[2], w_bound), wrapped(cells[3], w_meas));
+        for i in 0..bound.len().max(measured.len()).max(1) {
+            let first = |s: &str| if i == 0 { s.to_string() } else { String::new() };
+            let line = [
+                pad(&first(cells[0]), w_result),
+                pad(&first(cells[1]), w_name),
+                pad(bound.get(i).map_or("", |s| s), w_bound),
+                measured.get(i).cloned().unwrap_or_default(),
+            ]
+            .join(GAP);
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
     }
     // Reasons under the table: inside, they would wrap every row.
     for c in &v.checks {
@@ -627,6 +644,28 @@ pub fn table(v: &Verdict) -> String {
         )
     });
     out
+}
+
+const GAP: &str = "  ";
+
+/// Splits `room` columns between the bound and measured columns, whose
+/// widest cells are `bound` and `measured`: each keeps its own width if
+/// both fit, a narrow one keeps its own and the other takes the rest, and
+/// two wide ones share it evenly (never below 12 columns each).
+fn share(room: usize, bound: usize, measured: usize) -> (usize, usize) {
+    const MIN: usize = 12;
+    if bound + measured <= room {
+        return (bound, measured);
+    }
+    let half = room / 2;
+    let (b, m) = if bound <= half {
+        (bound, room - bound)
+    } else if measured <= half {
+        (room - measured, measured)
+    } else {
+        (half, room - half)
+    };
+    (b.max(MIN.min(bound)), m.max(MIN.min(measured)))
 }
 
 /// A Lua check: the script is read next to the scenario the run recorded
@@ -724,7 +763,7 @@ mod tests {
     fn scale_out_bounds_both_ways() {
         let r = run();
         let v = evaluate(&[so(Some((600, 840)), Some((40.0, 50.0)))], &r);
-        assert!(v.passed(), "{}", table(&v));
+        assert!(v.passed(), "{}", table(&v, None));
         assert_eq!(v.checks[0].measured, "2→3 at 11m40s with 45.3 QPS offered");
         assert!(!evaluate(&[so(Some((720, 840)), None)], &r).passed());
         assert!(!evaluate(&[so(None, Some((46.0, 50.0)))], &r).passed());
@@ -764,7 +803,7 @@ mod tests {
         let all = [so(Some((600, 840)), None), si, Expectation::MaxReplicas(3)];
         let v = evaluate(&all, &r);
         assert!(!v.passed());
-        assert_eq!(v.count(Outcome::NotEvaluated), 3, "{}", table(&v));
+        assert_eq!(v.count(Outcome::NotEvaluated), 3, "{}", table(&v, None));
         assert_eq!(
             v.checks[0].not_evaluated.as_deref(),
             Some("the run ended at 1m of 35m, before the window ended (14m)")
@@ -774,9 +813,9 @@ mod tests {
             Some("the run ended at 1m of 35m, before load stop")
         );
         assert!(
-            table(&v).contains("could not be evaluated"),
+            table(&v, None).contains("could not be evaluated"),
             "{}",
-            table(&v)
+            table(&v, None)
         );
         // A violation already recorded is a failure, interrupted or not.
         assert_eq!(
@@ -843,5 +882,57 @@ mod tests {
         assert!(!evaluate(std::slice::from_ref(&er), &r).passed());
         r.samples[0].status.s2xx = 2000;
         assert!(evaluate(&[er], &r).passed());
+    }
+
+    #[test]
+    fn the_table_wraps_its_bound_and_measured_cells_to_the_width() {
+        let check = |name: &str, bound: &str, measured: &str, passed| CheckResult {
+            name: name.into(),
+            bound: bound.into(),
+            measured: measured.into(),
+            passed,
+            not_evaluated: None,
+        };
+        let v = Verdict {
+            checks: vec![
+                check(
+                    "error_ratio",
+                    "below 0.01 (errors and dropped over all requests)",
+                    "0.0000 (0 of 95700)",
+                    true,
+                ),
+                check(
+                    "scale_out 2→3",
+                    "between 10m-14m at 40-50 QPS offered",
+                    "2→3 at 11m30s with 46.9 QPS offered",
+                    false,
+                ),
+            ],
+        };
+        let wide = table(&v, None);
+        assert_eq!(wide.lines().count(), 4, "{wide}");
+        assert_eq!(table(&v, Some(200)), wide);
+        let narrow = table(&v, Some(60));
+        let rows: Vec<&str> = narrow.lines().collect();
+        assert!(rows.iter().all(|l| l.chars().count() <= 60), "{narrow}");
+        assert_eq!(
+            rows[..6],
+            [
+                "RESULT  EXPECTATION    BOUND              MEASURED",
+                "pass    error_ratio    below 0.01         0.0000 (0 of",
+                "                       (errors and        95700)",
+                "                       dropped over all",
+                "                       requests)",
+                "FAIL    scale_out 2→3  between 10m-14m    2→3 at 11m30s with",
+            ],
+            "{narrow}"
+        );
+        // Every word is still there, in order.
+        let words = |t: &str| t.split_whitespace().map(String::from).collect::<Vec<_>>();
+        let mut a = words(&wide);
+        let mut b = words(&narrow);
+        a.sort();
+        b.sort();
+        assert_eq!(a, b);
     }
 }

@@ -188,7 +188,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
                 schedule_controller,
             })
             .await?;
-            println!("\n{}", checks::table(&o.verdict));
+            println!("\n{}", checks::table(&o.verdict, terminal_width()));
             println!("report: {}", o.dir.join("report.html").display());
             Ok(if o.interrupted {
                 eprintln!("interrupted: the run above is partial");
@@ -271,7 +271,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         }
         Command::Report { run_dir } => {
             let v = run::rerender(&run_dir)?;
-            println!("{}", checks::table(&v));
+            println!("{}", checks::table(&v, terminal_width()));
             println!("report: {}", run_dir.join("report.html").display());
             Ok(if v.passed() {
                 exit::PASSED
@@ -282,4 +282,12 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Bench(args) => crate::bench::run(args).await,
         Command::Serve { what } => crate::serve::run(what).await,
     }
+}
+
+/// The terminal's width when stdout is one: the verdict table wraps to it.
+fn terminal_width() -> Option<usize> {
+    use std::io::IsTerminal;
+    std::io::stdout()
+        .is_terminal()
+        .then(|| usize::from(console::Term::stdout().size().1))
 }
