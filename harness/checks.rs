@@ -554,61 +554,46 @@ pub(crate) fn num(x: f64) -> String {
 /// The verdict as a table for the terminal. With a `width` (a terminal's),
 /// the bound and measured cells wrap within their columns to fit it.
 pub fn table(v: &Verdict, width: Option<usize>) -> String {
-    let widest = |f: &dyn Fn(&CheckResult) -> usize, header: &str| {
-        v.checks
-            .iter()
-            .map(f)
-            .max()
-            .unwrap_or(0)
-            .max(header.chars().count())
-    };
+    use textwrap::core::display_width;
     let result = |c: &CheckResult| match c.outcome() {
         Outcome::Passed => "pass",
         Outcome::Failed => "FAIL",
         Outcome::NotEvaluated => "not evaluated",
     };
-    let w_result = widest(&|c| result(c).len(), "RESULT");
-    let w_name = widest(&|c| c.name.chars().count(), "EXPECTATION");
-    let (w_bound, w_meas) = (
-        widest(&|c| c.bound.chars().count(), "BOUND"),
-        widest(&|c| c.measured.chars().count(), "MEASURED"),
-    );
+    // The result first, as k6 puts its check marks: the verdict stays
+    // where the eye starts.
+    let rows: Vec<[&str; 4]> = std::iter::once(["RESULT", "EXPECTATION", "BOUND", "MEASURED"])
+        .chain(v.checks.iter().map(|c| {
+            [
+                result(c),
+                c.name.as_str(),
+                c.bound.as_str(),
+                c.measured.as_str(),
+            ]
+        }))
+        .collect();
+    let widest = |i: usize| rows.iter().map(|r| display_width(r[i])).max().unwrap_or(0);
+    let (w_result, w_name) = (widest(0), widest(1));
     let (w_bound, w_meas) = match width {
         Some(w) => share(
             w.saturating_sub(w_result + w_name + 3 * GAP.len()),
-            w_bound,
-            w_meas,
+            widest(2),
+            widest(3),
         ),
-        None => (w_bound, w_meas),
+        None => (widest(2), widest(3)),
     };
-    let pad = |s: &str, w: usize| format!("{s}{}", " ".repeat(w.saturating_sub(s.chars().count())));
-    // The result first, as k6 puts its check marks: the verdict stays
-    // where the eye starts.
+    let pad = |s: &str, w: usize| format!("{s}{}", " ".repeat(w.saturating_sub(display_width(s))));
     let mut out = String::new();
-    let header = ["RESULT", "EXPECTATION", "BOUND", "MEASURED"];
-    let rows = v.checks.iter().map(|c| {
-        [
-            result(c),
-            c.name.as_str(),
-            c.bound.as_str(),
-            c.measured.as_str(),
-        ]
-    });
-    for cells in std::iter::once(header).chain(rows) {
-        let wrapped = |s: &str, w: usize| -> Vec<String> {
-            textwrap::wrap(s, w.max(1))
-                .into_iter()
-                .map(|l| l.into_owned())
-                .collect()
-        };
-        let (bound, measured) = (wrapped(cells[2], w_bound), wrapped(cells[3], w_meas));
-        for i in 0..bound.len().max(measured.len()).max(1) {
-            let first = |s: &str| if i == 0 { s.to_string() } else { String::new() };
+    for r in &rows {
+        let bound = textwrap::wrap(r[2], w_bound.max(1));
+        let measured = textwrap::wrap(r[3], w_meas.max(1));
+        for i in 0..bound.len().max(measured.len()) {
+            let (result, name) = if i == 0 { (r[0], r[1]) } else { ("", "") };
             let line = [
-                pad(&first(cells[0]), w_result),
-                pad(&first(cells[1]), w_name),
-                pad(bound.get(i).map_or("", |s| s), w_bound),
-                measured.get(i).cloned().unwrap_or_default(),
+                pad(result, w_result),
+                pad(name, w_name),
+                pad(bound.get(i).map_or("", |l| l), w_bound),
+                measured.get(i).map_or("", |l| l).to_string(),
             ]
             .join(GAP);
             out.push_str(line.trim_end());

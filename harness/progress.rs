@@ -86,9 +86,9 @@ impl Progress {
             Some(b) => {
                 b.set_position(s.t.max(0.0) as u64);
                 b.set_prefix(format!("{}/{}", fmt_t(s.t), fmt_t(self.total)));
-                // The bar's terminal is two columns narrower (RoomForCtrlC),
-                // and the spinner, prefix and bar take 33 of them.
-                let width = usize::from(console::Term::stderr().size().1).saturating_sub(2 + 33);
+                // The spinner, prefix and bar take 33 columns of the bar's.
+                let width = usize::from(RoomForCtrlC::width_of(&console::Term::stderr()))
+                    .saturating_sub(33);
                 b.set_message(fit(&fields, width));
             }
             None => {
@@ -152,9 +152,15 @@ impl Progress {
 #[derive(Debug)]
 struct RoomForCtrlC(console::Term);
 
+impl RoomForCtrlC {
+    fn width_of(term: &console::Term) -> u16 {
+        TermLike::width(term).saturating_sub(2).max(1)
+    }
+}
+
 impl TermLike for RoomForCtrlC {
     fn width(&self) -> u16 {
-        TermLike::width(&self.0).saturating_sub(2).max(1)
+        Self::width_of(&self.0)
     }
     fn height(&self) -> u16 {
         TermLike::height(&self.0)

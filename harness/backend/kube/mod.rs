@@ -687,6 +687,23 @@ impl KubeCluster {
         }
     }
 
+    /// A polled source's outage began (a warning: `began`'s reason and
+    /// message, and the error) or ended (a Normal event, `ended`).
+    fn outage_event(
+        &self,
+        now: f64,
+        change: outage::Change,
+        began: (&str, String),
+        ended: (&str, String),
+    ) -> crate::recorder::Event {
+        match change {
+            outage::Change::Began(err) => {
+                self.warning(now, began.0, format!("{}: it answered {err}", began.1))
+            }
+            outage::Change::Ended => self.normal(now, ended.0, ended.1),
+        }
+    }
+
     /// An event of the harness's own about the namespace it runs in.
     fn normal(&self, now: f64, reason: &str, message: String) -> crate::recorder::Event {
         crate::recorder::Event {
@@ -1065,41 +1082,27 @@ impl Backend for KubeCluster {
             }
         }
         events.sort_by(|a, b| a.t.total_cmp(&b.t));
-        match self.usage_outage.look(usage_error.as_deref()) {
-            Some(outage::Change::Began(err)) => {
-                let lua = match &self.lua {
-                    Some(_) => " and the Lua policy's get_cpu_usage(), get_memory_usage() and get_memory_bytes() are nil",
-                    None => "",
-                };
-                let m = format!(
-                    "per-pod CPU and memory are not recorded{lua} until the metrics API answers again: it answered {err}"
-                );
-                events.push(self.warning(now, "NoPodMetrics", m));
-            }
-            Some(outage::Change::Ended) => {
-                let m =
-                    "the metrics API answers again: per-pod CPU and memory are recorded from now";
-                events.push(self.normal(now, "PodMetricsAvailable", m.into()));
-            }
-            None => {}
+        if let Some(change) = self.usage_outage.look(usage_error.as_deref()) {
+            let lua = match &self.lua {
+                Some(_) => " and the Lua policy's get_cpu_usage(), get_memory_usage() and get_memory_bytes() are nil",
+                None => "",
+            };
+            events.push(self.outage_event(
+                now,
+                change,
+                ("NoPodMetrics", format!("per-pod CPU and memory are not recorded{lua} until the metrics API answers again")),
+                ("PodMetricsAvailable", "the metrics API answers again: per-pod CPU and memory are recorded from now".into()),
+            ));
         }
         let rates = lock(&self.rates).clone();
-        match self.rates_outage.look(rates.error.as_deref()) {
-            Some(outage::Change::Began(err)) => {
-                let m = format!(
-                    "per-pod request rates are not observable until Prometheus at {} answers again: it answered {err}",
-                    self.prometheus.0
-                );
-                events.push(self.warning(now, "NoPodQps", m));
-            }
-            Some(outage::Change::Ended) => {
-                let m = format!(
-                    "Prometheus at {} answers again: per-pod request rates are recorded from now",
-                    self.prometheus.0
-                );
-                events.push(self.normal(now, "PodQpsAvailable", m));
-            }
-            None => {}
+        if let Some(change) = self.rates_outage.look(rates.error.as_deref()) {
+            let at = &self.prometheus.0;
+            events.push(self.outage_event(
+                now,
+                change,
+                ("NoPodQps", format!("per-pod request rates are not observable until Prometheus at {at} answers again")),
+                ("PodQpsAvailable", format!("Prometheus at {at} answers again: per-pod request rates are recorded from now")),
+            ));
         }
         let mut replicas = convert::replicas(dep.as_deref(), &pods, hpa.as_deref());
         let status = match &self.lua {
